@@ -1,0 +1,41 @@
+"""Swap float linears for quantised ones, and measure what quantisation changed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from awq_ref.qlinear import AwqLinear
+from awq_ref.quant import QuantizedWeight
+
+
+@dataclass(frozen=True)
+class LinearError:
+    """Relative Frobenius error ||W_hat - W|| / ||W|| of one quantised linear."""
+
+    name: str
+    rel_error: float
+
+
+def relative_error(w: torch.Tensor, w_hat: torch.Tensor) -> float:
+    w, w_hat = w.double(), w_hat.double()
+    return float(torch.linalg.norm(w_hat - w) / torch.linalg.norm(w).clamp(min=1e-30))
+
+
+def excluded(name: str, modules_to_not_convert: list[str] | None) -> bool:
+    """AutoAWQ / transformers / vLLM semantics: a listed entry excludes every name containing it."""
+    return any(entry in name for entry in modules_to_not_convert or [])
+
+
+def set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, module)
+
+
+def replace_linears(layer: nn.Module, quantized: dict[str, QuantizedWeight], version: str) -> None:
+    """Replace each named nn.Linear of ``layer`` by an AwqLinear holding its packed tensors."""
+    for name, qw in quantized.items():
+        linear = layer.get_submodule(name)
+        set_submodule(layer, name, AwqLinear.from_quantized(qw, version, linear.bias))

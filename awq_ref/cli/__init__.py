@@ -1,0 +1,52 @@
+"""The ``awq-harness`` console script: one parser, one module per subcommand.
+
+Each subcommand module defines ``add_parser(subparsers)`` (which sets ``func``) and a
+``run(args) -> int``. Errors the user can act on (``HarnessError``) are printed as one
+line with exit code 2; ``--debug`` shows the traceback of anything unexpected.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from awq_ref.errors import HarnessError
+
+SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="awq-harness", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"awq_ref.cli.{name.replace('-', '_')}")
+        except ModuleNotFoundError as err:
+            if err.name != f"awq_ref.cli.{name}":
+                raise
+            continue  # a subcommand another issue has not delivered yet
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as err:
+        print(f"awq-harness {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"awq-harness {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns surprises into a line
+        if args.debug:
+            raise
+        print(f"awq-harness {args.command}: internal error: {type(err).__name__}: {err} "
+              f"(rerun with --debug for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""A quantised linear layer that holds packed tensors and runs the plain-torch reference.
+
+The module stores exactly the tensors of its layout (so ``state_dict`` is the checkpoint's
+content) and computes y = x @ dequantize(unpack(tensors)).T + bias. The dequantised weight
+is cached after the first forward; it never goes into the state dict.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from awq_ref.packing import layout
+from awq_ref.quant import QuantizedWeight, QuantSpec
+
+
+class AwqLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int, spec: QuantSpec, version: str, bias: bool):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.spec, self.version = spec, version.lower()
+        shapes = layout(self.version).shapes(in_features, out_features, spec.group_width(in_features))
+        self.register_buffer("qweight", torch.zeros(shapes["qweight"], dtype=torch.int32))
+        self.register_buffer("qzeros", torch.zeros(shapes["qzeros"], dtype=torch.int32))
+        self.register_buffer("scales", torch.zeros(shapes["scales"], dtype=torch.float16))
+        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float16) if bias else None)
+        self._weight_cache: torch.Tensor | None = None
+        self._register_load_state_dict_pre_hook(lambda *a, **k: self.forget_cache())
+
+    @classmethod
+    def from_quantized(cls, qw: QuantizedWeight, version: str, bias: torch.Tensor | None) -> "AwqLinear":
+        n, k = qw.shape
+        module = cls(k, n, qw.spec, version, bias is not None)
+        for name, tensor in layout(version).pack(qw).items():
+            getattr(module, name).copy_(tensor)
+        if bias is not None:
+            module.bias.copy_(bias.detach().to(torch.float16))
+        return module
+
+    def forget_cache(self) -> None:
+        self._weight_cache = None
+
+    def quantized_weight(self) -> QuantizedWeight:
+        tensors = {"qweight": self.qweight, "qzeros": self.qzeros, "scales": self.scales}
+        return layout(self.version).unpack(tensors, self.spec)
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """W_hat [N, K] in float32, exactly (q - z) * s."""
+        if self._weight_cache is None:
+            self._weight_cache = self.quantized_weight().dequantize(torch.float32)
+        return self._weight_cache
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.dequantized_weight().to(x.dtype)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return nn.functional.linear(x, w, bias)
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bits={s.bits}, "
+                f"group_size={s.group_size}, zero_point={s.zero_point}, version={self.version}")
