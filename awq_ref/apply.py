@@ -34,8 +34,15 @@ def set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def replace_linears(layer: nn.Module, quantized: dict[str, QuantizedWeight], version: str) -> None:
-    """Replace each named nn.Linear of ``layer`` by an AwqLinear holding its packed tensors."""
+def replace_linears(layer: nn.Module, quantized: dict[str, QuantizedWeight], version: str | None) -> None:
+    """Replace each named nn.Linear of ``layer`` by an AwqLinear holding its packed tensors.
+
+    ``version=None`` is fake quantisation: the float linear keeps its place and gets the
+    dequantised weight (q - z) * s, for bit widths no packed layout stores (e.g. 3 bits).
+    """
     for name, qw in quantized.items():
         linear = layer.get_submodule(name)
-        set_submodule(layer, name, AwqLinear.from_quantized(qw, version, linear.bias))
+        if version is None:
+            linear.weight.data = qw.dequantize(torch.float32).to(linear.weight.dtype)
+        else:
+            set_submodule(layer, name, AwqLinear.from_quantized(qw, version, linear.bias))

@@ -27,9 +27,9 @@ def rtn_layer(layer: nn.Module, spec: QuantSpec, skip: list[str] | None = None,
 
 
 @torch.no_grad()
-def rtn(model: nn.Module, spec: QuantSpec, version: str, skip: list[str] | None = None,
+def rtn(model: nn.Module, spec: QuantSpec, version: str | None, skip: list[str] | None = None,
         on_layer: Callable[[int], None] | None = None) -> list[LinearError]:
-    """Quantise ``model`` in place; return the per-linear weight error."""
+    """Quantise ``model`` in place (``version=None``: fake-quantise); return the per-linear error."""
     errors = []
     for i, layer in enumerate(decoder_layers(model)):
         prefix = f"{layer_prefix(model)}.{i}."

@@ -1,0 +1,76 @@
+"""``awq-harness eval``: perplexity on the held-out split, float vs quantised, as a table.
+
+Windowing is documented in ``awq_ref.perplexity``: non-overlapping ``--seqlen`` windows of
+the tokenized held-out text (Pride and Prejudice), the first ``--windows`` of them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from awq_ref.evaluate import EvalSettings, evaluate_checkpoint, evaluate_float, evaluate_method, eval_tokens
+from awq_ref.methods import METHODS, QuantizeRequest
+from awq_ref.models import DEFAULT_GROUP_SIZE
+from awq_ref.quant import QuantSpec
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="perplexity of float and quantised models on held-out text",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="default", help="'default' or a float model folder (the fp row)")
+    p.add_argument("--checkpoint", action="append", default=[], help="a quantised checkpoint (repeatable)")
+    p.add_argument("--methods", default="", help=f"comma list quantised in memory, from {sorted(METHODS)}")
+    p.add_argument("--w-bit", type=_int_list, default=[4], help="comma list of bit widths for --methods")
+    p.add_argument("--group-size", type=_int_list, default=[DEFAULT_GROUP_SIZE], help="comma list")
+    p.add_argument("--no-zero-point", action="store_true")
+    p.add_argument("--calib-samples", type=int, default=128)
+    p.add_argument("--calib-seqlen", type=int, default=512)
+    p.add_argument("--windows", type=int, default=16, help="evaluation windows")
+    p.add_argument("--seqlen", type=int, default=512, help="tokens per evaluation window")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="evaluation dtype")
+    p.add_argument("--json", help="also write the rows to this JSON file")
+    p.set_defaults(func=run)
+
+
+def _rows(args, settings: EvalSettings, tokens) -> list:
+    rows = [evaluate_float(args.model, tokens, settings)]
+    for folder in args.checkpoint:
+        rows.append(evaluate_checkpoint(folder, tokens, settings))
+    for method in [m for m in args.methods.split(",") if m]:
+        if method not in METHODS:
+            raise SystemExit(f"awq-harness eval: error: unknown method {method!r}; available {sorted(METHODS)}")
+        for bits in args.w_bit:
+            for group in args.group_size:
+                spec = QuantSpec(bits, group, not args.no_zero_point)
+                request = QuantizeRequest(spec, None, args.calib_samples, args.calib_seqlen)
+                rows.append(evaluate_method(args.model, method, request, tokens, settings))
+    return rows
+
+
+def _print_table(rows, settings: EvalSettings) -> None:
+    fp = rows[0].result.ppl
+    print(f"perplexity on held-out text: {settings.windows} windows x {settings.seqlen} tokens, "
+          f"{str(settings.dtype).removeprefix('torch.')}")
+    print(f"{'model':<48} {'ppl':>10} {'vs fp':>8} {'seconds':>8}")
+    for row in rows:
+        print(f"{row.label[-48:]:<48} {row.result.ppl:>10.3f} {row.result.ppl / fp:>7.3f}x {row.seconds:>8.1f}")
+
+
+def run(args) -> int:
+    settings = EvalSettings(args.windows, args.seqlen, args.batch_size, DTYPES[args.dtype])
+    rows = _rows(args, settings, eval_tokens(args.model))
+    _print_table(rows, settings)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": {"windows": settings.windows, "seqlen": settings.seqlen},
+                                               "rows": [r.to_json() for r in rows]}, indent=2) + "\n")
+    return 0
