@@ -7,10 +7,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from awq_ref.arch import decoder_layers
+from awq_ref.arch import decoder_layers, linears_in
 from awq_ref.checkpoint import AwqConfig, save_checkpoint
 from awq_ref.errors import HarnessError
-from awq_ref.methods import METHODS, QuantizeRequest, run_method
+from awq_ref.methods import CALIBRATED, METHODS, QuantizeRequest, run_method
 from awq_ref.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_ref.quant import QuantError, QuantSpec
 
@@ -44,6 +44,20 @@ def _request(args) -> QuantizeRequest:
     return QuantizeRequest(spec, args.format, args.calib_samples, args.seqlen, args.seed)
 
 
+def _check_fits(model, request: QuantizeRequest) -> None:
+    """Refuse settings the model or the layout cannot take, before any work is done."""
+    if request.spec.bits != 4:
+        raise HarnessError(f"--format {request.version} stores 4-bit weights only, got --w-bit {request.spec.bits}")
+    for i, layer in enumerate(decoder_layers(model)):
+        for name, linear in linears_in(layer).items():
+            try:
+                request.spec.group_width(linear.in_features)
+            except QuantError as err:
+                raise HarnessError(f"layer {i} {name}: {err}") from None
+            if linear.out_features % 8:
+                raise HarnessError(f"layer {i} {name}: out_features {linear.out_features} is not a multiple of 8")
+
+
 def _quantize(model, tokenizer, method: str, request: QuantizeRequest) -> list:
     layers = len(decoder_layers(model))
     with tqdm(total=layers, desc=f"{method} w{request.spec.bits} g{request.spec.group_size}", unit="layer") as bar:
@@ -69,7 +83,9 @@ def run(args) -> int:
     if out.exists() and not args.overwrite:
         raise HarnessError(f"{out} already exists (use --overwrite to replace it)")
     request = _request(args)
-    model, tokenizer = load_model(source), load_tokenizer(source)
+    model = load_model(source)
+    _check_fits(model, request)
+    tokenizer = load_tokenizer(source) if args.method in CALIBRATED else None
     started = time.perf_counter()
     errors = _quantize(model, tokenizer, args.method, request)
     seconds = time.perf_counter() - started
