@@ -1,0 +1,97 @@
+"""Interoperability with AutoAWQ 0.2.9 and transformers' AWQ loader (GPTQModel's CPU kernel).
+
+Runs in ``tox -e peers`` (AutoAWQ installed with --no-deps beside transformers 5.23 and
+GPTQModel 7.6.0, see .ci/constraints-peers.txt); skipped where those are missing.
+"""
+import pytest
+import torch
+
+pytestmark = pytest.mark.peers
+awq = pytest.importorskip("awq", reason="AutoAWQ 0.2.9 is installed only in tox -e peers")
+
+from awq.utils.packing_utils import dequantize_gemm  # noqa: E402
+
+from awq_ref.checkpoint import AwqConfig, load_checkpoint, read_tensors, save_checkpoint  # noqa: E402
+from awq_ref.qlinear import AwqLinear  # noqa: E402
+from awq_ref.quant import QuantSpec  # noqa: E402
+from awq_ref.rtn import rtn  # noqa: E402
+from awq_ref.tiny import tiny_model  # noqa: E402
+
+GROUP = 64
+
+
+@pytest.fixture(scope="module")
+def autoawq_checkpoint(tmp_path_factory):
+    """A GEMM checkpoint written by AutoAWQ itself from a tiny seeded Llama."""
+    from awq import AutoAWQForCausalLM
+
+    root = tmp_path_factory.mktemp("autoawq")
+    tiny_model("llama", seed=3).save_pretrained(root / "src")
+    model = AutoAWQForCausalLM.from_pretrained(str(root / "src"), torch_dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    blocks = [torch.randint(0, 512, (128,), generator=gen).tolist() for _ in range(8)]
+    config = {"zero_point": True, "q_group_size": GROUP, "w_bit": 4, "version": "GEMM"}
+    model.quantize(None, quant_config=config, calib_data=blocks, max_calib_samples=8, max_calib_seq_len=128)
+    model.save_quantized(str(root / "out"))
+    return root / "out"
+
+
+def test_autoawq_checkpoint_loads_to_autoawqs_own_dequantised_weights(autoawq_checkpoint):
+    ours = load_checkpoint(autoawq_checkpoint)
+    tensors = read_tensors(autoawq_checkpoint)
+    linears = {name: m for name, m in ours.named_modules() if isinstance(m, AwqLinear)}
+    assert len(linears) == 14
+    for name, module in linears.items():
+        theirs = dequantize_gemm(tensors[f"{name}.qweight"], tensors[f"{name}.qzeros"],
+                                 tensors[f"{name}.scales"], 4, GROUP)  # [K, N] fp16
+        mine = module.dequantized_weight().t().to(torch.float16)
+        assert torch.equal(mine, theirs), name
+
+
+@pytest.fixture(scope="module")
+def our_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ours") / "ck"
+    model = tiny_model("llama", seed=5)
+    spec = QuantSpec(4, GROUP)
+    rtn(model, spec, "gemm")
+    save_checkpoint(model, folder, AwqConfig(spec, "gemm"))
+    return folder
+
+
+def _hf_logits(folder, ids):
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float16, device_map="cpu")
+    assert sum("Awq" in type(m).__name__ for m in hf.modules()) == 14
+    with torch.no_grad():
+        return hf(ids).logits.float()
+
+
+def _with_natural_nibble_order(src, dst):
+    """A copy whose qweights use natural nibble order: the classic silent format fault."""
+    import shutil
+    from safetensors.torch import save_file
+
+    from awq_ref.packing import awq_gemm
+    from awq_ref.packing.nibbles import pack_last, unpack_last
+
+    shutil.copytree(src, dst)
+    tensors = read_tensors(src)
+    for name in [n for n in tensors if n.endswith(".qweight")]:
+        tensors[name] = pack_last(unpack_last(tensors[name], 4, awq_gemm.ORDER), 4)
+    save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_transformers_loads_our_checkpoint_to_our_logits(our_checkpoint, tmp_path):
+    pytest.importorskip("gptqmodel", reason="transformers needs GPTQModel's kernel for AWQ on CPU")
+    ids = torch.arange(1, 65)[None]
+    with torch.no_grad():
+        exact = load_checkpoint(our_checkpoint)(ids).logits
+        bf16 = load_checkpoint(our_checkpoint, torch.bfloat16)(ids).logits.float()
+    # GPTQModel's CPU kernel (TorchAtenAwqLinear) computes at about bf16 precision even for fp16
+    # inputs, so the bound is twice our own reference's bf16 error, measured on the same input.
+    bound = 2 * (bf16 - exact).abs().max() + 1e-3
+    assert (_hf_logits(our_checkpoint, ids) - exact).abs().max() <= bound
+    # Negative control: the same check fails on a checkpoint with the wrong nibble order.
+    _with_natural_nibble_order(our_checkpoint, tmp_path / "broken")
+    assert (_hf_logits(tmp_path / "broken", ids) - exact).abs().max() > 5 * bound
