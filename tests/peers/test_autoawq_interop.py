@@ -20,20 +20,29 @@ from awq_ref.tiny import tiny_model  # noqa: E402
 GROUP = 64
 
 
-@pytest.fixture(scope="module")
-def autoawq_checkpoint(tmp_path_factory):
-    """A GEMM checkpoint written by AutoAWQ itself from a tiny seeded Llama."""
+def _autoawq_quantize(root, version):
     from awq import AutoAWQForCausalLM
 
-    root = tmp_path_factory.mktemp("autoawq")
-    tiny_model("llama", seed=3).save_pretrained(root / "src")
     model = AutoAWQForCausalLM.from_pretrained(str(root / "src"), torch_dtype=torch.float32)
     gen = torch.Generator().manual_seed(0)
     blocks = [torch.randint(0, 512, (128,), generator=gen).tolist() for _ in range(8)]
-    config = {"zero_point": True, "q_group_size": GROUP, "w_bit": 4, "version": "GEMM"}
+    config = {"zero_point": True, "q_group_size": GROUP, "w_bit": 4, "version": version}
     model.quantize(None, quant_config=config, calib_data=blocks, max_calib_samples=8, max_calib_seq_len=128)
-    model.save_quantized(str(root / "out"))
-    return root / "out"
+    model.save_quantized(str(root / version))
+    return root / version
+
+
+@pytest.fixture(scope="module")
+def autoawq_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("autoawq")
+    tiny_model("llama", seed=3).save_pretrained(root / "src")
+    return root
+
+
+@pytest.fixture(scope="module")
+def autoawq_checkpoint(autoawq_root):
+    """A GEMM checkpoint written by AutoAWQ itself from a tiny seeded Llama."""
+    return _autoawq_quantize(autoawq_root, "GEMM")
 
 
 def test_autoawq_checkpoint_loads_to_autoawqs_own_dequantised_weights(autoawq_checkpoint):
@@ -46,6 +55,17 @@ def test_autoawq_checkpoint_loads_to_autoawqs_own_dequantised_weights(autoawq_ch
                                  tensors[f"{name}.scales"], 4, GROUP)  # [K, N] fp16
         mine = module.dequantized_weight().t().to(torch.float16)
         assert torch.equal(mine, theirs), name
+
+
+def test_autoawq_gemv_checkpoint_loads_to_the_same_weights_as_its_gemm(autoawq_root, autoawq_checkpoint):
+    """AutoAWQ has no GEMV dequantiser; its search is deterministic, so the same model and
+    calibration written as GEMV must load to exactly the weights of the GEMM checkpoint."""
+    gemv = load_checkpoint(_autoawq_quantize(autoawq_root, "GEMV"))
+    gemm = dict(load_checkpoint(autoawq_checkpoint).named_modules())
+    quantised = [(n, m) for n, m in gemv.named_modules() if isinstance(m, AwqLinear)]
+    assert len(quantised) == 14 and all(m.version == "gemv" for _, m in quantised)
+    for name, module in quantised:
+        assert torch.equal(module.dequantized_weight(), gemm[name].dequantized_weight()), name
 
 
 @pytest.fixture(scope="module")
