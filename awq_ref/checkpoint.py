@@ -109,8 +109,8 @@ def _write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def _config_json(model: nn.Module, qcfg: AwqConfig) -> dict:
-    cfg = model.config.to_dict()
+def _config_json(model: nn.Module, qcfg: AwqConfig, base: dict | None) -> dict:
+    cfg = dict(base) if base is not None else model.config.to_dict()
     for key in ("_name_or_path", "_model_name_or_path", "transformers_version"):
         cfg.pop(key, None)
     cfg["dtype"] = cfg["torch_dtype"] = "float16"  # torch_dtype: read by transformers 4.x
@@ -132,11 +132,15 @@ def _copy_side_files(source: Path | None, out: Path) -> None:
 
 def save_checkpoint(model: nn.Module, out: str | Path, qcfg: AwqConfig, source: str | Path | None = None,
                     meta: dict | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-                    overwrite: bool = False) -> Path:
-    """Write ``model`` (its linears already AwqLinear) to ``out`` atomically."""
+                    overwrite: bool = False, config: dict | None = None) -> Path:
+    """Write ``model`` (its linears already AwqLinear) to ``out`` atomically.
+
+    ``config`` replaces ``model.config.to_dict()`` as the base of config.json (golden
+    checkpoints pass a fixed dict so their bytes do not depend on the transformers version).
+    """
     with atomic_directory(out, replace=overwrite) as staging:
         _copy_side_files(Path(source) if source else None, staging)
-        _write_json(staging / "config.json", _config_json(model, qcfg))
+        _write_json(staging / "config.json", _config_json(model, qcfg, config))
         _write_tensors(_state_to_save(model), staging, max_shard_bytes)
         if meta is not None:
             _write_json(staging / META_FILE, meta)

@@ -13,18 +13,42 @@ FAMILIES = ("llama", "qwen2", "opt")
 VOCAB = 512
 
 
-def tiny_config(family: str, hidden: int = 128, intermediate: int = 256, layers: int = 2):
-    from transformers import LlamaConfig, OPTConfig, Qwen2Config
+_COMMON = {"vocab_size": VOCAB, "num_attention_heads": 4, "max_position_embeddings": 512,
+           "tie_word_embeddings": False}
+# Explicit, version-independent configs (only keys transformers 4.4x and 5.x both read), so
+# golden checkpoints can write exactly these bytes into config.json.
+TINY_CONFIGS = {
+    "llama": {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_key_value_heads": 2,
+              "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "head_dim": 32,
+              "attention_bias": False, "mlp_bias": False, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "qwen2": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_key_value_heads": 2,
+              "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "use_sliding_window": False,
+              "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "opt": {"architectures": ["OPTForCausalLM"], "model_type": "opt", "activation_function": "relu",
+            "do_layer_norm_before": True, "enable_bias": True, "layer_norm_elementwise_affine": True,
+            "dropout": 0.0, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2, **_COMMON},
+}
 
-    common = dict(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers,
-                  num_attention_heads=4, max_position_embeddings=512, tie_word_embeddings=False)
-    if family == "llama":  # grouped-query attention: 2 KV heads for 4 query heads
-        return LlamaConfig(intermediate_size=intermediate, num_key_value_heads=2, **common)
-    if family == "qwen2":  # q/k/v carry biases
-        return Qwen2Config(intermediate_size=intermediate, num_key_value_heads=2, **common)
-    if family == "opt":  # LayerNorm with bias, fc1/fc2, MHA
-        return OPTConfig(ffn_dim=intermediate, word_embed_proj_dim=hidden, do_layer_norm_before=True, **common)
-    raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES}")
+
+def tiny_config_dict(family: str, hidden: int = 128, intermediate: int = 256, layers: int = 2) -> dict:
+    """The config of a tiny model as a plain dict: Llama has grouped-query attention (2 KV heads
+    for 4 query heads), Qwen2 has q/k/v biases, OPT has LayerNorm with bias and fc1/fc2."""
+    if family not in TINY_CONFIGS:
+        raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES}")
+    sizes = {"hidden_size": hidden, "num_hidden_layers": layers}
+    if family == "opt":
+        sizes |= {"ffn_dim": intermediate, "word_embed_proj_dim": hidden}
+    else:
+        sizes |= {"intermediate_size": intermediate}
+    if "head_dim" in TINY_CONFIGS[family]:
+        sizes["head_dim"] = hidden // 4
+    return {**TINY_CONFIGS[family], **sizes}
+
+
+def tiny_config(family: str, **sizes):
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(**tiny_config_dict(family, **sizes))
 
 
 @torch.no_grad()
