@@ -1,0 +1,33 @@
+"""Build a golden checkpoint from its spec, deterministically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from awq_ref.checkpoint import AwqConfig, save_checkpoint
+from awq_ref.rtn import rtn
+from awq_ref.tiny import tiny_config_dict, tiny_model
+from golden.manifest import build_manifest, write_manifest
+from golden.specs import GoldenSpec
+
+ROOT = Path(__file__).resolve().parent / "checkpoints"
+
+
+def golden_dir(name: str) -> Path:
+    return ROOT / name
+
+
+def _quantised_model(spec: GoldenSpec):
+    model = tiny_model(spec.family, spec.seed)
+    if spec.method != "rtn":
+        raise ValueError(f"{spec.name}: method {spec.method!r} has no golden builder yet")
+    rtn(model, spec.quant, spec.layout)
+    return model
+
+
+def build(spec: GoldenSpec, out: Path, overwrite: bool = False) -> Path:
+    """Write the checkpoint and its manifest to ``out`` (atomic, like every checkpoint)."""
+    config = {**tiny_config_dict(spec.family), "torch_dtype": "float16"}
+    save_checkpoint(_quantised_model(spec), out, AwqConfig(spec.quant, spec.layout), config=config,
+                    overwrite=overwrite)
+    write_manifest(out, build_manifest(out, spec.to_json()))
+    return out

@@ -1,0 +1,43 @@
+"""The golden checkpoints: small, named, each made by awq_ref from a tiny seeded model.
+
+Each name says family, layout, group (pc = per channel), symmetric or not, and method.
+A golden is rebuilt from its spec alone, so its bytes pin every packing and config detail.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from awq_ref.quant import QuantSpec
+
+
+@dataclass(frozen=True)
+class GoldenSpec:
+    name: str
+    family: str         # tiny model family (awq_ref.tiny)
+    layout: str         # gemm | gemv (AWQ versions); more layouts as the packers land
+    group_size: int
+    zero_point: bool = True
+    method: str = "rtn"
+    seed: int = 0       # tiny model weights
+    bits: int = 4
+
+    @property
+    def quant(self) -> QuantSpec:
+        return QuantSpec(self.bits, self.group_size, self.zero_point)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+GOLDENS = (
+    GoldenSpec("llama-gemm-g128-rtn", "llama", "gemm", 128),
+    GoldenSpec("llama-gemm-g64-rtn", "llama", "gemm", 64),
+    GoldenSpec("llama-gemm-g32-rtn", "llama", "gemm", 32),
+    GoldenSpec("llama-gemm-pc-rtn", "llama", "gemm", -1),
+    GoldenSpec("llama-gemm-g64-sym-rtn", "llama", "gemm", 64, zero_point=False),
+    GoldenSpec("llama-gemv-g64-rtn", "llama", "gemv", 64),
+    GoldenSpec("llama-gemv-g128-sym-rtn", "llama", "gemv", 128, zero_point=False),
+    GoldenSpec("qwen2-gemm-g64-rtn", "qwen2", "gemm", 64, seed=1),
+    GoldenSpec("opt-gemm-g128-rtn", "opt", "gemm", 128, seed=2),
+)
+BY_NAME = {spec.name: spec for spec in GOLDENS}

@@ -1,0 +1,79 @@
+"""Golden checkpoints pin format bytes: rebuilds match, loads match, drifts are readable."""
+import json
+
+import pytest
+import torch
+
+import golden
+from awq_ref.checkpoint import read_tensors
+from awq_ref.packing import awq_gemm
+from golden.manifest import logits_drift, read_manifest, tensor_sha256
+from golden.rebuild import drift
+
+NAMES = golden.names()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rebuilding_gives_identical_bytes(name):
+    assert drift(name) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loader_reproduces_manifest_tensors_and_logits(name):
+    folder = golden.path(name)
+    manifest = read_manifest(folder)
+    tensors = read_tensors(folder)
+    assert sorted(tensors) == sorted(manifest["tensors"])
+    for tensor_name, expected in manifest["tensors"].items():
+        t = tensors[tensor_name]
+        assert [list(t.shape), str(t.dtype).removeprefix("torch.")] == [expected["shape"], expected["dtype"]]
+        assert tensor_sha256(t) == expected["sha256"], tensor_name
+    assert logits_drift(folder) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_matches_spec(name):
+    spec = read_manifest(golden.path(name))["spec"]
+    q = json.loads((golden.path(name) / "config.json").read_text())["quantization_config"]
+    assert (q["bits"], q["group_size"], q["zero_point"], q["version"]) == (
+        spec["bits"], spec["group_size"], spec["zero_point"], spec["layout"])
+
+
+def test_changed_nibble_order_fails_with_a_message_naming_tensor_and_element(monkeypatch):
+    monkeypatch.setattr(awq_gemm, "ORDER", (0, 1, 2, 3, 4, 5, 6, 7))
+    lines = drift("llama-gemm-g64-rtn")
+    qweights = [line for line in lines if line.startswith("tensor model.layers.0.mlp.down_proj.qweight:")]
+    assert qweights and "first differing element (" in qweights[0] and "golden " in qweights[0]
+    assert any(".qzeros:" in line for line in lines)
+    assert not any(".scales:" in line for line in lines)  # only the packing moved
+
+
+def test_scales_rounded_through_another_dtype_are_caught(monkeypatch):
+    import awq_ref.rtn as rtn
+
+    monkeypatch.setattr(rtn, "STORED_SCALE_DTYPE", torch.bfloat16)  # stored as fp16 after bf16 rounding
+    lines = drift("llama-gemm-g32-rtn")
+    assert any(".scales: first differing element" in line for line in lines)
+
+
+def test_corrupted_logits_expectation_is_reported(tmp_path):
+    import shutil
+
+    folder = tmp_path / "g"
+    shutil.copytree(golden.path("qwen2-gemm-g64-rtn"), folder)
+    manifest = read_manifest(folder)
+    manifest["logits"]["values"][0][0] += 0.01
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert logits_drift(folder) and "logits differ" in logits_drift(folder)[0]
+
+
+def test_goldens_are_small():
+    sizes = {name: sum(p.stat().st_size for p in golden.path(name).iterdir()) for name in NAMES}
+    assert max(sizes.values()) < 3_000_000 and sum(sizes.values()) < 20_000_000
+
+
+def test_load_by_name():
+    model = golden.load("opt-gemm-g128-rtn")
+    assert type(model).__name__ == "OPTForCausalLM"
+    with pytest.raises(KeyError, match="no golden named"):
+        golden.path("nope")
