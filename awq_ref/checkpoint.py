@@ -236,6 +236,15 @@ def _check_against(model: nn.Module, tensors: dict[str, torch.Tensor], folder: P
             raise CheckpointError(f"{folder}: tensor {name} has dtype {tensor.dtype}, expected {want.dtype}")
 
 
+def _keep_stored_scale_dtype(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Scales keep the dtype they were stored in (fp16 from AutoAWQ, bf16 from GPTQModel or
+    llm-awq): a bf16 scale below fp16's normal range would lose bits in an fp16 buffer."""
+    for name, module in model.named_modules():
+        if isinstance(module, AwqLinear):
+            module.scales = tensors[f"{name}.scales"]
+            module.forget_cache()
+
+
 def load_checkpoint(folder: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A module tree whose quantised linears run the plain-torch reference; float parts in ``dtype``."""
     folder = Path(folder)
@@ -249,6 +258,7 @@ def load_checkpoint(folder: str | Path, dtype: torch.dtype = torch.float32) -> n
     tensors = read_tensors(folder)
     _check_against(model, tensors, folder)
     model.load_state_dict(tensors, strict=False)
+    _keep_stored_scale_dtype(model, tensors)
     if "lm_head.weight" not in tensors and getattr(model.config, "tie_word_embeddings", False):
         model.tie_weights()
     return model  # load_state_dict copies into the skeleton's dtypes: floats in dtype, scales fp16

@@ -70,3 +70,17 @@ def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.
     model = AutoModelForCausalLM.from_config(tiny_config(family, **sizes), dtype=torch.float32)
     _fill(model, seed)
     return model.to(dtype).eval()
+
+
+def tiny_tokenizer():
+    """A byte-level tokenizer for the tiny models: ids 0-2 are <unk> <s> </s>, then one id per
+    byte (259 of the 512 ids are used). Needs no training and no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {ch: 3 + i for i, ch in enumerate(sorted(alphabet))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
