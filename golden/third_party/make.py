@@ -102,15 +102,31 @@ def llmcompressor_awq_ct(src: Path, out: Path) -> dict:
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)
     oneshot(model=model, dataset=ds, recipe=recipe, max_seq_length=128, num_calibration_samples=len(blocks))
     model.save_pretrained(out, save_compressed=True)
-    dense = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, device_map="cpu")
-    deq = {f"dequantized.{n}": m.weight.detach().clone() for n, m in dense.named_modules()
-           if type(m).__name__ == "Linear" and ".layers." in n}
+    loaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, device_map="cpu")
     with torch.no_grad():
-        logits = dense(torch.tensor([TOKEN_IDS])).logits.float()
+        logits = loaded(torch.tensor([TOKEN_IDS])).logits.float()
     return {"tool": "llmcompressor", "quant_config": {"recipe": "AWQModifier(duo_scaling=True) + "
                                                       "QuantizationModifier(W4A16_ASYM, ignore lm_head)"},
-            "dequantized_by": "transformers + compressed-tensors decompression (dense Linear weights)",
-            "logits_by": "transformers, decompressed model, float32", "tensors": deq, "logits": logits}
+            "dequantized_by": "compressed_tensors PackedQuantizationCompressor.decompress",
+            "logits_by": "transformers + compressed-tensors, float32", "tensors": _ct_dequantize_all(out),
+            "logits": logits}
+
+
+def _ct_dequantize_all(folder: Path) -> dict[str, torch.Tensor]:
+    from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+    from safetensors import safe_open
+
+    group = json.loads((folder / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]
+    scheme = QuantizationScheme(targets=group["targets"], weights=QuantizationArgs(**group["weights"]))
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    prefixes = sorted(k.removesuffix("weight_packed") for k in tensors if k.endswith(".weight_packed"))
+    out = {}
+    for p in prefixes:
+        local = {k.removeprefix(p): v for k, v in tensors.items() if k.startswith(p) and "." not in k[len(p):]}
+        out[f"dequantized.{p.rstrip('.')}"] = PackedQuantizationCompressor.decompress(local, scheme)["weight"]
+    return out
 
 
 def _dequantize_all(folder: Path, dequantize) -> dict[str, torch.Tensor]:
