@@ -201,11 +201,13 @@ def read_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def _skeleton(cfg: dict, dtype: torch.dtype) -> nn.Module:
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
+
+    from awq_ref.compat import causal_lm_from_config
 
     clean = {k: v for k, v in cfg.items() if k != "quantization_config"}
     config = AutoConfig.for_model(**clean)
-    return AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+    return causal_lm_from_config(config, dtype).eval()
 
 
 def _quantise_skeleton(model: nn.Module, qcfg: AwqConfig) -> None:

@@ -47,11 +47,13 @@ def default_model_dir() -> Path:
 
 
 def _build_default_model(out: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from awq_ref.compat import causal_lm_from_pretrained
 
     gguf = gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    loaded = causal_lm_from_pretrained(gguf.parent, torch.float32, gguf_file=gguf.name)
     cfg = loaded.config.to_dict()
     for key in ("quantization_config", "_name_or_path", "_model_name_or_path"):
         cfg.pop(key, None)
@@ -74,10 +76,10 @@ def resolve_model_dir(model: str) -> Path:
 
 def load_model(model: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A float causal LM from ``default`` or a local folder, in eval mode."""
-    from transformers import AutoModelForCausalLM
+    from awq_ref.compat import causal_lm_from_pretrained
 
     path = resolve_model_dir(str(model))
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True).eval()
+    return causal_lm_from_pretrained(path, dtype, local_files_only=True).eval()
 
 
 def load_tokenizer(model: str | Path):

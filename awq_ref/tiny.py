@@ -65,9 +65,9 @@ def _fill(model: nn.Module, seed: int) -> None:
 
 
 def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.float32, **sizes) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+    from awq_ref.compat import causal_lm_from_config
 
-    model = AutoModelForCausalLM.from_config(tiny_config(family, **sizes), dtype=torch.float32)
+    model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32)
     _fill(model, seed)
     return model.to(dtype).eval()
 

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from awq_ref.tiny import tiny_model, tiny_tokenizer  # noqa: E402
+from golden.loaders import autoawq_logits, transformers_logits  # noqa: E402
 from golden.third_party import EXPECTED, PROVENANCE, ROOT, TOKEN_IDS  # noqa: E402
 
 GROUP, SEED = 64, 3
@@ -52,19 +53,7 @@ def autoawq_gemm(src: Path, out: Path) -> dict:
                                                             4, GROUP).t())
     return {"tool": "autoawq", "quant_config": config, "dequantized_by": "awq.utils.packing_utils.dequantize_gemm",
             "logits_by": "AutoAWQForCausalLM.from_quantized, naive torch GEMM path (fp16)",
-            "tensors": deq, "logits": _autoawq_logits(out)}
-
-
-def _autoawq_logits(folder: Path) -> torch.Tensor:
-    import awq.models.base as base
-    import awq.modules.linear.gemm as gemm
-    from awq import AutoAWQForCausalLM
-
-    base.get_best_device = lambda: "cpu-no-ipex"  # skip AutoAWQ's forced IPEX path on CPU
-    gemm.TRITON_AVAILABLE = False  # its Triton kernel needs CUDA; use the naive torch path
-    model = AutoAWQForCausalLM.from_quantized(str(folder), fuse_layers=False)
-    with torch.no_grad():
-        return model(torch.tensor([TOKEN_IDS])).logits.float()
+            "tensors": deq, "logits": autoawq_logits(out, TOKEN_IDS)}
 
 
 def gptqmodel_awq_gemm(src: Path, out: Path) -> dict:
@@ -82,7 +71,7 @@ def gptqmodel_awq_gemm(src: Path, out: Path) -> dict:
     return {"tool": "gptqmodel", "quant_config": qc.to_dict() if hasattr(qc, "to_dict") else str(qc),
             "dequantized_by": "gptqmodel.quantization.awq.utils.packing_utils.dequantize_gemm",
             "logits_by": "transformers AutoModelForCausalLM (GPTQModel TorchAtenAwqLinear), float16",
-            "tensors": deq, "logits": _transformers_logits(out)}
+            "tensors": deq, "logits": transformers_logits(out, TOKEN_IDS)}
 
 
 def llmcompressor_awq_ct(src: Path, out: Path) -> dict:
@@ -136,14 +125,6 @@ def _dequantize_all(folder: Path, dequantize) -> dict[str, torch.Tensor]:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     prefixes = sorted(k.removesuffix("qweight") for k in tensors if k.endswith(".qweight"))
     return {f"dequantized.{p.rstrip('.')}": dequantize(tensors, p).contiguous() for p in prefixes}
-
-
-def _transformers_logits(folder: Path) -> torch.Tensor:
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float16, device_map="cpu")
-    with torch.no_grad():
-        return model(torch.tensor([TOKEN_IDS])).logits.float()
 
 
 MAKERS = {"autoawq-gemm": autoawq_gemm, "gptqmodel-awq-gemm": gptqmodel_awq_gemm,

@@ -1,0 +1,28 @@
+"""The few places where transformers 4.5x and 5.x spell things differently.
+
+transformers 5 renamed the ``torch_dtype`` argument to ``dtype``; 4.51 (AutoAWQ's last
+tested line, kept in the golden matrix) only knows ``torch_dtype``.
+"""
+from __future__ import annotations
+
+import torch
+import transformers
+
+TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
+DTYPE_KWARG = "dtype" if TRANSFORMERS_MAJOR >= 5 else "torch_dtype"
+
+
+def dtype_kwargs(dtype: torch.dtype) -> dict:
+    return {DTYPE_KWARG: dtype}
+
+
+def causal_lm_from_config(config, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_config(config, **dtype_kwargs(dtype))
+
+
+def causal_lm_from_pretrained(path, dtype: torch.dtype, **kwargs):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, **dtype_kwargs(dtype), **kwargs)

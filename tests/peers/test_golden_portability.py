@@ -1,0 +1,63 @@
+"""The goldens load unchanged in other loaders: AutoAWQ's own (transformers 4.51 line) and
+transformers' AWQ loader with GPTQModel's CPU kernel (5.x line). Runs in tox golden-tf4/tf5
+and peers; each test skips where its loader is not installed."""
+import importlib.util
+import json
+
+import pytest
+import torch
+
+import golden
+from awq_ref.checkpoint import load_checkpoint
+from awq_ref.compat import TRANSFORMERS_MAJOR
+from golden.loaders import autoawq_logits, transformers_logits
+from golden.manifest import TOKEN_IDS
+
+pytestmark = pytest.mark.peers
+
+
+def _version(name):
+    return json.loads((golden.path(name) / "config.json").read_text())["quantization_config"]["version"]
+
+
+GEMM = [n for n in golden.names() if _version(n) == "gemm"]
+GEMV = [n for n in golden.names() if _version(n) == "gemv"]
+
+
+def _ours(name, dtype=torch.float32):
+    with torch.no_grad():
+        return load_checkpoint(golden.path(name), dtype)(torch.tensor([TOKEN_IDS])).logits.float()
+
+
+def _bf16_bound(name):
+    """Twice our own reference's bf16 error: GPTQModel's CPU kernel computes at about bf16."""
+    exact = _ours(name)
+    return exact, 2 * (_ours(name, torch.bfloat16) - exact).abs().max() + 1e-3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("awq") is None, reason="AutoAWQ not installed (tox -e golden-tf4)")
+@pytest.mark.parametrize("name", GEMM)
+def test_autoawq_loads_gemm_goldens_to_our_logits(name):
+    exact = _ours(name)
+    theirs = autoawq_logits(golden.path(name), TOKEN_IDS)  # fp16 naive path
+    assert (theirs - exact).abs().max() <= 5e-3 * exact.abs().max() + 1e-3
+
+
+needs_gptqmodel = pytest.mark.skipif(
+    importlib.util.find_spec("gptqmodel") is None or TRANSFORMERS_MAJOR < 5,
+    reason="transformers >= 5 with GPTQModel is the AWQ loader on CPU (tox -e peers)")
+
+
+@needs_gptqmodel
+@pytest.mark.parametrize("name", GEMM)
+def test_transformers_loads_gemm_goldens_to_our_logits(name):
+    exact, bound = _bf16_bound(name)
+    assert (transformers_logits(golden.path(name), TOKEN_IDS) - exact).abs().max() <= bound
+
+
+@needs_gptqmodel
+@pytest.mark.parametrize("name", GEMV)
+def test_transformers_refuses_gemv_goldens(name):
+    """GEMV has only CUDA kernels; transformers on CPU must refuse it rather than misread it."""
+    with pytest.raises(Exception, match="(?i)quant linear|not support|gemv"):
+        transformers_logits(golden.path(name), TOKEN_IDS)
