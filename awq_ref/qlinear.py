@@ -6,11 +6,34 @@ is cached after the first forward; it never goes into the state dict.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
 from awq_ref.packing import layout
 from awq_ref.quant import QuantizedWeight, QuantSpec
+
+# Which forward AwqLinear runs: "auto" = the Triton kernels (package ``kernels``) for CUDA
+# inputs, the torch reference otherwise; "triton" = the kernels wherever Triton can run
+# (also the CPU interpreter, TRITON_INTERPRET=1); "torch" = always the reference.
+KERNELS = os.environ.get("AWQ_HARNESS_KERNELS", "auto").lower()
+KERNEL_CHOICES = ("auto", "triton", "torch")
+
+
+def _triton_linear(module: "AwqLinear", x: torch.Tensor):
+    """The kernels' ``awq_linear`` if they can serve this module and input, else None."""
+    if KERNELS not in KERNEL_CHOICES:
+        raise ValueError(f"AWQ_HARNESS_KERNELS={KERNELS!r}; choose from {KERNEL_CHOICES}")
+    wanted = KERNELS == "triton" or (KERNELS == "auto" and x.is_cuda)
+    if not wanted or module.version != "gemm" or module.spec.bits != 4:
+        return None
+    try:
+        from kernels import awq_linear, supported, triton_can_run
+    except ImportError:
+        return None
+    serves = triton_can_run(x.device) and supported(module.qweight, module.qzeros, module.scales)
+    return awq_linear if serves else None
 
 
 class AwqLinear(nn.Module):
@@ -50,6 +73,9 @@ class AwqLinear(nn.Module):
         return self._weight_cache
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = _triton_linear(self, x)
+        if kernel is not None:
+            return kernel(x, self.qweight, self.qzeros, self.scales, self.bias)
         w = self.dequantized_weight().to(x.dtype)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return nn.functional.linear(x, w, bias)

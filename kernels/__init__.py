@@ -1,0 +1,32 @@
+"""Triton kernels for AWQ checkpoints in the AutoAWQ GEMM layout (``version: "gemm"``).
+
+    awq_dequantize(qweight, qzeros, scales, dtype)  -> W_hat [K, N]      (bit-exact)
+    awq_gemm(x, qweight, qzeros, scales)            -> x @ W_hat [M, N]  (tl.dot, fp32 accumulation)
+    awq_gemv(x, qweight, qzeros, scales)            -> x @ W_hat [M, N]  (small M, fp32 FMA)
+    awq_linear(x, qweight, qzeros, scales, bias)    -> picks one of the above by batch size
+
+Layout (see ``awq_ref.packing.awq_gemm``): qweight [K, N/8] int32, qzeros [K/G, N/8] int32,
+scales [K/G, N] fp16/bf16/fp32; nibble i of a word holds column 8j + (0,2,4,6,1,3,5,7)[i].
+The group size G is read off the shapes (G = K / scales.shape[0]; one row of scales = per
+channel). Every wrapper raises ValueError for input it cannot handle.
+
+Triton runs on a CUDA device, or on the CPU when ``TRITON_INTERPRET=1`` was set before this
+package was imported (the interpreter decides at ``@triton.jit`` time). The oracle for all
+of these kernels is ``awq_ref`` (tests/kernels), never another kernel.
+
+Tests: ``pytest tests/kernels`` (CPU, interpreter: properties, mutations, benchmark dry run);
+``pytest tests/kernels -m gpu`` (the same properties natively, benchmarks, end-to-end model).
+Benchmark record schema: ``kernels.bench``.
+
+This package is importable only as ``kernels`` from this repository; it is unrelated to the
+PyPI distribution of the same name, which this project does not install.
+"""
+from kernels.checks import supported
+from kernels.runtime import INTERPRETED, triton_can_run
+from kernels.dequant import awq_dequantize
+from kernels.dispatch import awq_linear, choose_path
+from kernels.gemm import awq_gemm
+from kernels.gemv import awq_gemv
+
+__all__ = ["INTERPRETED", "triton_can_run", "supported", "awq_dequantize", "awq_gemm", "awq_gemv",
+           "awq_linear", "choose_path"]

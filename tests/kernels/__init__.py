@@ -1,0 +1,1 @@
+"""Triton kernel tests (issue 4): properties against awq_ref, mutations, benchmarks."""
