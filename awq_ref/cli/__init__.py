@@ -18,6 +18,8 @@ SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="awq-harness", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("--results-json", metavar="PATH",
+                        help="also save what the command measured as a results file for 'awq-harness report'")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -37,11 +39,20 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
+def _run_recording(args) -> int:
+    if not args.results_json:
+        return int(args.func(args) or 0)
+    from reports.session import recording_to
+
+    with recording_to(args.results_json):
+        return int(args.func(args) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     try:
-        return int(args.func(args) or 0)
+        return _run_recording(args)
     except HarnessError as err:
         print(f"awq-harness {args.command}: error: {err}", file=sys.stderr)
         return 2
