@@ -12,7 +12,7 @@ import sys
 
 from awq_ref.errors import HarnessError
 
-SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report")
+SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan")
 
 
 def build_parser() -> argparse.ArgumentParser:
