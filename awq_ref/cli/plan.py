@@ -50,7 +50,7 @@ def run(args) -> int:
         doc = {"ranking": [s.to_json() for s in ranking], "plan": plan.to_json(),
                "modules_to_not_convert": plan.modules_to_not_convert(layer_prefix(reference))}
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-        _record(ranking, plan, args)
+    _record(ranking, args)
     return 0
 
 
@@ -64,7 +64,7 @@ def _print(ranking, plan, args) -> None:
     print(f"apply with: awq-harness quantize ... --keep-layers {','.join(map(str, plan.keep_layers))}")
 
 
-def _record(ranking, plan, args) -> None:
+def _record(ranking, args) -> None:
     try:
         from reports.collect import record
     except ImportError:
