@@ -1,0 +1,63 @@
+"""``awq-harness verify PATH``: check a checkpoint against the conformance rules.
+
+Exit code 0: conforms; 1: violations (error findings); 2: the checkpoint could not be read.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from awq_ref.errors import HarnessError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("verify", help="check a quantised checkpoint (AWQ GEMM/GEMV, compressed-tensors, GPTQ)")
+    p.add_argument("path", help="checkpoint folder")
+    p.add_argument("--reference", metavar="FP_DIR", help="float checkpoint: per-layer reconstruction error")
+    p.add_argument("--json", metavar="FILE", help="write the findings as JSON (schema awq-harness/conformance-findings v1)")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the findings")
+    p.add_argument("--allow-pickle", action="store_true", help="read .bin/.pt weights with torch.load(weights_only=True)")
+    p.add_argument("--quiet", action="store_true", help="print only errors and the verdict")
+    p.add_argument("--progress", action="store_true", default=None, help="always show a progress bar")
+    p.set_defaults(func=run)
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        raise HarnessError(f"cannot write {path}: {err.strerror}") from None
+
+
+def _record(report) -> None:
+    try:
+        from reports.collect import record
+    except ImportError:
+        return
+    for f in report.findings:
+        record("findings", {"checkpoint": report.checkpoint, "rule": f.rule, "severity": f.severity,
+                            "message": f.message, "file": f.file, "tensor": f.tensor})
+
+
+def _print(report, quiet: bool) -> None:
+    for f in report.findings:
+        if f.severity == "error" or (not quiet and f.severity == "warning"):
+            print(f.line())
+    verdict = {0: "conforms", 1: "violations", 2: "could not be read"}[report.exit_code()]
+    print(f"{report.checkpoint}: {report.format or 'unknown format'}: {verdict} "
+          f"({report.count('error')} errors, {report.count('warning')} warnings)")
+
+
+def run(args) -> int:
+    from conformance import verify
+    from conformance.html import render
+
+    report = verify(args.path, reference=args.reference, allow_pickle=args.allow_pickle, progress=args.progress)
+    if args.json:
+        _write(args.json, report.to_json() + "\n")
+    if args.html:
+        _write(args.html, render(report))
+    _record(report)
+    _print(report, args.quiet)
+    sys.stdout.flush()
+    return report.exit_code()

@@ -1,0 +1,159 @@
+"""What ``quantization_config`` declares, read from each tool's dialect into one shape.
+
+AutoAWQ / GPT-QModel AWQ: quant_method "awq", bits|w_bit, group_size|q_group_size,
+zero_point, version|format, modules_to_not_convert (substring semantics).
+compressed-tensors: quant_method "compressed-tensors", format, config_groups.*.weights
+{num_bits, symmetric, strategy, group_size}, ignore (exact names or "re:" regexes).
+GPTQ: quant_method "gptq", bits, group_size, sym, desc_act, checkpoint_format|format, lm_head.
+Values of the wrong type are reported (config.values) and replaced by None.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conformance.findings import Finding
+
+AWQ_VERSIONS = {"gemm": "awq-gemm", "gemv": "awq-gemv"}
+KNOWN_UNSUPPORTED = {"gemv_fast", "llm-awq", "marlin", "exllama", "ipex"}
+MAX_GROUP = 1 << 20
+
+
+@dataclass
+class Declared:
+    method: str | None = None
+    format: str | None = None  # awq-gemm | awq-gemv | compressed-tensors | gptq
+    bits: int | None = None
+    group_size: int | None = None  # -1 = one group per row
+    zero_point: bool | None = None
+    skip: list[str] = field(default_factory=list)  # modules_to_not_convert or ignore
+    skip_is_regex: bool = False
+    lm_head: bool = False
+    gptq_v1: bool = True
+    raw_version: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def bad(self, rule: str, message: str, severity: str = "error") -> None:
+        self.findings.append(Finding(rule, severity, message, "config.json"))
+
+
+def _int(d: Declared, q: dict, *keys: str) -> int | None:
+    for key in keys:
+        if key in q:
+            v = q[key]
+            if isinstance(v, bool) or not isinstance(v, int) or not (-1 <= v <= MAX_GROUP) or v == 0:
+                d.bad("config.values", f"quantization_config.{key} = {str(v)[:40]} is not a plausible integer")
+                return None
+            return v
+    d.bad("config.values", f"quantization_config has none of {', '.join(keys)}")
+    return None
+
+
+def _bool(d: Declared, q: dict, key: str, default: bool) -> bool | None:
+    v = q.get(key, default)
+    if not isinstance(v, bool):
+        d.bad("config.values", f"quantization_config.{key} = {str(v)[:40]} is not true/false")
+        return None
+    return v
+
+
+def _names(d: Declared, v, key: str) -> list[str]:
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, str) and len(x) < 512 for x in v):
+        d.bad("config.values", f"quantization_config.{key} is not a list of module names")
+        return []
+    return list(v)
+
+
+def _awq(d: Declared, q: dict) -> None:
+    d.bits = _int(d, q, "bits", "w_bit")
+    d.group_size = _int(d, q, "group_size", "q_group_size")
+    d.zero_point = _bool(d, q, "zero_point", True)
+    version = q.get("version", q.get("format", "gemm"))
+    d.raw_version = version if isinstance(version, str) else None
+    v = str(version).lower()[:40]
+    d.format = AWQ_VERSIONS.get(v)
+    if d.format is None:
+        hint = "a layout this verifier does not read" if v in KNOWN_UNSUPPORTED else "not an AWQ version"
+        d.bad("config.quantization", f"version {v!r} is {hint}; expected one of {sorted(AWQ_VERSIONS)}")
+    if str(q.get("backend", "")).lower() == "llm-awq":
+        d.bad("config.quantization", "backend 'llm-awq' marks llm-awq (GEMVFast) tensors, which this verifier does not read")
+        d.format = None
+    d.skip = _names(d, q.get("modules_to_not_convert"), "modules_to_not_convert")
+
+
+def _ct_weights(d: Declared, q: dict) -> dict:
+    groups = q.get("config_groups")
+    if not isinstance(groups, dict) or not groups:
+        d.bad("config.quantization", "compressed-tensors config has no config_groups")
+        return {}
+    if len(groups) > 1:
+        d.bad("config.quantization", f"{len(groups)} config_groups; only the first is checked", "warning")
+    group = next(iter(groups.values()))
+    weights = group.get("weights") if isinstance(group, dict) else None
+    if not isinstance(weights, dict):
+        d.bad("config.quantization", "config_groups entry has no weights scheme")
+        return {}
+    fmt = group.get("format", q.get("format"))
+    if fmt != "pack-quantized":
+        d.bad("config.quantization", f"format {str(fmt)[:40]!r}: only pack-quantized is verified")
+    return weights
+
+
+def _ct(d: Declared, q: dict) -> None:
+    d.format = "compressed-tensors"
+    w = _ct_weights(d, q)
+    if not w:
+        return
+    d.bits = _int(d, w, "num_bits")
+    sym = _bool(d, w, "symmetric", True)
+    d.zero_point = None if sym is None else not sym
+    strategy = w.get("strategy")
+    if strategy == "channel":
+        d.group_size = -1
+    elif strategy == "group":
+        d.group_size = _int(d, w, "group_size")
+    else:
+        d.bad("config.values", f"weights.strategy {str(strategy)[:20]!r}: expected 'group' or 'channel'")
+    if w.get("type", "int") != "int":
+        d.bad("config.values", f"weights.type {str(w.get('type'))[:20]!r}: expected 'int'")
+    status = q.get("quantization_status", "compressed")
+    if status != "compressed":
+        d.bad("config.quantization", f"quantization_status {str(status)[:20]!r}: packed tensors need 'compressed'")
+    d.skip, d.skip_is_regex = _names(d, q.get("ignore"), "ignore"), True
+    d.lm_head = not any(e in ("lm_head", "re:.*lm_head") for e in d.skip)
+
+
+def _gptq(d: Declared, q: dict) -> None:
+    d.format = "gptq"
+    d.bits = _int(d, q, "bits")
+    d.group_size = _int(d, q, "group_size")
+    sym = _bool(d, q, "sym", True)
+    d.zero_point = None if sym is None else not sym
+    fmt = str(q.get("checkpoint_format", q.get("format", "gptq"))).lower()
+    if fmt not in ("gptq", "gptq_v2"):
+        d.bad("config.quantization", f"GPTQ checkpoint_format {fmt[:20]!r}: expected 'gptq' or 'gptq_v2'")
+    d.gptq_v1 = fmt != "gptq_v2"
+    d.lm_head = q.get("lm_head") is True
+    if q.get("desc_act") is True:
+        d.bad("config.quantization", "desc_act (act-order) checkpoints are checked with g_idx as given", "info")
+
+
+READERS = {"awq": _awq, "compressed-tensors": _ct, "gptq": _gptq}
+
+
+def read_declared(config: dict | None) -> Declared:
+    d = Declared()
+    if config is None:
+        return d
+    q = config.get("quantization_config")
+    if not isinstance(q, dict):
+        d.bad("config.quantization", "config.json has no quantization_config object: loaders will treat the model as unquantised")
+        return d
+    d.method = q.get("quant_method") if isinstance(q.get("quant_method"), str) else None
+    reader = READERS.get((d.method or "").lower())
+    if reader is None:
+        d.bad("config.quantization", f"quant_method {str(q.get('quant_method'))[:40]!r} is not one of {sorted(READERS)}")
+        return d
+    reader(d, q)
+    return d

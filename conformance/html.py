@@ -1,0 +1,31 @@
+"""A self-contained HTML page of a report (no scripts, no external assets)."""
+from __future__ import annotations
+
+from html import escape
+
+from conformance.findings import Report
+
+_STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+          ".error{background:#fdd}.warning{background:#ffd}.info{background:#eef}")
+
+
+def _row(cells: list[str], cls: str = "") -> str:
+    return f"<tr class='{cls}'>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
+
+
+def _table(head: list[str], rows: list[str]) -> str:
+    return "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+
+
+def render(report: Report) -> str:
+    verdict = "conforms" if report.conforms else ("unreadable" if not report.readable else "violations")
+    findings = _table(["severity", "rule", "file", "tensor", "message"],
+                      [_row([f.severity, f.rule, f.file or "", f.tensor or "", f.message], f.severity) for f in report.findings])
+    layers = _table(["rank", "layer", "rel error", "SQNR dB", "aligned rel error"],
+                    [_row([r["rank"], r["layer"], r["rel_error"], r["sqnr_db"], r["aligned_rel_error"]]) for r in report.layers])
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Conformance: {escape(report.checkpoint)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{escape(report.checkpoint)}</h1>"
+            f"<p>Format: {escape(str(report.format))}. Verdict: <b>{verdict}</b>. "
+            f"{report.count('error')} errors, {report.count('warning')} warnings.</p>{findings}"
+            + (f"<h2>Layers, worst first</h2>{layers}" if report.layers else "") + "</body></html>\n")

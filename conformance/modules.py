@@ -1,0 +1,77 @@
+"""Which modules are quantised, and whether the config says so.
+
+* lm_head and embeddings: vLLM awq/awq_marlin expect a float ``lm_head.weight``;
+  transformers initialises a missing, untied lm_head at random (awq-format.md §3.8.6).
+* modules_to_not_convert (AWQ; substring match) and ignore (compressed-tensors; exact name
+  or ``re:`` regex matched from the start): a listed module must stay float, and a float
+  linear inside the decoder layers must be listed, or loaders expect packed tensors for it.
+"""
+from __future__ import annotations
+
+import re
+
+from conformance.declared import Declared
+from conformance.findings import Finding
+from conformance.safeheader import TensorInfo
+
+EMBEDDING_WORDS = ("lm_head", "embed", "wte", "wpe", "word_embeddings", "output_layer")
+LAYER_PATTERN = re.compile(r"(^|\.)(layers|h|blocks|decoder\.layers)\.\d+\.")
+NESTED_QUANTIFIER = re.compile(r"\([^)]*[*+][^)]*\)[*+{]")
+MAX_PATTERN = 200
+
+
+def _regex(entry: str) -> re.Pattern | None:
+    pattern = entry[3:]
+    if len(pattern) > MAX_PATTERN or NESTED_QUANTIFIER.search(pattern):
+        return None  # refuse patterns that can backtrack for ever
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def skip_matcher(decl: Declared):
+    """name -> is the module excluded from quantisation by the config?"""
+    if not decl.skip_is_regex:
+        return lambda name: any(e in name for e in decl.skip)
+    exact = {e for e in decl.skip if not e.startswith("re:")}
+    patterns = [p for p in (_regex(e) for e in decl.skip if e.startswith("re:")) if p]
+    return lambda name: name in exact or name.rsplit(".", 1)[-1] in exact or any(p.match(name) for p in patterns)
+
+
+def _bad_patterns(decl: Declared) -> list[Finding]:
+    if not decl.skip_is_regex:
+        return []
+    return [Finding("config.values", "error", f"ignore pattern {e[:60]!r} is invalid or may backtrack without bound; not evaluated", "config.json")
+            for e in decl.skip if e.startswith("re:") and _regex(e) is None]
+
+
+def _float_linears(tensors: dict[str, TensorInfo]) -> list[str]:
+    return sorted(n[: -len(".weight")] for n, i in tensors.items()
+                  if n.endswith(".weight") and i.is_float and len(i.shape) == 2 and LAYER_PATTERN.search(n))
+
+
+def _lm_head(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo], config: dict | None) -> list[Finding]:
+    out = []
+    for prefix in quantised:
+        if any(w in prefix.rsplit(".", 1)[-1] or prefix.endswith(w) for w in EMBEDDING_WORDS) and not (decl.lm_head and "lm_head" in prefix):
+            out.append(Finding("modules.lm-head", "error", f"{prefix} is quantised but the config does not declare it: vLLM and "
+                               f"transformers expect a float {prefix}.weight and will fail or initialise it at random", tensor=prefix))
+    tied = isinstance(config, dict) and config.get("tie_word_embeddings") is True
+    has_head = "lm_head.weight" in tensors or "lm_head" in quantised
+    if isinstance(config, dict) and config.get("tie_word_embeddings") is False and not has_head and any(n.endswith("embed_tokens.weight") for n in tensors):
+        out.append(Finding("modules.lm-head", "error", "tie_word_embeddings is false but there is no lm_head.weight: transformers will initialise it at random", tensor="lm_head.weight"))
+    return out if not tied else [f for f in out if f.tensor != "lm_head.weight"]
+
+
+def module_findings(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo], config: dict | None) -> list[Finding]:
+    skipped = skip_matcher(decl)
+    key = "ignore" if decl.skip_is_regex else "modules_to_not_convert"
+    out = _bad_patterns(decl) + _lm_head(decl, quantised, tensors, config)
+    for prefix in quantised:
+        if skipped(prefix) and not (decl.lm_head and "lm_head" in prefix):
+            out.append(Finding("modules.not-convert", "error", f"matches {key} but is quantised: loaders build a float layer and find packed tensors", tensor=prefix))
+    for prefix in _float_linears(tensors):
+        if quantised and not skipped(prefix):
+            out.append(Finding("modules.not-convert", "error", f"float linear inside a decoder layer that is not in {key}: loaders expect packed tensors for it", tensor=prefix + ".weight"))
+    return out

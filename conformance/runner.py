@@ -1,0 +1,237 @@
+"""``verify(path)``: run every rule over a checkpoint folder and return a ``Report``.
+
+Order: files and headers (nothing is mapped before its header passed), config, layout
+detection, per-layer structure, loader and module policy, then the numeric rules streamed
+one layer at a time, float tensors in chunks, and the reference comparison if asked.
+Any unexpected exception becomes a ``verifier.internal`` finding, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+from conformance import decode, numeric
+from conformance.config_rules import number_findings
+from conformance.declared import Declared, read_declared
+from conformance.findings import Finding, Report
+from conformance.folder import Folder, open_folder
+from conformance.layouts import CT
+from conformance.loaders import loader_findings
+from conformance.modules import module_findings
+from conformance.reader import SAFETENSORS_NAMES, TensorReader
+from conformance.rules import RULES
+from conformance.safeheader import TensorInfo
+from conformance.structure import Layer, check_layer, choose_layout, group_by_prefix
+
+AUTO_PROGRESS_BYTES = 1 << 30
+PREFETCH_BYTES = 512 << 20
+
+
+def _load_pickles(folder: Folder, allow: bool) -> dict[str, torch.Tensor]:
+    if not allow:
+        names = ", ".join(p.name for p in folder.pickled[:3])
+        folder.add("file.pickle", "error", f"only pickle weights ({names}); refusing to unpickle untrusted files (rerun with --allow-pickle to load them with weights_only)")
+        return {}
+    memory = {}
+    for path in folder.pickled:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as err:  # noqa: BLE001 - any failure of an untrusted pickle is a finding
+            folder.add("file.pickle", "error", f"weights_only load failed: {str(err)[:120]}", path.name)
+            continue
+        if not isinstance(state, dict):
+            folder.add("file.pickle", "error", "does not hold a state dict", path.name)
+            continue
+        for name, t in state.items():
+            if isinstance(name, str) and isinstance(t, torch.Tensor) and t.dtype in SAFETENSORS_NAMES:
+                memory[name] = t
+                folder.tensors[name] = TensorInfo(name, path, SAFETENSORS_NAMES[t.dtype], tuple(t.shape), 0, t.numel() * t.element_size())
+    return memory
+
+
+def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str, dict]:
+    values = {}
+    for name, info in folder.tensors.items():
+        if not name.endswith(".weight_shape") or info.shape != (2,) or info.dtype not in ("I64", "I32"):
+            continue
+        prefix = name[: -len(".weight_shape")]
+        n, k = (int(v) for v in reader.get(info).tolist())
+        packed = folder.tensors.get(prefix + ".weight_packed")
+        if packed is None or len(packed.shape) != 2:
+            continue
+        if not (0 < n < 1 << 31 and 0 < k < 1 << 31) or (n, -(-k // 8)) != packed.shape:
+            report.findings.append(Finding("ct.weight-shape", "error", f"weight_shape [{n}, {k}] does not match weight_packed "
+                                           f"{list(packed.shape)}: loaders would crop or pad the weight wrongly", info.path.name, name))
+            continue
+        values[prefix] = {"weight_shape": (n, k)}
+    return values
+
+
+def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> list[Layer]:
+    layout, found = choose_layout(decl, folder.tensors, values)
+    report.findings += found
+    if layout is None:
+        severity = "error" if decl.method else "warning"
+        report.findings.append(Finding("format.detected", severity, "no quantised layers (no qweight / weight_packed tensors) found"))
+        return []
+    report.format = layout.name
+    groups = group_by_prefix(folder.tensors, layout.packed)
+    good = []
+    for prefix in sorted(groups):
+        if layout is CT and prefix not in values:
+            if not any(f.rule == "ct.weight-shape" and f.tensor == prefix + ".weight_shape" for f in report.findings):
+                report.findings.append(Finding("tensors.complete", "error", "missing or malformed weight_shape", tensor=prefix + ".weight_shape"))
+            continue
+        layer, found = check_layer(prefix, layout, groups[prefix], values.get(prefix, {}), decl)
+        report.findings += found
+        good += [layer] if layer else []
+    report.findings += _orphans(folder.tensors, layout, groups)
+    report.findings.append(Finding("format.detected", "info", f"{layout.name}: {len(groups)} quantised layers, {len(good)} well formed"))
+    return good
+
+
+def _orphans(tensors: dict[str, TensorInfo], layout, groups: dict) -> list[Finding]:
+    """Quantisation tensors whose layer has no packed codes at all."""
+    parts = set(layout.dtypes) - {layout.packed}
+    return [Finding("tensors.complete", "error", f"{suffix} without {layout.packed}: a partial layer", info.path.name, name)
+            for name, info in sorted(tensors.items())
+            for prefix, _, suffix in [name.rpartition(".")] if suffix in parts and prefix not in groups]
+
+
+def _numeric_layer(layer: Layer, reader: TensorReader, decl: Declared) -> list[Finding]:
+    t = {s: reader.get(i) for s, i in layer.infos.items()}
+    s, z = decode.scales_zeros(layer, t, decl.gptq_v1)
+    out = numeric.check_scales(layer, s, z, "scales" if layer.layout is not CT else "weight_scale")
+    out += numeric.check_zeros(layer, z, t.get("weight_zero_point"), decl.gptq_v1)
+    out += numeric.check_symmetric(layer, z, decl.zero_point)
+    sample = decode.codes_sample(layer, t, decl.gptq_v1)
+    found, _ = numeric.plausibility(layer, sample.q, sample.zeros, decl.zero_point is not False)
+    return out + found + numeric.zero_words(layer, reader)
+
+
+def _progress(total: int, progress: bool | None):
+    from tqdm import tqdm
+
+    show = progress if progress is not None else (sys.stderr.isatty() and total > AUTO_PROGRESS_BYTES)
+    return tqdm(total=total, unit="B", unit_scale=True, desc="verify", disable=not show, file=sys.stderr, leave=False)
+
+
+def _quantised_prefixes(tensors: dict[str, TensorInfo]) -> set[str]:
+    return set(group_by_prefix(tensors, "qweight")) | set(group_by_prefix(tensors, "weight_packed"))
+
+
+def _stream(layers: list[Layer], folder: Folder, reader: TensorReader, decl: Declared, progress) -> list[Finding]:
+    packed = _quantised_prefixes(folder.tensors)
+    floats = [i for n, i in sorted(folder.tensors.items())
+              if i.is_float and not (n.rpartition(".")[0] in packed and not n.endswith(".bias"))]
+    out = []
+    with _progress(sum(i.nbytes for i in folder.tensors.values()), progress) as bar:
+        work = [(layer.prefix, list(layer.infos.values()), lambda lay=layer: _numeric_layer(lay, reader, decl)) for layer in layers]
+        work += [(info.name, [info], lambda i=info: numeric.check_floats(i, reader)) for info in floats]
+        ahead = _Readahead(reader, [infos for _, infos, _ in work])
+        try:
+            for i, (where, infos, check) in enumerate(work):
+                out += _guarded(check, where)
+                ahead.done_with(i)
+                bar.update(ahead.sizes[i])
+        finally:
+            ahead.stop()
+    return out
+
+
+class _Readahead:
+    """A background thread asks the kernel to read up to PREFETCH_BYTES beyond the item being
+    checked, so disk reads overlap the checks (fadvise blocks while it submits, hence a thread)."""
+
+    def __init__(self, reader: TensorReader, items: list[list[TensorInfo]]):
+        self.reader, self.items = reader, items
+        self.sizes = [sum(i.nbytes for i in item) for item in items]
+        self.consumed, self.stopped = 0, False
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="verify-readahead", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        issued = 0
+        for item, size in zip(self.items, self.sizes):
+            with self.cond:
+                self.cond.wait_for(lambda: self.stopped or issued - self.consumed < PREFETCH_BYTES)
+                if self.stopped:
+                    return
+            self.reader.prefetch(item)
+            issued += size
+
+    def done_with(self, index: int) -> None:
+        with self.cond:
+            self.consumed += self.sizes[index]
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+        self.thread.join()
+
+
+def _guarded(fn, where: str) -> list[Finding]:
+    try:
+        return fn()
+    except Exception as err:  # noqa: BLE001 - reported, never raised
+        return [Finding("verifier.internal", "error", f"{type(err).__name__}: {str(err)[:160]}", tensor=where)]
+
+
+def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report) -> None:
+    config = folder.config or {}
+    raw_q = config.get("quantization_config") if isinstance(config.get("quantization_config"), dict) else {}
+    quantised = sorted(_quantised_prefixes(folder.tensors))
+    report.findings += loader_findings(decl, raw_q, layers, report.format or "")
+    report.findings += module_findings(decl, quantised, folder.tensors, folder.config)
+
+
+def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report) -> None:
+    folder = open_folder(path)
+    memory = _load_pickles(folder, allow_pickle) if folder.pickled and not folder.tensors else {}
+    if folder.pickled and not memory and folder.tensors:
+        folder.add("file.pickle", "info", f"{len(folder.pickled)} pickle files beside the safetensors were ignored (never unpickled)")
+    report.findings += folder.findings
+    if not folder.readable or not folder.tensors:
+        if folder.readable and not folder.pickled:
+            report.findings.append(Finding("file.folder", "error", "no readable safetensors tensors in the folder"))
+        report.readable = False
+        return
+    reader = TensorReader(memory)
+    decl = read_declared(folder.config)
+    report.findings += decl.findings + number_findings(folder.config)
+    layers = _layers(folder, decl, _ct_values(folder, reader, report), report)
+    _policy(folder, decl, layers, report)
+    report.findings += _stream(layers, folder, reader, decl, progress)
+    if reference:
+        from conformance.reference import compare
+
+        found, rows = compare(layers, reader, decl.gptq_v1, reference)
+        report.findings += found
+        report.layers = rows
+
+
+def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], TensorReader, Report]:
+    """The checked layers of a safetensors checkpoint, for tools that rewrite it (convert)."""
+    report = Report(checkpoint=str(path))
+    folder = open_folder(path)
+    reader = TensorReader()
+    decl = read_declared(folder.config)
+    layers = _layers(folder, decl, _ct_values(folder, reader, report), report) if folder.tensors else []
+    return folder, decl, layers, reader, report
+
+
+def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: bool = False,
+           progress: bool | None = None) -> Report:
+    report = Report(checkpoint=str(path))
+    report.rules_run = [r for r in RULES if reference or not r.startswith("reference.")]
+    try:
+        _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report)
+    except (Exception, RecursionError) as err:  # noqa: BLE001 - the verifier must not raise on any input
+        report.findings.append(Finding("verifier.internal", "error", f"{type(err).__name__}: {str(err)[:200]}"))
+    return report

@@ -1,0 +1,202 @@
+"""The seeded-defect table: each entry damages a good checkpoint in one way and names the
+rule that must catch it (test_defects.py). Base kinds come from conftest.built."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from awq_ref.packing import awq_gemm
+from awq_ref.quant import QuantSpec, quantize
+from tests.conformance.helpers import (Q_PROJ, edit_config, edit_header, edit_tensors, map_packed, read_raw_header,
+                                       repack_natural, shard_of, write_raw)
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    rule: str
+    damage: Callable[[Path], None]
+    base: str = "gemm"
+    severity: str = "error"
+    exit_code: int = 1
+
+
+def _qcfg(key, value):
+    return lambda d: edit_config(d, lambda c: c["quantization_config"].__setitem__(key, value))
+
+
+def _drop(name):
+    return lambda d: edit_tensors(d, lambda t: t.pop(name, None))
+
+
+def _set(name, fn):
+    def edit(t):
+        if name in t:
+            t[name] = fn(t[name])
+    return lambda d: edit_tensors(d, edit)
+
+
+def _nan_first(t):
+    t = t.clone()
+    t.view(-1)[0] = float("nan")
+    return t
+
+
+def _neg_first(t):
+    t = t.clone()
+    t.view(-1)[3] = -t.view(-1)[3]
+    return t
+
+
+def _bf16_huge(t):
+    t = t.to(torch.bfloat16)
+    t.view(-1)[0] = 1e5
+    return t
+
+
+def _quantise_lm_head(d: Path):
+    def edit(t):
+        if "lm_head.weight" in t:
+            qw = quantize(t.pop("lm_head.weight").float(), QuantSpec(4, 64), torch.float16)
+            t.update({f"lm_head.{k}": v for k, v in awq_gemm.pack(qw).items()})
+    edit_tensors(d, edit, sync_index=True)
+
+
+def _move_to_other_shard(d: Path, duplicate: bool):
+    shards = sorted(d.glob("*.safetensors"))
+    name = "model.embed_tokens.weight"
+    src = shard_of(d, name)
+    other = next(s for s in shards if s != src)
+    from safetensors.torch import load_file, save_file
+    t = load_file(src)
+    o = load_file(other)
+    o[name if duplicate else "model.extra.weight"] = t[name]
+    save_file(o, other, metadata={"format": "pt"})
+
+
+def _index(edit):
+    def apply(d: Path):
+        p = d / "model.safetensors.index.json"
+        idx = json.loads(p.read_text())
+        edit(idx["weight_map"])
+        p.write_text(json.dumps(idx))
+    return apply
+
+
+def _first_shard(fn):
+    return lambda d: fn(sorted(d.glob("*.safetensors"))[0])
+
+
+def _truncate(p: Path):
+    os.truncate(p, p.stat().st_size - 1000)
+
+
+def _header_length(p: Path):
+    header, data = read_raw_header(p)
+    write_raw(p, header, data, length=1 << 40)
+
+
+def _overlap(h: dict):
+    names = sorted((k for k in h if k != "__metadata__"), key=lambda k: h[k]["data_offsets"][0])
+    a, b = h[names[0]], h[names[1]]
+    size = b["data_offsets"][1] - b["data_offsets"][0]
+    start = a["data_offsets"][0]
+    if a["dtype"] == b["dtype"] and size <= a["data_offsets"][1] - start:
+        b["data_offsets"] = [start, start + size]
+    else:
+        b["data_offsets"] = [b["data_offsets"][0] - 2, b["data_offsets"][1] - 2]
+
+
+def _grow_shape(h: dict):
+    name = next(k for k in h if k != "__metadata__")
+    h[name]["shape"] = [h[name]["shape"][0] + 1] + h[name]["shape"][1:]
+
+
+def _bad_dtype(h: dict):
+    h[next(k for k in h if k != "__metadata__")]["dtype"] = "Q4_K"
+
+
+def _escape_symlink(d: Path):
+    (d / "tokenizer.json").symlink_to("/etc/hostname")
+
+
+def _escape_index(d: Path):
+    _index(lambda wm: wm.__setitem__("model.norm.weight", "../outside.safetensors"))(d)
+
+
+def _pickle_only(d: Path):
+    from safetensors.torch import load_file
+    state = {}
+    for p in d.glob("*.safetensors"):
+        state.update(load_file(p))
+        p.unlink()
+    (d / "model.safetensors.index.json").unlink(missing_ok=True)
+    torch.save(state, d / "pytorch_model.bin")
+
+
+def _ct_weight_shape(d: Path):
+    _set(f"{Q_PROJ}.weight_shape", lambda t: torch.tensor([128, 120], dtype=torch.int64))(d)
+
+
+def _gptq_v1_overflow(d: Path):
+    edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq"))
+    _set(f"{Q_PROJ}.qzeros", lambda t: torch.full_like(t, -1))(d)  # every stored nibble 15 -> z = 16
+
+
+DEFECTS = [
+    Defect("config.json missing", "config.present", lambda d: (d / "config.json").unlink()),
+    Defect("config.json not JSON", "config.present", lambda d: (d / "config.json").write_text("{'bits': 4,")),
+    Defect("no quantization_config", "config.quantization", lambda d: edit_config(d, lambda c: c.pop("quantization_config"))),
+    Defect("bits 8 declared, 4-bit tensors", "config.matches-tensors", _qcfg("bits", 8)),
+    Defect("group size 128 declared, tensors g64", "config.matches-tensors", _qcfg("group_size", 128)),
+    Defect("GEMM tensors labelled gemv", "config.matches-tensors", _qcfg("version", "gemv")),
+    Defect("zero_point false, asymmetric zeros", "config.matches-tensors", _qcfg("zero_point", False)),
+    Defect("GPTQ sym true, asymmetric zeros", "config.matches-tensors", lambda d: _qcfg("sym", True)(d), base="gptq"),
+    Defect("scales without qweight", "tensors.complete", lambda d: edit_tensors(d, lambda t: t.update({"model.layers.0.mlp.extra.scales": torch.ones(2, 128, dtype=torch.float16)}), sync_index=True)),
+    Defect("AutoAWQ-internal keys w_bit/q_group_size", "loader.transformers",
+           lambda d: edit_config(d, lambda c: c.__setitem__("quantization_config", {"quant_method": "awq", "w_bit": 4, "q_group_size": 64, "zero_point": True, "version": "gemm"}))),
+    Defect("absurd hidden_size", "config.numbers", lambda d: edit_config(d, lambda c: c.__setitem__("hidden_size", 10**13))),
+    Defect("one layer lacks qzeros", "tensors.complete", _drop(f"{Q_PROJ}.qzeros")),
+    Defect("qzeros has an extra row", "tensors.shape", _set(f"{Q_PROJ}.qzeros", lambda t: torch.cat([t, t[:1]]))),
+    Defect("qweight stored as float32", "tensors.dtype", _set(f"{Q_PROJ}.qweight", lambda t: t.view(torch.float32))),
+    Defect("quantised lm_head, undeclared", "modules.lm-head", _quantise_lm_head),
+    Defect("modules_to_not_convert lists a quantised layer", "modules.not-convert", _qcfg("modules_to_not_convert", ["q_proj"])),
+    Defect("NaN scale", "scales.finite", _set(f"{Q_PROJ}.scales", _nan_first)),
+    Defect("negative scale", "scales.positive", _set(f"{Q_PROJ}.scales", _neg_first)),
+    Defect("all scales ~0", "scales.tiny", _set(f"{Q_PROJ}.scales", lambda t: t * 1e-4)),
+    Defect("bf16 scale beyond fp16 range", "scales.fp16-range", _set(f"{Q_PROJ}.scales", _bf16_huge)),
+    Defect("zeros off by one (GPTQ-v1 z-1)", "numeric.zero-offset", lambda d: edit_tensors(d, lambda t: map_packed(t, "qzeros", lambda c: (c - 1).clamp(0, 15)))),
+    Defect("qweight packed in natural nibble order", "numeric.code-zero-coherence", lambda d: edit_tensors(d, lambda t: repack_natural(t, "qweight"))),
+    Defect("zero-filled qweight", "numeric.zero-filled", _set(f"{Q_PROJ}.qweight", torch.zeros_like)),
+    Defect("NaN in embeddings", "floats.finite", _set("model.embed_tokens.weight", _nan_first)),
+    Defect("index names a tensor its shard lacks", "index.missing-tensor", _index(lambda wm: wm.__setitem__("model.ghost.weight", wm["model.norm.weight"]))),
+    Defect("shard holds a tensor the index omits", "index.extra-tensor", lambda d: _move_to_other_shard(d, duplicate=False)),
+    Defect("tensor in two shards", "index.duplicate", lambda d: _move_to_other_shard(d, duplicate=True)),
+    Defect("index names a missing shard", "index.missing-shard", _index(lambda wm: wm.__setitem__("model.norm.weight", "model-00009-of-00009.safetensors"))),
+    Defect("truncated shard", "file.truncated", _first_shard(_truncate)),
+    Defect("header length 2^40", "file.header", _first_shard(_header_length)),
+    Defect("overlapping tensor offsets", "file.offsets", _first_shard(lambda p: edit_header(p, _overlap))),
+    Defect("shape disagrees with byte length", "file.byte-length", _first_shard(lambda p: edit_header(p, _grow_shape))),
+    Defect("unknown dtype", "file.dtype", _first_shard(lambda p: edit_header(p, _bad_dtype))),
+    Defect("symlink out of the folder", "file.outside-folder", _escape_symlink),
+    Defect("index shard path escapes the folder", "file.outside-folder", _escape_index),
+    Defect("pickle weights only", "file.pickle", _pickle_only, exit_code=2),
+    Defect("compressed-tensors weight_shape wrong", "ct.weight-shape", _ct_weight_shape, base="ct"),
+    Defect("compressed-tensors zero points packed with AWQ's interleave", "numeric.code-zero-coherence",
+           lambda d: edit_tensors(d, lambda t: _interleave_ct_zeros(t)), base="ct"),
+    Defect("GPTQ v1 zero that overflowed", "gptq.zeros", _gptq_v1_overflow, base="gptq", severity="warning", exit_code=None),
+    Defect("GPTQ v2 file read as v1 (zeros off by one)", "numeric.zero-offset",
+           lambda d: edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq")), base="gptq"),
+]
+
+
+def _interleave_ct_zeros(t: dict) -> None:
+    from awq_ref.packing.nibbles import pack_last, unpack_last
+    for name in [n for n in t if n.endswith(".weight_zero_point")]:
+        codes = unpack_last(t[name].t().contiguous(), 4)
+        t[name] = pack_last(codes, 4, awq_gemm.ORDER).t().contiguous()
