@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from safetensors.torch import save_file
 from awq_ref.atomic import atomic_directory
 from awq_ref.errors import HarnessError
 from awq_ref.packing import awq_gemm, compressed_tensors
+from awq_ref.quant import QuantSpec
 from conformance import decode
 from conformance.declared import Declared
 from conformance.folder import INDEX, PICKLE_SUFFIXES
@@ -51,12 +53,15 @@ def _substring(entry: str) -> str:
 
 def awq_config(decl: Declared) -> dict:
     skip = [_substring(e) for e in decl.skip if e != "lm_head"]
-    return {"quant_method": "awq", "bits": 4, "group_size": decl.group_size, "zero_point": True,
+    return {"quant_method": "awq", "bits": 4, "group_size": decl.group_size, "zero_point": decl.zero_point,
             "version": "gemm", "modules_to_not_convert": skip or None}
 
 
-def _convert_layer(layer: Layer, tensors: dict[str, torch.Tensor], target: str) -> dict[str, torch.Tensor]:
-    qw = decode.full(layer, tensors, v1=False)
+def _convert_layer(layer: Layer, tensors: dict[str, torch.Tensor], target: str,
+                   zero_point: bool) -> dict[str, torch.Tensor]:
+    # The declared zero point decides whether compressed-tensors gets weight_zero_point: a
+    # symmetric AWQ file stores the implicit zero 8 in qzeros (the gate checked they are 8).
+    qw = replace(decode.full(layer, tensors, v1=False), spec=QuantSpec(4, layer.group_width, zero_point))
     scale_dtype = tensors["scales" if layer.layout.name == "awq-gemm" else "weight_scale"].dtype
     module = compressed_tensors if target == "compressed-tensors" else awq_gemm
     out = module.pack(qw, scale_dtype=scale_dtype)
@@ -81,7 +86,7 @@ def _converted_tensors(src: str, target: str):
     folder, decl, layers, reader, _ = load_layers(src)
     owned = {i.name for layer in layers for i in layer.infos.values()}
     for layer in layers:
-        yield _convert_layer(layer, {s: reader.get(i) for s, i in layer.infos.items()}, target)
+        yield _convert_layer(layer, {s: reader.get(i) for s, i in layer.infos.items()}, target, decl.zero_point)
     for name, info in sorted(folder.tensors.items()):
         if name not in owned:
             yield {name: reader.get(info)}
