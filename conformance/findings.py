@@ -43,6 +43,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     rules_run: list[str] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
+    functional: dict | None = None  # with --reference: layer-wise hidden-state errors and perplexities
 
     def of_rule(self, rule: str) -> list[Finding]:
         return [f for f in self.findings if f.rule == rule]
@@ -67,6 +68,7 @@ class Report:
             "rules_run": sorted(set(self.rules_run)),
             "findings": [asdict(f) for f in self.findings],
             "layers": self.layers,
+            "functional": self.functional,
             "summary": {s: self.count(s) for s in SEVERITIES},
         }
 

@@ -61,6 +61,9 @@ _RULES = [
     Rule("numeric.zero-filled", "packed code tensors are not zero-filled"),
     Rule("reference.error", "per-layer reconstruction error against the float reference"),
     Rule("reference.missing", "the reference has a float weight of the right shape for every quantised layer"),
+    Rule("functional.perplexity", "with --reference: perplexity of the quantised model within a ratio of the float one"),
+    Rule("functional.layer-jump", "with --reference: no layer's hidden-state error jumps against its neighbours"),
+    Rule("functional.skipped", "with --reference: the functional check could not run (format or model not supported)"),
     Rule("verifier.internal", "the verifier itself failed on this input (a bug: please report)"),
 ]
 

@@ -214,6 +214,20 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
         found, rows = compare(layers, reader, decl.gptq_v1, reference)
         report.findings += found
         report.layers = rows
+        _functional(path, reference, report)
+
+
+def _functional(path: Path, reference: str, report: Report) -> None:
+    """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
+    structural = [f for f in report.findings if f.severity == "error" and not f.rule.startswith("reference.")]
+    if report.format not in ("awq-gemm", "awq-gemv") or structural:
+        why = f"the checkpoint has {len(structural)} errors" if structural else f"format {report.format}"
+        report.findings.append(Finding("functional.skipped", "info", f"functional check not run: {why}"))
+        return
+    from conformance.functional import functional_check
+
+    found, report.functional = functional_check(str(path), reference)
+    report.findings += found
 
 
 def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], TensorReader, Report]:
@@ -229,7 +243,7 @@ def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], Tensor
 def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: bool = False,
            progress: bool | None = None) -> Report:
     report = Report(checkpoint=str(path))
-    report.rules_run = [r for r in RULES if reference or not r.startswith("reference.")]
+    report.rules_run = [r for r in RULES if reference or not r.startswith(("reference.", "functional."))]
     try:
         _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report)
     except (Exception, RecursionError) as err:  # noqa: BLE001 - the verifier must not raise on any input

@@ -10,7 +10,7 @@ from conformance.rules import RULES
 
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_rule(rule, conformance_report, request):
-    if rule.startswith("reference.") and not request.config.getoption("--reference"):
+    if rule.startswith(("reference.", "functional.")) and not request.config.getoption("--reference"):
         pytest.skip("needs --reference FP_DIR")
     found = conformance_report.of_rule(rule)
     for f in found:
