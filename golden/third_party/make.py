@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from awq_ref.tiny import tiny_model, tiny_tokenizer  # noqa: E402
 from golden.loaders import autoawq_logits, transformers_logits  # noqa: E402
-from golden.third_party import EXPECTED, PROVENANCE, ROOT, TOKEN_IDS  # noqa: E402
+from golden.third_party import CHECKPOINT, EXPECTED, PROVENANCE, ROOT, TOKEN_IDS  # noqa: E402
 
 GROUP, SEED = 64, 3
 
@@ -147,16 +147,19 @@ def make(name: str) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = source_model(Path(tmp) / "src"), Path(tmp) / "out"
         result = MAKERS[name](src, out)
-        save_file({**result.pop("tensors"), "logits": result.pop("logits").contiguous()}, out / EXPECTED)
+        vectors = Path(tmp) / "vectors"
+        vectors.mkdir()
+        save_file({**result.pop("tensors"), "logits": result.pop("logits").contiguous()}, vectors / EXPECTED)
         result |= {"versions": _versions(), "python": platform.python_version(),
                    "source_model": f"awq_ref.tiny.tiny_model('llama', seed={SEED})",
                    "calibration": "8 x 128 token ids, torch.Generator().manual_seed(0), randint(0, 512)",
                    "command": f"python golden/third_party/make.py {name}", "token_ids": TOKEN_IDS}
-        (out / PROVENANCE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        (vectors / PROVENANCE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         for extra in ("quant_log.csv",):  # run logs with timings are not test vectors
             (out / extra).unlink(missing_ok=True)
         shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(out, dest)
+        shutil.copytree(vectors, dest)
+        shutil.copytree(out, dest / CHECKPOINT)
     return dest
 
 

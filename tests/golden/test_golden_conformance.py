@@ -9,9 +9,9 @@ from awq_ref.packing import compressed_tensors
 from awq_ref.qlinear import AwqLinear
 from conformance import verify
 from conformance.convert import convert
-from golden.third_party import EXPECTED, ROOT, names as third_party_names
+from golden.third_party import EXPECTED, ROOT, checkpoint, names as third_party_names
 
-ALL = [golden.path(n) for n in golden.names()] + [ROOT / n for n in third_party_names()]
+ALL = [golden.path(n) for n in golden.names()] + [checkpoint(n) for n in third_party_names()]
 
 
 @pytest.mark.parametrize("folder", ALL, ids=lambda p: p.name)
@@ -46,7 +46,7 @@ def _spec(folder):
 def test_llmcompressor_golden_decodes_to_compressed_tensors_own_weights():
     folder = ROOT / "llmcompressor-awq-ct"
     expected = load_file(folder / EXPECTED)
-    tensors = read_tensors(folder)
+    tensors = read_tensors(checkpoint("llmcompressor-awq-ct"))
     from awq_ref.quant import QuantSpec
 
     spec = QuantSpec(4, 128, True)
