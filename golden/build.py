@@ -1,6 +1,7 @@
 """Build a golden checkpoint from its spec, deterministically."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from awq_ref.checkpoint import AwqConfig, save_checkpoint
@@ -16,18 +17,30 @@ def golden_dir(name: str) -> Path:
     return ROOT / name
 
 
-def _quantised_model(spec: GoldenSpec):
+def _quantised_model(spec: GoldenSpec, layout: str):
     model = tiny_model(spec.family, spec.seed)
     if spec.method != "rtn":
         raise ValueError(f"{spec.name}: method {spec.method!r} has no golden builder yet")
-    rtn(model, spec.quant, spec.layout)
+    rtn(model, spec.quant, layout)
     return model
 
 
-def build(spec: GoldenSpec, out: Path, overwrite: bool = False) -> Path:
-    """Write the checkpoint and its manifest to ``out`` (atomic, like every checkpoint)."""
+def _save_awq(spec: GoldenSpec, out: Path, layout: str, overwrite: bool) -> None:
     config = {**tiny_config_dict(spec.family), "torch_dtype": "float16"}
-    save_checkpoint(_quantised_model(spec), out, AwqConfig(spec.quant, spec.layout), config=config,
+    save_checkpoint(_quantised_model(spec, layout), out, AwqConfig(spec.quant, layout), config=config,
                     overwrite=overwrite)
+
+
+def build(spec: GoldenSpec, out: Path, overwrite: bool = False) -> Path:
+    """Write the checkpoint and its manifest to ``out`` (atomic, like every checkpoint).
+    compressed-tensors goldens are the GEMM golden converted by ``conformance.convert``."""
+    if spec.layout == "compressed-tensors":
+        from conformance.convert import convert
+
+        with tempfile.TemporaryDirectory() as tmp:
+            _save_awq(spec, Path(tmp) / "gemm", "gemm", overwrite=False)
+            convert(Path(tmp) / "gemm", out, "compressed-tensors", overwrite=overwrite)
+    else:
+        _save_awq(spec, out, spec.layout, overwrite)
     write_manifest(out, build_manifest(out, spec.to_json()))
     return out

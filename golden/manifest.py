@@ -31,8 +31,18 @@ def tensor_sha256(t: torch.Tensor) -> str:
     return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
+def load_golden_model(folder: Path):
+    """Our loader: the AWQ reference modules, or the verified decode path for other formats."""
+    q = json.loads((folder / "config.json").read_text())["quantization_config"]
+    if q.get("quant_method") == "awq":
+        return load_checkpoint(folder)
+    from conformance.dequantized import load_dequantized
+
+    return load_dequantized(folder)
+
+
 def reference_logits(folder: Path) -> list[list[list[float]]]:
-    model = load_checkpoint(folder)
+    model = load_golden_model(folder)
     with torch.no_grad():
         logits = model(torch.tensor([TOKEN_IDS])).logits[0]
     return logits[POSITIONS, :VOCAB_SLICE].tolist()

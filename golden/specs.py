@@ -14,7 +14,7 @@ from awq_ref.quant import QuantSpec
 class GoldenSpec:
     name: str
     family: str         # tiny model family (awq_ref.tiny)
-    layout: str         # gemm | gemv (AWQ versions); more layouts as the packers land
+    layout: str         # gemm | gemv (AWQ versions) | compressed-tensors
     group_size: int
     zero_point: bool = True
     method: str = "rtn"
@@ -39,5 +39,7 @@ GOLDENS = (
     GoldenSpec("llama-gemv-g128-sym-rtn", "llama", "gemv", 128, zero_point=False),
     GoldenSpec("qwen2-gemm-g64-rtn", "qwen2", "gemm", 64, seed=1),
     GoldenSpec("opt-gemm-g128-rtn", "opt", "gemm", 128, seed=2),
+    GoldenSpec("llama-ct-g64-rtn", "llama", "compressed-tensors", 64),
+    GoldenSpec("qwen2-ct-g128-sym-rtn", "qwen2", "compressed-tensors", 128, zero_point=False, seed=1),
 )
 BY_NAME = {spec.name: spec for spec in GOLDENS}

@@ -35,8 +35,13 @@ def test_loader_reproduces_manifest_tensors_and_logits(name):
 def test_config_matches_spec(name):
     spec = read_manifest(golden.path(name))["spec"]
     q = json.loads((golden.path(name) / "config.json").read_text())["quantization_config"]
-    assert (q["bits"], q["group_size"], q["zero_point"], q["version"]) == (
-        spec["bits"], spec["group_size"], spec["zero_point"], spec["layout"])
+    if spec["layout"] == "compressed-tensors":
+        w = q["config_groups"]["group_0"]["weights"]
+        declared = (w["num_bits"], w["group_size"], not w["symmetric"], q["format"])
+        assert declared == (spec["bits"], spec["group_size"], spec["zero_point"], "pack-quantized")
+    else:
+        assert (q["bits"], q["group_size"], q["zero_point"], q["version"]) == (
+            spec["bits"], spec["group_size"], spec["zero_point"], spec["layout"])
 
 
 def test_changed_nibble_order_fails_with_a_message_naming_tensor_and_element(monkeypatch):
