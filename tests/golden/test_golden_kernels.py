@@ -13,7 +13,7 @@ from awq_ref.checkpoint import load_checkpoint
 from golden.manifest import TOKEN_IDS
 
 GEMM = [n for n in golden.names()
-        if json.loads((golden.path(n) / "config.json").read_text())["quantization_config"].get("version") == "gemm"]
+        if json.loads((golden.path(n) / "config.json").read_text())["quantization_config"].get("version", "") == "gemm"]
 ON_CPU = "llama-gemm-g64-rtn"
 REL_TOL = 1e-4  # fp32 activations: the kernels accumulate in fp32, only summation order differs
 

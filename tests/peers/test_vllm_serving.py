@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.peers,
 NEW_TOKENS, MARGIN, MIN_AGREED = 8, 0.05, 4
 
 
-def _version(name):
-    return json.loads((golden.path(name) / "config.json").read_text())["quantization_config"].get("version")
+def _format(name):
+    q = json.loads((golden.path(name) / "config.json").read_text())["quantization_config"]
+    return q.get("version") if q["quant_method"] == "awq" else q["quant_method"]
 
 
 def _our_greedy_with_margins(name):
@@ -35,8 +36,8 @@ def _our_greedy_with_margins(name):
     return tokens, margins
 
 
-SERVED = {n: "awq" for n in golden.names() if _version(n) == "gemm"}
-SERVED |= {n: None for n in golden.names() if _version(n) is None}  # compressed-tensors: vLLM detects it
+SERVED = {n: "awq" for n in golden.names() if _format(n) == "gemm"}
+SERVED |= {n: None for n in golden.names() if _format(n) == "compressed-tensors"}  # vLLM detects it
 
 
 @pytest.mark.parametrize("name", sorted(SERVED))
