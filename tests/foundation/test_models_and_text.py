@@ -59,7 +59,7 @@ def test_parallel_builders_build_the_default_model_once(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert counter.read_text() == "built\n"
-    built = tmp_path / "cache" / "models" / "smollm2-135m-instruct-fp16"
+    built = tmp_path / "cache" / "models" / models.CACHE_NAME
     assert (built / "config.json").read_text() == "{}"
     assert not [p for p in built.parent.iterdir() if ".partial-" in p.name]
 
