@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
+from awq_ref.cli.method_options import add_method_options, with_method_options
 from awq_ref.evaluate import EvalSettings, evaluate_checkpoint, evaluate_float, evaluate_method, eval_tokens
 from awq_ref.methods import METHODS, QuantizeRequest
 from awq_ref.models import DEFAULT_GROUP_SIZE
@@ -39,6 +41,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="evaluation dtype")
     p.add_argument("--json", help="also write the rows to this JSON file")
+    add_method_options(p)
+    add_lm_eval_options(p)
     p.set_defaults(func=run)
 
 
@@ -52,7 +56,7 @@ def _rows(args, settings: EvalSettings, tokens) -> list:
         for bits in args.w_bit:
             for group in args.group_size:
                 spec = QuantSpec(bits, group, not args.no_zero_point)
-                request = QuantizeRequest(spec, None, args.calib_samples, args.calib_seqlen)
+                request = with_method_options(QuantizeRequest(spec, None, args.calib_samples, args.calib_seqlen), args)
                 rows.append(evaluate_method(args.model, method, request, tokens, settings))
     return rows
 
@@ -68,9 +72,13 @@ def _print_table(rows, settings: EvalSettings) -> None:
 
 def run(args) -> int:
     settings = EvalSettings(args.windows, args.seqlen, args.batch_size, DTYPES[args.dtype])
-    rows = _rows(args, settings, eval_tokens(args.model))
-    _print_table(rows, settings)
+    if args.lm_eval:  # awq_ref.cli.eval_lm: every row also scored by lm-eval
+        rows = run_with_lm_eval(args, settings, eval_tokens(args.model))
+    else:
+        table = _rows(args, settings, eval_tokens(args.model))
+        _print_table(table, settings)
+        rows = [r.to_json() for r in table]
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": {"windows": settings.windows, "seqlen": settings.seqlen},
-                                               "rows": [r.to_json() for r in rows]}, indent=2) + "\n")
+                                               "rows": rows}, indent=2) + "\n")
     return 0

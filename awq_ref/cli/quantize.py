@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from awq_ref.arch import decoder_layers, linears_in
 from awq_ref.checkpoint import AwqConfig, save_checkpoint
+from awq_ref.cli.method_options import add_method_options, with_method_options
 from awq_ref.errors import HarnessError
 from awq_ref.methods import CALIBRATED, METHODS, QuantizeRequest, run_method
 from awq_ref.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_method_options(p)
     p.set_defaults(func=run)
 
 
@@ -41,7 +43,7 @@ def _request(args) -> QuantizeRequest:
         spec = QuantSpec(args.w_bit, args.group_size, not args.no_zero_point)
     except QuantError as err:
         raise HarnessError(str(err)) from None
-    return QuantizeRequest(spec, args.format, args.calib_samples, args.seqlen, args.seed)
+    return with_method_options(QuantizeRequest(spec, args.format, args.calib_samples, args.seqlen, args.seed), args)
 
 
 def _check_fits(model, request: QuantizeRequest) -> None:

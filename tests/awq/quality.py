@@ -1,0 +1,76 @@
+"""Shared set-up of the perplexity-ordering tests on the default model (not a test module)."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from awq_ref.awq import AwqSearchConfig
+from awq_ref.evaluate import EvalSettings, evaluate_float, evaluate_method, eval_tokens
+from awq_ref.gptq import GptqConfig
+from awq_ref.methods import QuantizeRequest
+from awq_ref.models import DEFAULT_GROUP_SIZE
+from awq_ref.quant import QuantSpec
+
+MODEL = "default"
+RESULTS_DIR_ENV = "AWQ_HARNESS_RESULTS_DIR"  # where the tests also write their JSON
+
+
+@dataclass(frozen=True)
+class Setting:
+    calib_samples: int
+    calib_seqlen: int
+    calib_dtype: str      # compute dtype of the AWQ / GPTQ searches
+    windows: int
+    eval_dtype: torch.dtype = torch.bfloat16
+    seed: int = 0
+
+    def request(self, bits: int) -> QuantizeRequest:
+        return QuantizeRequest(QuantSpec(bits, DEFAULT_GROUP_SIZE), None, self.calib_samples, self.calib_seqlen,
+                               self.seed, awq=AwqSearchConfig(compute_dtype=self.calib_dtype),
+                               gptq=GptqConfig(compute_dtype=self.calib_dtype))
+
+    def eval_settings(self) -> EvalSettings:
+        return EvalSettings(windows=self.windows, seqlen=512, dtype=self.eval_dtype)
+
+
+def float_row(setting: Setting, tokens):
+    return evaluate_float(MODEL, tokens, setting.eval_settings())
+
+
+def method_row(setting: Setting, method: str, bits: int, tokens):
+    return evaluate_method(MODEL, method, setting.request(bits), tokens, setting.eval_settings())
+
+
+def tokens():
+    return eval_tokens(MODEL)
+
+
+def record(section: str, payload: dict) -> None:
+    """Into the report collector when ``reports`` is there (it checks the payload either way)."""
+    try:
+        from reports.collect import record as collect
+    except ImportError:
+        return
+    collect(section, payload)
+
+
+def perplexity_payload(row, setting: Setting, evaluator: str = "awq_ref.perplexity") -> dict:
+    return {"model": MODEL, "method": row.method, "bits": row.bits or 16, "group_size": row.group_size or 0,
+            "ppl": row.result.ppl, "evaluator": evaluator, "dataset": "austen-prideprejudice",
+            "windows": setting.windows, "calib_samples": setting.calib_samples,
+            "calib_seqlen": setting.calib_seqlen, "calib_dtype": setting.calib_dtype,
+            "seconds": round(row.seconds, 1)}
+
+
+def write_json(name: str, payload) -> Path | None:
+    folder = os.environ.get(RESULTS_DIR_ENV)
+    if not folder:
+        return None
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
