@@ -70,6 +70,16 @@ def _print_table(rows, settings: EvalSettings) -> None:
         print(f"{row.label[-48:]:<48} {row.result.ppl:>10.3f} {row.result.ppl / fp:>7.3f}x {row.seconds:>8.1f}")
 
 
+def _record(model: str, rows: list[dict]) -> None:
+    """Perplexity rows for ``awq-harness --results-json`` (no-op otherwise)."""
+    from reports.collect import record
+
+    for row in rows:
+        record("perplexity", {"model": model, "method": row.get("method", row["label"]), "bits": row.get("bits"),
+                              "group_size": row.get("group_size"), "ppl": row["ppl"], "label": row["label"],
+                              "evaluator": "own", "windows": row["windows"], "seqlen": row["seqlen"]})
+
+
 def run(args) -> int:
     settings = EvalSettings(args.windows, args.seqlen, args.batch_size, DTYPES[args.dtype])
     if args.lm_eval:  # awq_ref.cli.eval_lm: every row also scored by lm-eval
@@ -78,6 +88,7 @@ def run(args) -> int:
         table = _rows(args, settings, eval_tokens(args.model))
         _print_table(table, settings)
         rows = [r.to_json() for r in table]
+    _record(args.model, rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": {"windows": settings.windows, "seqlen": settings.seqlen},
                                                "rows": rows}, indent=2) + "\n")
