@@ -4,6 +4,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import torch
+
+from awq_ref.awq import AwqSearchConfig, awq_quantize
 from awq_ref.checkpoint import AwqConfig, save_checkpoint
 from awq_ref.rtn import rtn
 from awq_ref.tiny import tiny_config_dict, tiny_model
@@ -17,11 +20,19 @@ def golden_dir(name: str) -> Path:
     return ROOT / name
 
 
+def calibration_ids() -> torch.Tensor:
+    """AWQ goldens calibrate on 8 x 64 token ids from a fixed generator (tiny vocab: 512)."""
+    return torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(1234))
+
+
 def _quantised_model(spec: GoldenSpec, layout: str):
     model = tiny_model(spec.family, spec.seed)
-    if spec.method != "rtn":
-        raise ValueError(f"{spec.name}: method {spec.method!r} has no golden builder yet")
-    rtn(model, spec.quant, layout)
+    if spec.method == "rtn":
+        rtn(model, spec.quant, layout)
+    elif spec.method == "awq":
+        awq_quantize(model, calibration_ids(), spec.quant, AwqSearchConfig(), mode="real", version=layout)
+    else:
+        raise ValueError(f"{spec.name}: method {spec.method!r} has no golden builder")
     return model
 
 

@@ -39,6 +39,9 @@ GOLDENS = (
     GoldenSpec("llama-gemv-g128-sym-rtn", "llama", "gemv", 128, zero_point=False),
     GoldenSpec("qwen2-gemm-g64-rtn", "qwen2", "gemm", 64, seed=1),
     GoldenSpec("opt-gemm-g128-rtn", "opt", "gemm", 128, seed=2),
+    GoldenSpec("llama-gemm-g64-awq", "llama", "gemm", 64, method="awq", seed=4),
+    GoldenSpec("opt-gemm-g128-awq", "opt", "gemm", 128, method="awq", seed=5),
+    GoldenSpec("qwen2-gemv-g32-awq", "qwen2", "gemv", 32, method="awq", seed=6),
     GoldenSpec("llama-ct-g64-rtn", "llama", "compressed-tensors", 64),
     GoldenSpec("qwen2-ct-g128-sym-rtn", "qwen2", "compressed-tensors", 128, zero_point=False, seed=1),
 )
