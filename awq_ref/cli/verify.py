@@ -37,6 +37,10 @@ def _record(report) -> None:
     for f in report.findings:
         record("findings", {"checkpoint": report.checkpoint, "rule": f.rule, "severity": f.severity,
                             "message": f.message, "file": f.file, "tensor": f.tensor})
+    for row in (report.functional or {}).get("layers", []):  # --reference: the per-layer picture
+        for mode in ("isolated", "accumulated"):
+            record("layer_errors", {"model": report.checkpoint, "layer": row["layer"], "mode": mode,
+                                    "rel_error": row[f"{mode}_rel_error"], "sqnr_db": row[f"{mode}_sqnr_db"]})
 
 
 def _print(report, quiet: bool) -> None:
