@@ -59,10 +59,12 @@ def gptq_state_dict(model: nn.Module, weights: dict[str, GptqWeight], checkpoint
 
 def save_gptq_checkpoint(model: nn.Module, weights: dict[str, GptqWeight], out: str | Path, cfg: GptqConfig,
                          source: str | Path | None = None, meta: dict | None = None,
-                         checkpoint_format: str = "gptq", overwrite: bool = False) -> Path:
-    """``weights``: module name (from the model root) -> GptqWeight, as ``gptq(keep_weights=True)`` returns."""
+                         checkpoint_format: str = "gptq", overwrite: bool = False,
+                         base_config: dict | None = None) -> Path:
+    """``weights``: module name (from the model root) -> GptqWeight, as ``gptq(keep_weights=True)`` returns.
+    ``base_config`` replaces ``model.config.to_dict()`` (goldens: bytes independent of transformers)."""
     spec = next(iter(weights.values())).spec
-    config = model.config.to_dict()
+    config = dict(base_config) if base_config is not None else model.config.to_dict()
     for key in ("_name_or_path", "_model_name_or_path", "transformers_version"):
         config.pop(key, None)
     config["dtype"] = config["torch_dtype"] = "float16"

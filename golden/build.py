@@ -1,6 +1,7 @@
 """Build a golden checkpoint from its spec, deterministically."""
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -42,10 +43,40 @@ def _save_awq(spec: GoldenSpec, out: Path, layout: str, overwrite: bool) -> None
                     overwrite=overwrite)
 
 
+def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
+    """GPTQ (v1 ``checkpoint_format: gptq``, symmetric so every zero fits v1's z - 1)."""
+    from awq_ref.gptq import GptqConfig, gptq
+    from awq_ref.gptq_checkpoint import save_gptq_checkpoint
+
+    model, cfg = tiny_model(spec.family, spec.seed), GptqConfig()
+    result = gptq(model, calibration_ids(), spec.quant, cfg, keep_weights=True)
+    config = {**tiny_config_dict(spec.family), "torch_dtype": "float16"}
+    save_gptq_checkpoint(model, result.weights, out, cfg, overwrite=overwrite, base_config=config)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Calibrated methods (GPTQ's Cholesky, AWQ's grid losses) sum in a thread-dependent order;
+    one thread makes the bytes the same in pytest and in golden/regenerate."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def build(spec: GoldenSpec, out: Path, overwrite: bool = False) -> Path:
     """Write the checkpoint and its manifest to ``out`` (atomic, like every checkpoint).
     compressed-tensors goldens are the GEMM golden converted by ``conformance.convert``."""
-    if spec.layout == "compressed-tensors":
+    with _one_thread():
+        return _build(spec, out, overwrite)
+
+
+def _build(spec: GoldenSpec, out: Path, overwrite: bool) -> Path:
+    if spec.layout == "gptq":
+        _save_gptq(spec, out, overwrite)
+    elif spec.layout == "compressed-tensors":
         from conformance.convert import convert
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ from awq_ref.quant import QuantSpec
 class GoldenSpec:
     name: str
     family: str         # tiny model family (awq_ref.tiny)
-    layout: str         # gemm | gemv (AWQ versions) | compressed-tensors
+    layout: str         # gemm | gemv (AWQ versions) | compressed-tensors | gptq
     group_size: int
     zero_point: bool = True
     method: str = "rtn"
@@ -43,6 +43,7 @@ GOLDENS = (
     GoldenSpec("opt-gemm-g128-awq", "opt", "gemm", 128, method="awq", seed=5),
     GoldenSpec("qwen2-gemv-g32-awq", "qwen2", "gemv", 32, method="awq", seed=6),
     GoldenSpec("llama-ct-g64-rtn", "llama", "compressed-tensors", 64),
+    GoldenSpec("llama-gptq-g64-sym", "llama", "gptq", 64, zero_point=False, method="gptq", seed=7),
     GoldenSpec("qwen2-ct-g128-sym-rtn", "qwen2", "compressed-tensors", 128, zero_point=False, seed=1),
 )
 BY_NAME = {spec.name: spec for spec in GOLDENS}

@@ -35,7 +35,10 @@ def test_loader_reproduces_manifest_tensors_and_logits(name):
 def test_config_matches_spec(name):
     spec = read_manifest(golden.path(name))["spec"]
     q = json.loads((golden.path(name) / "config.json").read_text())["quantization_config"]
-    if spec["layout"] == "compressed-tensors":
+    if spec["layout"] == "gptq":
+        assert (q["bits"], q["group_size"], not q["sym"], q["quant_method"]) == (
+            spec["bits"], spec["group_size"], spec["zero_point"], "gptq")
+    elif spec["layout"] == "compressed-tensors":
         w = q["config_groups"]["group_0"]["weights"]
         declared = (w["num_bits"], w["group_size"], not w["symmetric"], q["format"])
         assert declared == (spec["bits"], spec["group_size"], spec["zero_point"], "pack-quantized")
