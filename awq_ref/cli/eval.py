@@ -75,7 +75,11 @@ def _record(model: str, rows: list[dict]) -> None:
     from reports.collect import record
 
     for row in rows:
-        record("perplexity", {"model": model, "method": row.get("method", row["label"]), "bits": row.get("bits"),
+        method = row.get("method", row["label"])
+        bits = 16 if method == "fp" else row.get("bits")  # the float row counts as 16-bit
+        if bits is None:
+            continue  # a row whose bit width is unknown (lm-eval's labelled rows) is not a table entry
+        record("perplexity", {"model": model, "method": method, "bits": bits,
                               "group_size": row.get("group_size"), "ppl": row["ppl"], "label": row["label"],
                               "evaluator": "own", "windows": row["windows"], "seqlen": row["seqlen"]})
 

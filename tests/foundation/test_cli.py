@@ -59,9 +59,14 @@ def test_default_model_job_end_to_end(tmp_path):
     q = subprocess.run([*exe, "quantize", "--model", "default", "--out", str(out)], capture_output=True, text=True)
     assert q.returncode == 0, q.stderr[-2000:]
     assert "quantised 210 linears" in q.stdout
-    e = subprocess.run([*exe, "eval", "--model", "default", "--checkpoint", str(out), "--windows", "2",
-                        "--json", str(tmp_path / "eval.json")], capture_output=True, text=True)
+    e = subprocess.run([*exe, "--results-json", str(tmp_path / "results.json"), "eval", "--model", "default",
+                        "--checkpoint", str(out), "--windows", "2", "--json", str(tmp_path / "eval.json")],
+                       capture_output=True, text=True)
     assert e.returncode == 0, e.stderr[-2000:]
+    r = subprocess.run([*exe, "report", str(tmp_path / "results.json"), "--out", str(tmp_path / "report.html")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "checkpoint" in (tmp_path / "report.html").read_text()
     rows = json.loads((tmp_path / "eval.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["fp", "checkpoint"]
     assert rows[1]["ppl"] > rows[0]["ppl"]
