@@ -17,6 +17,8 @@ Differences between implementations (see shared notes, awq-format section 1.4):
 """
 from __future__ import annotations
 
+import inspect as pyinspect
+
 import math
 from dataclasses import dataclass
 
@@ -51,8 +53,17 @@ def output_mse(reference: torch.Tensor, out: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(diff).square() / diff.numel())
 
 
+def _accepted(module: nn.Module, kwargs: dict) -> dict:
+    """The layer kwargs this sub-module's forward takes (transformers 4.5x's OPT attention, for
+    one, has no ``use_cache``); a forward with ``**kwargs`` takes them all."""
+    params = pyinspect.signature(module.forward).parameters
+    if any(p.kind is pyinspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
 def run_module(module: nn.Module, x: torch.Tensor, kwargs: dict) -> torch.Tensor:
-    out = module(x, **kwargs)
+    out = module(x, **_accepted(module, kwargs))
     return out[0] if isinstance(out, tuple) else out
 
 
