@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from awq_ref.awq.capture import first_layer_inputs, run_layer
-from awq_ref.lazy import LazyModel, open_lazy
+from awq_ref.lazy import open_lazy
+from awq_ref.perplexity import next_token_nll
 
 FINAL_NORM = {"LlamaForCausalLM": "model.norm", "MistralForCausalLM": "model.norm",
               "Qwen2ForCausalLM": "model.norm", "OPTForCausalLM": "model.decoder.final_layer_norm"}
@@ -59,11 +60,10 @@ def rel_error_and_sqnr(approx: torch.Tensor, exact: torch.Tensor) -> tuple[float
     return rel, sqnr
 
 
-def _final_hidden_to_nll(lazy: LazyModel, hidden: torch.Tensor, ids: torch.Tensor) -> float:
-    model = lazy.model
+def final_nll(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor) -> float:
+    """Total next-token NLL from the last decoder layer's output (final norm, then the head)."""
     norm = model.get_submodule(FINAL_NORM[type(model).__name__])
-    logits = model.get_output_embeddings()(norm(hidden))[:, :-1].float()
-    return float(nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="sum"))
+    return float(next_token_nll(model.get_output_embeddings()(norm(hidden)), ids).sum())
 
 
 @torch.no_grad()
@@ -89,5 +89,5 @@ def compare_layerwise(reference: str, quantized: str, windows: torch.Tensor,
         if on_layer:
             on_layer(i)
     tokens = windows.numel() - windows.shape[0]
-    ppl = [math.exp(_final_hidden_to_nll(m, h, windows) / tokens) for m, h in ((ref, h_ref), (qnt, h_q))]
+    ppl = [math.exp(final_nll(m.model, h, windows) / tokens) for m, h in ((ref, h_ref), (qnt, h_q))]
     return LayerwiseReport(errors, ppl[0], ppl[1], tokens)

@@ -49,7 +49,12 @@ def make_windows(token_ids: torch.Tensor, seqlen: int, n_windows: int | None = N
 @torch.no_grad()
 def window_nll(model: nn.Module, windows: torch.Tensor) -> torch.Tensor:
     """Summed next-token NLL of each window: [n] float64."""
-    logits = model(input_ids=windows).logits[:, :-1].float()
+    return next_token_nll(model(input_ids=windows).logits, windows)
+
+
+def next_token_nll(logits: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    """Summed NLL of tokens 2..T of each window given logits [n, T, V]: [n] float64."""
+    logits = logits[:, :-1].float()
     n, t, vocab = logits.shape
     # [tokens, vocab] rows: cross_entropy on the [B, V, T] layout loses up to 2e-4 nats a token
     nll = nn.functional.cross_entropy(logits.reshape(n * t, vocab), windows[:, 1:].reshape(-1), reduction="none")

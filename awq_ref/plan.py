@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from awq_ref.arch import decoder_layers, layer_prefix
+from awq_ref.layerwise import final_nll
 from awq_ref.qlinear import AwqLinear
-from awq_ref.sensitivity import LayerSensitivity, _nll, float_layer_inputs
+from awq_ref.sensitivity import LayerSensitivity, float_layer_inputs
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Plan:
 
 def _ppl(model: nn.Module, ids: torch.Tensor, dtype: torch.dtype) -> float:
     _, final, _ = float_layer_inputs(model, ids, dtype)
-    return math.exp(_nll(model, final, ids) / (ids.numel() - ids.shape[0]))
+    return math.exp(final_nll(model, final, ids) / (ids.numel() - ids.shape[0]))
 
 
 def _packed_bytes(layer: nn.Module) -> int:

@@ -18,7 +18,7 @@ from torch import nn
 
 from awq_ref.arch import decoder_layers, layer_prefix
 from awq_ref.awq.capture import first_layer_inputs, run_layer
-from awq_ref.layerwise import FINAL_NORM
+from awq_ref.layerwise import final_nll
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,6 @@ class LayerSensitivity:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def _nll(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor) -> float:
-    norm = model.get_submodule(FINAL_NORM[type(model).__name__])
-    logits = model.get_output_embeddings()(norm(hidden))[:, :-1].float()
-    return float(nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="sum"))
 
 
 @torch.no_grad()
@@ -55,14 +49,14 @@ def layer_sensitivity(reference: nn.Module, quantized: nn.Module, ids: torch.Ten
     """Scores for every layer, most harmful first."""
     inputs, final, kwargs = float_layer_inputs(reference, ids, dtype)
     tokens = ids.numel() - ids.shape[0]
-    base = _nll(reference, final, ids)
+    base = final_nll(reference, final, ids)
     ref_layers, q_layers = decoder_layers(reference), decoder_layers(quantized)
     scores = []
     for i, h in enumerate(inputs):
         h = run_layer(q_layers[i], h, kwargs)
         for layer in ref_layers[i + 1:]:
             h = run_layer(layer, h, kwargs)
-        nll = _nll(reference, h, ids)
+        nll = final_nll(reference, h, ids)
         scores.append(LayerSensitivity(i, f"{layer_prefix(reference)}.{i}", (nll - base) / tokens,
                                        math.exp(nll / tokens)))
         if on_layer:
