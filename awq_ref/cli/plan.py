@@ -1,20 +1,27 @@
-"""``awq-harness plan``: rank layers by sensitivity and propose which to keep in float."""
+"""``awq-harness plan``: rank layers (and linear groups) by sensitivity; propose what to keep in float.
+
+The plan is chosen on the selection windows and reported again on disjoint validation
+windows of the held-out text (``awq_ref.holdout``).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from awq_ref.arch import decoder_layers, layer_prefix
 from awq_ref.checkpoint import load_checkpoint
+from awq_ref.cli.plan_output import print_plans, record_results
 from awq_ref.corpus import eval_text
 from awq_ref.errors import HarnessError
+from awq_ref.group_sensitivity import group_sensitivity, linear_groups
+from awq_ref.holdout import selection_and_validation
 from awq_ref.models import load_model, load_tokenizer
-from awq_ref.perplexity import make_windows, tokenize_text
-from awq_ref.plan import plan_keep_layers
+from awq_ref.perplexity import tokenize_text
+from awq_ref.plan import plan_keep_groups, plan_keep_layers
+from awq_ref.refold import check_same_basis, checkpoint_request, folded_layers
 from awq_ref.sensitivity import layer_sensitivity
 
 
@@ -24,50 +31,65 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="default", help="the float model ('default' or a folder)")
     p.add_argument("--checkpoint", required=True, help="the quantised checkpoint of that model")
     p.add_argument("--target", type=float, default=0.5, help="share of the perplexity gap to recover (0-1]")
-    p.add_argument("--windows", type=int, default=2, help="held-out windows scored")
-    p.add_argument("--seqlen", type=int, default=256, help="tokens per window")
-    p.add_argument("--json", help="write ranking and plan to this file (quantize --keep-layers reads it)")
+    p.add_argument("--windows", type=int, default=2, help="selection windows: rank and choose on these")
+    p.add_argument("--seqlen", type=int, default=256, help="tokens per selection window")
+    p.add_argument("--val-windows", type=int, default=8, help="validation windows (after the selection ones)")
+    p.add_argument("--val-seqlen", type=int, default=512, help="tokens per validation window")
+    p.add_argument("--groups", action="store_true",
+                   help="also rank linear groups inside the top layers and plan with them (needs an awq-harness checkpoint)")
+    p.add_argument("--group-layers", type=int, default=6, help="with --groups: how many top-ranked layers to split")
+    p.add_argument("--json", help="write rankings and plans to this file (quantize --keep-layers reads it)")
     p.set_defaults(func=run)
 
 
-def _windows(model: str, args) -> torch.Tensor:
+def _windows(model: str, args):
+    tokens = tokenize_text(load_tokenizer(model), eval_text())
     try:
-        return make_windows(tokenize_text(load_tokenizer(model), eval_text()), args.seqlen, args.windows)
+        return selection_and_validation(tokens, args.seqlen, args.windows, args.val_seqlen, args.val_windows)
     except ValueError as err:
         raise HarnessError(str(err)) from None
+
+
+def _layer_ranking(reference, quantized, ids):
+    with tqdm(total=len(decoder_layers(reference)), desc="layer sensitivity", unit="layer") as bar:
+        return layer_sensitivity(reference, quantized, ids, on_layer=lambda i: bar.update(1))
+
+
+def _group_ranking(args, reference, quantized, layer_ranking, ids):
+    method, request = checkpoint_request(args.checkpoint)
+    top = [s.layer for s in layer_ranking[:args.group_layers]]
+    folded = folded_layers(reference, method, load_tokenizer(args.model), request, top)
+    check_same_basis(folded, quantized)
+    total = sum(len(linear_groups(reference, decoder_layers(reference)[i])) for i in folded)
+    with tqdm(total=total, desc="group sensitivity", unit="group") as bar:
+        return folded, group_sensitivity(reference, folded, quantized, ids, on_group=lambda i, g: bar.update(1))
 
 
 def run(args) -> int:
     if not 0 < args.target <= 1:
         raise HarnessError(f"--target must be in (0, 1], got {args.target}")
     reference, quantized = load_model(args.model), load_checkpoint(args.checkpoint)
-    ids = _windows(args.model, args)
-    with tqdm(total=len(decoder_layers(reference)), desc="sensitivity", unit="layer") as bar:
-        ranking = layer_sensitivity(reference, quantized, ids, on_layer=lambda i: bar.update(1))
-    plan = plan_keep_layers(reference, quantized, ranking, ids, args.target)
-    _print(ranking, plan, args)
+    selection, validation = _windows(args.model, args)
+    ranking = _layer_ranking(reference, quantized, selection.ids)
+    plans = {"layers": plan_keep_layers(reference, quantized, ranking, selection.ids, args.target,
+                                        validation_ids=validation.ids)}
+    groups = []
+    if args.groups:
+        folded, groups = _group_ranking(args, reference, quantized, ranking, selection.ids)
+        plans["groups"] = plan_keep_groups(reference, folded, quantized, groups, selection.ids, args.target,
+                                           validation_ids=validation.ids)
+    windows = {"selection": selection.describe(), "validation": validation.describe()}
+    print_plans(ranking, groups, plans, windows)
     if args.json:
-        doc = {"ranking": [s.to_json() for s in ranking], "plan": plan.to_json(),
-               "modules_to_not_convert": plan.modules_to_not_convert(layer_prefix(reference))}
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-    _record(ranking, args)
+        Path(args.json).write_text(json.dumps(_document(ranking, groups, plans, windows, reference), indent=2) + "\n")
+    record_results(args, ranking, groups, plans)
     return 0
 
 
-def _print(ranking, plan, args) -> None:
-    print(f"sensitivity (NLL increase per token with only that layer quantised), {args.windows} x {args.seqlen} tokens:")
-    for s in ranking[:8]:
-        print(f"  layer {s.layer:>3}  +{s.delta_nll:.4f} nats  ppl {s.ppl:.3f}")
-    print(f"plan: keep layers {','.join(map(str, plan.keep_layers))} in float -> ppl {plan.ppl_plan:.3f} "
-          f"(fp {plan.ppl_reference:.3f}, quantised {plan.ppl_quantized:.3f}); recovers {plan.recovered:.0%} of the gap")
-    print(f"size: +{plan.extra_bytes / 1e6:.1f} MB over {plan.quantized_bytes / 1e6:.1f} MB of quantised linears")
-    print(f"apply with: awq-harness quantize ... --keep-layers {','.join(map(str, plan.keep_layers))}")
-
-
-def _record(ranking, args) -> None:
-    try:
-        from reports.collect import record
-    except ImportError:
-        return
-    for s in ranking:
-        record("sensitivity", {"model": args.model, "layer": s.layer, "score": s.delta_nll, "ppl": s.ppl})
+def _document(ranking, groups, plans, windows, reference) -> dict:
+    chosen = plans.get("groups", plans["layers"])
+    return {"windows": windows, "ranking": [s.to_json() for s in ranking],
+            "group_ranking": [s.to_json() for s in groups],
+            "plan": chosen.to_json(), "layer_plan": plans["layers"].to_json(),
+            "group_plan": plans["groups"].to_json() if "groups" in plans else None,
+            "modules_to_not_convert": chosen.modules_to_not_convert(layer_prefix(reference))}

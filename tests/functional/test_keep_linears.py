@@ -1,0 +1,86 @@
+"""quantize --keep-layers with single linears (tiny Llama): the kept linears are float in the
+layer's AWQ basis, the checkpoint declares them, conforms and loads; both quantize paths agree."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from awq_ref.arch import decoder_layers
+from awq_ref.awq.capture import first_layer_inputs, run_layer
+from awq_ref.checkpoint import load_checkpoint
+from awq_ref.cli import main
+from awq_ref.errors import HarnessError
+from awq_ref.keep import parse_keep
+from awq_ref.models import load_model
+from awq_ref.qlinear import AwqLinear
+from awq_ref.tiny import tiny_model, tiny_tokenizer
+from conformance import verify
+
+CALIB = ["--calib-samples", "2", "--seqlen", "64", "--calib-dtype", "bfloat16"]
+LAYER1 = [f"model.layers.1.{n}" for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                          "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model("llama", seed=2, layers=3).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoints(model_dir, tmp_path_factory):
+    """AWQ checkpoints keeping every linear of layer 1 one by one, plus layer 2 whole; both paths."""
+    root = tmp_path_factory.mktemp("keep")
+    keep = ",".join(["2", *LAYER1])
+    for name, extra in (("streamed", []), ("in_memory", ["--in-memory"])):
+        assert main(["quantize", "--model", str(model_dir), "--method", "awq", *CALIB, "--keep-layers", keep,
+                     *extra, "--out", str(root / name)]) == 0
+    return root
+
+
+def _layer_output(model: nn.Module, index: int, ids: torch.Tensor) -> torch.Tensor:
+    hidden, kwargs = first_layer_inputs(model, ids, torch.float32)
+    for layer in decoder_layers(model)[:index]:
+        hidden = run_layer(layer, hidden, kwargs)
+    return hidden, run_layer(decoder_layers(model)[index], hidden, kwargs), kwargs
+
+
+def test_kept_linears_are_float_and_in_the_folded_basis(model_dir, checkpoints):
+    reference, mixed = load_model(model_dir), load_checkpoint(checkpoints / "streamed")
+    layer = decoder_layers(mixed)[1]
+    assert all(type(layer.get_submodule(n.split(".", 3)[3])) is nn.Linear for n in LAYER1)
+    assert layer.input_layernorm.weight.ne(decoder_layers(reference)[1].input_layernorm.weight).any()  # AWQ folded it
+    ids = torch.randint(3, 200, (2, 32), generator=torch.Generator().manual_seed(0))
+    hidden, expected, kwargs = _layer_output(reference, 1, ids)
+    got = run_layer(layer, hidden, kwargs)
+    assert (got - expected).norm() / expected.norm() < 2e-3  # fp16 storage only; unfolded weights: O(1)
+
+
+def test_the_checkpoint_declares_conforms_and_loads(checkpoints):
+    folder = checkpoints / "streamed"
+    config = json.loads((folder / "config.json").read_text())["quantization_config"]
+    assert config["modules_to_not_convert"] == ["model.layers.2.", *sorted(LAYER1)]
+    assert verify(folder).conforms
+    model = load_checkpoint(folder)
+    assert isinstance(model.model.layers[0].mlp.down_proj, AwqLinear)
+    assert type(model.model.layers[2].mlp.down_proj) is nn.Linear
+    meta = json.loads((folder / "awq_harness.json").read_text())
+    assert meta["keep_linears"] == sorted(LAYER1) and not any(n in meta["linear_errors"] for n in LAYER1)
+
+
+def test_layer_at_a_time_and_in_memory_write_the_same_bytes(checkpoints):
+    for f in (checkpoints / "streamed").glob("*.safetensors"):
+        assert f.read_bytes() == (checkpoints / "in_memory" / f.name).read_bytes()
+
+
+def test_keep_spec_is_checked_against_the_model(model_dir):
+    model = load_model(model_dir)
+    keep = parse_keep("1,model.layers.1.mlp.up_proj,model.layers.0.mlp.down_proj", model)
+    assert keep.layers == [1] and keep.linears == ["model.layers.0.mlp.down_proj"]  # layer 1 is float anyway
+    assert keep.not_converted("model.layers") == ["model.layers.1.", "model.layers.0.mlp.down_proj"]
+    for bad in ("model.layers.0.mlp", "model.layers.9.mlp.up_proj", "7"):
+        with pytest.raises(HarnessError):
+            parse_keep(bad, model)
