@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -13,6 +12,8 @@ from awq_ref.arch import decoder_layers, layer_prefix, linears_in
 from awq_ref.checkpoint import AwqConfig, save_checkpoint
 from awq_ref.cli.method_options import add_method_options, with_method_options
 from awq_ref.errors import HarnessError
+from awq_ref.keep import parse_keep
+from awq_ref.keep_step import folded_before_quantizing, restore_kept_linears
 from awq_ref.methods import CALIBRATED, METHODS, QuantizeRequest, run_method
 from awq_ref.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_ref.quant import QuantError, QuantSpec
@@ -33,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="checkpoint folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--keep-layers", metavar="PLAN",
-                   help="decoder layers kept in float: '3,7,11' or a plan file from 'awq-harness plan --json'")
+                   help="kept in float: decoder layers and linears ('3,7,model.layers.5.mlp.down_proj') "
+                        "or a plan file from 'awq-harness plan --json'")
     add_method_options(p)
     p.set_defaults(func=run)
 
@@ -84,23 +86,6 @@ def _print_summary(errors: list, seconds: float, source: Path, out: Path) -> Non
         print(f"  {e.rel_error:.4f}  {e.name}")
 
 
-def keep_layers(spec: str | None, n_layers: int) -> list[int]:
-    """Layer indices from '3,7,11' or from a plan file's ``plan.keep_layers``."""
-    if not spec:
-        return []
-    try:
-        if Path(spec).is_file():
-            layers = json.loads(Path(spec).read_text())["plan"]["keep_layers"]
-        else:
-            layers = [int(part) for part in spec.split(",") if part.strip()]
-    except (ValueError, KeyError, TypeError) as err:
-        raise HarnessError(f"--keep-layers {spec!r}: expected '3,7,11' or a plan JSON file ({err})") from None
-    bad = [i for i in layers if not 0 <= i < n_layers]
-    if bad:
-        raise HarnessError(f"--keep-layers: no decoder layer {bad} (the model has {n_layers})")
-    return sorted(set(layers))
-
-
 def _restore_float_layers(model, originals: dict[int, object]) -> list[str]:
     """Put the kept layers back as they were; AWQ and RTN treat layers independently (the next
     layer's calibration input is the float output), so this equals never quantising them."""
@@ -117,15 +102,18 @@ def run(args) -> int:
     request = _request(args)
     model = load_model(source)
     _check_fits(model, request)
-    kept = keep_layers(args.keep_layers, len(decoder_layers(model)))
-    originals = {i: copy.deepcopy(decoder_layers(model)[i]) for i in kept}
+    keep = parse_keep(args.keep_layers, model)
+    originals = {i: copy.deepcopy(decoder_layers(model)[i]) for i in keep.layers}
     tokenizer = load_tokenizer(source) if args.method in CALIBRATED else None
+    folded = folded_before_quantizing(model, args.method, tokenizer, request, keep)
     started = time.perf_counter()
     errors = _quantize(model, tokenizer, args.method, request)
     seconds = time.perf_counter() - started
-    not_converted = _restore_float_layers(model, originals) or None
+    restore_kept_linears(model, folded, keep)
+    _restore_float_layers(model, originals)
+    not_converted = keep.not_converted(layer_prefix(model))
     errors = [e for e in errors if not any(e.name.startswith(prefix) for prefix in not_converted or [])]
-    meta = {"method": args.method, "request": request.to_json(), "source": str(args.model), "keep_layers": kept,
+    meta = {"method": args.method, "request": request.to_json(), "source": str(args.model), "keep_layers": keep.layers, "keep_linears": keep.linears,
             "linear_errors": {e.name: e.rel_error for e in errors}}
     save_checkpoint(model, out, AwqConfig(request.spec, request.version, not_converted), source=source,
                     meta=meta, overwrite=args.overwrite)
