@@ -63,3 +63,28 @@ def layer_forward(layer: nn.Module, hidden: torch.Tensor, kwargs: dict) -> tuple
         for h in handles:
             h.remove()
     return out, inputs
+
+
+def block_rows(n_blocks: int, keep: int | None) -> torch.Tensor | None:
+    """Indices of ``keep`` blocks evenly spaced over ``n_blocks`` (first and last included);
+    None when all blocks are kept."""
+    if keep is None or keep >= n_blocks:
+        return None
+    return torch.linspace(0, n_blocks - 1, keep).round().long().unique()
+
+
+def select_blocks(x: torch.Tensor, kwargs: dict, rows: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+    """The chosen calibration blocks of a layer input [B, T, K] and of any per-block kwarg
+    (an attention mask [B, ...]); kwargs shared by all blocks (rotary tables [1, T, D]) pass."""
+    if rows is None:
+        return x, kwargs
+    n = x.shape[0]
+
+    def pick(value):
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n and n > 1:
+            return value[rows]
+        if isinstance(value, tuple):
+            return tuple(pick(v) for v in value)
+        return value
+
+    return x[rows], {k: pick(v) for k, v in kwargs.items()}

@@ -25,7 +25,7 @@ from torch import nn
 
 from awq_ref.apply import LinearError, relative_error, replace_linears
 from awq_ref.arch import clipped, decoder_layers, layer_prefix, linears_in, scaling_groups
-from awq_ref.awq.capture import first_layer_inputs, layer_forward
+from awq_ref.awq.capture import block_rows, first_layer_inputs, layer_forward, select_blocks
 from awq_ref.awq.clip import apply_clip, search_clip
 from awq_ref.awq.config import AwqSearchConfig
 from awq_ref.awq.fold import fold_scales
@@ -45,6 +45,7 @@ class GroupRecord:
     alpha: float
     loss: float
     scales: torch.Tensor | None = None  # kept only with keep_tensors
+    losses: list[float] = field(default_factory=list)  # one per grid point
 
 
 @dataclass
@@ -64,10 +65,11 @@ def search_layer_scales(work: nn.Module, master: nn.Module, groups, inputs: dict
     choices = []
     for group in groups:
         x = inputs[group.balance[0]]
+        x_loss, kwargs_loss = select_blocks(x, kwargs, block_rows(x.shape[0], cfg.loss_blocks))
         masters = [master.get_submodule(n).weight.detach().float() for n in group.balance]
         choices.append(search_scale(
             linears=[work.get_submodule(n) for n in group.balance], master_weights=masters,
-            inspect=work.get_submodule(group.inspect), x=x, kwargs=kwargs if group.takes_kwargs else {},
+            inspect=work.get_submodule(group.inspect), x=x_loss, kwargs=kwargs_loss if group.takes_kwargs else {},
             x_mean=activation_mean(x), w_mean=weight_mean(masters, spec.group_size),
             spec=spec, n_grid=cfg.n_grid, duo=cfg.duo_scaling))
     return choices
@@ -114,7 +116,7 @@ def awq_layer(master: nn.Module, model: nn.Module, hidden: torch.Tensor, kwargs:
         for name in group.balance:
             inputs[name] = inputs[name] / choice.scales.to(inputs[name].dtype)
         result.groups.append(GroupRecord(index, group.prev, group.balance, choice.alpha, choice.loss,
-                                         choice.scales if keep_tensors else None))
+                                         choice.scales if keep_tensors else None, choice.losses))
     if mode != "scale_only":
         clips = clip_layer(master, inputs, spec, cfg) if cfg.clip else {}
         if keep_tensors:

@@ -19,6 +19,9 @@ def add_method_options(p) -> None:
     g.add_argument("--n-grid", type=int, default=AwqSearchConfig.n_grid, help="AWQ scale grid points")
     g.add_argument("--no-duo-scaling", action="store_true", help="AWQ plain s = x^a (llm-awq) instead of duo")
     g.add_argument("--no-clip", action="store_true", help="skip AWQ's clip search (as llm-compressor)")
+    g.add_argument("--loss-blocks", type=int, default=None, metavar="N",
+                   help="AWQ scale-search loss on N evenly spaced calibration blocks (default: all, as "
+                        "AutoAWQ); statistics and clip search still use every block")
     g.add_argument("--gptq-damp", type=float, default=GptqConfig.damp, help="GPTQ dampening (x mean diag H)")
     g.add_argument("--gptq-block-size", type=int, default=GptqConfig.block_size)
     g.add_argument("--gptq-act-order", action="store_true", help="GPTQ columns by decreasing Hessian diagonal")
@@ -27,7 +30,7 @@ def add_method_options(p) -> None:
 
 def method_configs(args) -> dict:
     awq = AwqSearchConfig(n_grid=args.n_grid, duo_scaling=not args.no_duo_scaling, clip=not args.no_clip,
-                          compute_dtype=args.calib_dtype)
+                          compute_dtype=args.calib_dtype, loss_blocks=args.loss_blocks)
     gptq = GptqConfig(damp=args.gptq_damp, block_size=args.gptq_block_size, act_order=args.gptq_act_order,
                       static_groups=args.gptq_static_groups, compute_dtype=args.calib_dtype)
     return {"awq": awq, "gptq": gptq}

@@ -20,12 +20,13 @@ def model_dir(tmp_path_factory):
 def test_quantize_with_awq_records_every_choice(model_dir, tmp_path, capsys):
     out = tmp_path / "awq"
     code = main(["quantize", "--model", str(model_dir), "--method", "awq", "--calib-samples", "2", "--seqlen", "64",
-                 "--calib-dtype", "bfloat16", "--no-duo-scaling", "--out", str(out)])
+                 "--calib-dtype", "bfloat16", "--no-duo-scaling", "--loss-blocks", "1", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     meta = json.loads((out / "awq_harness.json").read_text())
     assert meta["method"] == "awq"
     assert meta["request"]["awq"] == {"n_grid": 20, "duo_scaling": False, "clip": True, "clip_grid": 20,
-                                      "max_shrink": 0.5, "clip_tokens": 512, "compute_dtype": "bfloat16"}
+                                      "max_shrink": 0.5, "clip_tokens": 512, "compute_dtype": "bfloat16",
+                                      "loss_blocks": 1}
     model = load_checkpoint(out)
     with torch.no_grad():
         assert torch.isfinite(model(torch.tensor([[5, 6, 7, 8]])).logits).all()
