@@ -4,7 +4,7 @@ Each folder holds ``checkpoint/`` exactly as the tool wrote it, ``expected.safet
 tool's own dequantised weights ``dequantized.<module>`` and its ``logits`` on
 ``TOKEN_IDS``) and ``provenance.json`` (tool, versions, the command that made it).
 They are made by ``golden/third_party/make.py`` inside the tool's environment (tox envs
-``peers`` and ``peers-llmcompressor``); the default test run only reads them.
+``peers``); the default test run only reads them.
 """
 from pathlib import Path
 

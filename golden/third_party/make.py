@@ -1,7 +1,7 @@
 """Make the third-party golden checkpoints, each inside the tool's own environment.
 
     .tox/peers/bin/python golden/third_party/make.py autoawq-gemm gptqmodel-awq-gemm
-    .tox/peers-llmcompressor/bin/python golden/third_party/make.py llmcompressor-awq-ct
+    .tox/peers/bin/python golden/third_party/make.py llmcompressor-awq-ct
 
 Source model: ``awq_ref.tiny.tiny_model("llama", seed=3)`` saved with ``save_pretrained``.
 Calibration: 8 blocks of 128 token ids drawn from ``torch.Generator().manual_seed(0)``
