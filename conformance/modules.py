@@ -12,6 +12,7 @@ import re
 
 from conformance.declared import Declared
 from conformance.findings import Finding
+from conformance.loaders import refusal
 from conformance.safeheader import TensorInfo
 
 EMBEDDING_WORDS = ("lm_head", "embed", "wte", "wpe", "word_embeddings", "output_layer")
@@ -55,8 +56,9 @@ def _lm_head(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo
     out = []
     for prefix in quantised:
         if any(w in prefix.rsplit(".", 1)[-1] or prefix.endswith(w) for w in EMBEDDING_WORDS) and not (decl.lm_head and "lm_head" in prefix):
-            out.append(Finding("modules.lm-head", "error", f"{prefix} is quantised but the config does not declare it: vLLM and "
-                               f"transformers expect a float {prefix}.weight and will fail or initialise it at random", tensor=prefix))
+            out.append(refusal("modules.lm-head", "vllm", f": {prefix} is quantised but the config does not declare it, so vLLM "
+                               f"expects a float {prefix}.weight; transformers misreads it: it initialises {prefix} at random",
+                               "error", None, prefix))
     tied = isinstance(config, dict) and config.get("tie_word_embeddings") is True
     has_head = "lm_head.weight" in tensors or "lm_head" in quantised
     if isinstance(config, dict) and config.get("tie_word_embeddings") is False and not has_head and any(n.endswith("embed_tokens.weight") for n in tensors):

