@@ -28,9 +28,9 @@ from awq_ref.atomic import atomic_directory
 from awq_ref.errors import CheckpointError
 from awq_ref.qlinear import AwqLinear
 from awq_ref.quant import QuantError, QuantSpec
+from awq_ref.safetensors_stream import FILE_METADATA, SINGLE_FILE, index_json, shard_file_names, shard_groups
 
 INDEX_FILE = "model.safetensors.index.json"
-SINGLE_FILE = "model.safetensors"
 META_FILE = "awq_harness.json"
 DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # AutoAWQ's max_shard_size="5GB"
 NOT_COPIED = {"config.json", INDEX_FILE, META_FILE}
@@ -64,15 +64,22 @@ class AwqConfig:
 
 # ----------------------------------------------------------------------------- saving
 
-def _stored(t: torch.Tensor) -> torch.Tensor:
+def stored_tensor(t: torch.Tensor) -> torch.Tensor:
+    """What a checkpoint stores for a tensor: floats as fp16 (AutoAWQ), integers as they are."""
     return (t.to(torch.float16) if t.is_floating_point() else t).contiguous()
 
 
+def tied_output_keys(model: nn.Module) -> list[str]:
+    """Output-embedding names left out of the files because they are tied to the input embedding."""
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return []
+    return list(getattr(model, "_tied_weights_keys", None) or ["lm_head.weight"])
+
+
 def _state_to_save(model: nn.Module) -> dict[str, torch.Tensor]:
-    state = {k: _stored(v.detach()) for k, v in model.state_dict().items()}
-    if getattr(model.config, "tie_word_embeddings", False):
-        for key in getattr(model, "_tied_weights_keys", None) or ["lm_head.weight"]:
-            state.pop(key, None)
+    state = {k: stored_tensor(v.detach()) for k, v in model.state_dict().items()}
+    for key in tied_output_keys(model):
+        state.pop(key, None)
     return dict(sorted(state.items()))
 
 
@@ -80,36 +87,21 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
-    shards, current, size = [], {}, 0
-    for name, tensor in state.items():
-        if current and size + _nbytes(tensor) > max_bytes:
-            shards.append(current)
-            current, size = {}, 0
-        current[name] = tensor
-        size += _nbytes(tensor)
-    return shards + [current]
-
-
 def _write_tensors(state: dict[str, torch.Tensor], out: Path, max_bytes: int) -> None:
-    shards = _shards(state, max_bytes)
-    if len(shards) == 1:
-        save_file(shards[0], out / SINGLE_FILE, metadata={"format": "pt"})
-        return
+    shards = shard_groups({name: _nbytes(t) for name, t in state.items()}, max_bytes)
     weight_map = {}
-    for i, shard in enumerate(shards, 1):
-        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, out / name, metadata={"format": "pt"})
-        weight_map.update({key: name for key in shard})
-    index = {"metadata": {"total_size": sum(_nbytes(t) for t in state.values())}, "weight_map": weight_map}
-    _write_json(out / INDEX_FILE, index)
+    for names, file_name in zip(shards, shard_file_names(len(shards))):
+        save_file({name: state[name] for name in names}, out / file_name, metadata=FILE_METADATA)
+        weight_map.update({name: file_name for name in names})
+    if len(shards) > 1:
+        write_json(out / INDEX_FILE, index_json(weight_map, sum(_nbytes(t) for t in state.values())))
 
 
-def _write_json(path: Path, obj: dict) -> None:
+def write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def _config_json(model: nn.Module, qcfg: AwqConfig, base: dict | None) -> dict:
+def checkpoint_config(model: nn.Module, qcfg: AwqConfig, base: dict | None) -> dict:
     cfg = dict(base) if base is not None else model.config.to_dict()
     for key in ("_name_or_path", "_model_name_or_path", "transformers_version"):
         cfg.pop(key, None)
@@ -121,7 +113,7 @@ def _config_json(model: nn.Module, qcfg: AwqConfig, base: dict | None) -> dict:
     return cfg
 
 
-def _copy_side_files(source: Path | None, out: Path) -> None:
+def copy_side_files(source: Path | None, out: Path) -> None:
     """Tokenizer, chat template and generation config: every non-weight file of the source."""
     if source is None:
         return
@@ -139,11 +131,11 @@ def save_checkpoint(model: nn.Module, out: str | Path, qcfg: AwqConfig, source: 
     checkpoints pass a fixed dict so their bytes do not depend on the transformers version).
     """
     with atomic_directory(out, replace=overwrite) as staging:
-        _copy_side_files(Path(source) if source else None, staging)
-        _write_json(staging / "config.json", _config_json(model, qcfg, config))
+        copy_side_files(Path(source) if source else None, staging)
+        write_json(staging / "config.json", checkpoint_config(model, qcfg, config))
         _write_tensors(_state_to_save(model), staging, max_shard_bytes)
         if meta is not None:
-            _write_json(staging / META_FILE, meta)
+            write_json(staging / META_FILE, meta)
     return Path(out)
 
 

@@ -26,6 +26,7 @@ from awq_ref.gptq import GptqConfig, GptqWeight
 from awq_ref.packing import gptq as gptq_layout
 from awq_ref.quant import QuantizedWeight
 
+SINGLE_FILE = "model.safetensors"  # GPTQ checkpoints are written unsharded
 SKIPPED_SOURCE_FILES = {"config.json", "model.safetensors.index.json", "awq_harness.json"}
 
 
@@ -43,18 +44,49 @@ def gptq_quantization_config(spec, cfg: GptqConfig, checkpoint_format: str) -> d
             "checkpoint_format": checkpoint_format}
 
 
-def gptq_state_dict(model: nn.Module, weights: dict[str, GptqWeight], checkpoint_format: str) -> dict:
-    state = {}
-    for name, tensor in model.state_dict().items():
+def gptq_tensors(state: dict[str, torch.Tensor], weights: dict[str, GptqWeight],
+                 checkpoint_format: str) -> dict[str, torch.Tensor]:
+    """What the files hold for ``state`` (names from the model root): each quantised module's
+    ``.weight`` replaced by its packed tensors, every other float tensor in fp16."""
+    out = {}
+    for name, tensor in state.items():
         module = name.rsplit(".", 1)[0]
         if module in weights and name.endswith(".weight"):
             continue
-        state[name] = (tensor.to(torch.float16) if tensor.is_floating_point() else tensor).contiguous()
+        out[name] = (tensor.to(torch.float16) if tensor.is_floating_point() else tensor).contiguous()
     for module, qw in weights.items():
-        state.update({f"{module}.{k}": v for k, v in packed_tensors(qw, checkpoint_format).items()})
+        out.update({f"{module}.{k}": v for k, v in packed_tensors(qw, checkpoint_format).items()})
+    return out
+
+
+def gptq_state_dict(model: nn.Module, weights: dict[str, GptqWeight], checkpoint_format: str) -> dict:
+    state = gptq_tensors(model.state_dict(), weights, checkpoint_format)
     if getattr(model.config, "tie_word_embeddings", False):
         state.pop("lm_head.weight", None)
     return dict(sorted(state.items()))
+
+
+def gptq_config(model: nn.Module, spec, cfg: GptqConfig, checkpoint_format: str,
+                base_config: dict | None = None) -> dict:
+    config = dict(base_config) if base_config is not None else model.config.to_dict()
+    for key in ("_name_or_path", "_model_name_or_path", "transformers_version"):
+        config.pop(key, None)
+    config["dtype"] = config["torch_dtype"] = "float16"
+    config["quantization_config"] = gptq_quantization_config(spec, cfg, checkpoint_format)
+    return config
+
+
+def copy_source_files(source: str | Path | None, staging: Path) -> None:
+    """The source's tokenizer and generation files (everything but weights and configs)."""
+    if source is None:
+        return
+    for path in sorted(Path(source).iterdir()):
+        if path.is_file() and path.name not in SKIPPED_SOURCE_FILES and path.suffix != ".safetensors":
+            shutil.copyfile(path, staging / path.name)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def save_gptq_checkpoint(model: nn.Module, weights: dict[str, GptqWeight], out: str | Path, cfg: GptqConfig,
@@ -64,19 +96,12 @@ def save_gptq_checkpoint(model: nn.Module, weights: dict[str, GptqWeight], out: 
     """``weights``: module name (from the model root) -> GptqWeight, as ``gptq(keep_weights=True)`` returns.
     ``base_config`` replaces ``model.config.to_dict()`` (goldens: bytes independent of transformers)."""
     spec = next(iter(weights.values())).spec
-    config = dict(base_config) if base_config is not None else model.config.to_dict()
-    for key in ("_name_or_path", "_model_name_or_path", "transformers_version"):
-        config.pop(key, None)
-    config["dtype"] = config["torch_dtype"] = "float16"
-    config["quantization_config"] = gptq_quantization_config(spec, cfg, checkpoint_format)
+    config = gptq_config(model, spec, cfg, checkpoint_format, base_config)
     state = gptq_state_dict(model, weights, checkpoint_format)
     with atomic_directory(out, replace=overwrite) as staging:
-        if source is not None:
-            for path in sorted(Path(source).iterdir()):
-                if path.is_file() and path.name not in SKIPPED_SOURCE_FILES and path.suffix != ".safetensors":
-                    shutil.copyfile(path, staging / path.name)
-        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        save_file(state, staging / "model.safetensors", metadata={"format": "pt"})
+        copy_source_files(source, staging)
+        write_json(staging / "config.json", config)
+        save_file(state, staging / SINGLE_FILE, metadata={"format": "pt"})
         if meta is not None:
-            (staging / "awq_harness.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            write_json(staging / "awq_harness.json", meta)
     return Path(out)

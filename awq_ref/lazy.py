@@ -46,7 +46,10 @@ class LazyModel:
 
     def materialize(self, prefix: str = "", exclude: str | None = None) -> None:
         """Read every tensor whose name starts with ``prefix`` (except those under ``exclude``)."""
-        names = [n for n in self._names_under(prefix) if not (exclude and n.startswith(exclude))]
+        self.load([n for n in self._names_under(prefix) if not (exclude and n.startswith(exclude))])
+
+    def load(self, names: list[str]) -> None:
+        """Read exactly these tensors (names as in the model's state dict)."""
         by_file: dict[Path, list[str]] = {}
         for name in names:
             source = self._source_name(name)
@@ -57,7 +60,10 @@ class LazyModel:
                     self._set(name, f.get_tensor(self._source_name(name)))
 
     def release(self, prefix: str) -> None:
-        for name in self._names_under(prefix):
+        self.unload(self._names_under(prefix))
+
+    def unload(self, names: list[str]) -> None:
+        for name in names:
             set_module_tensor_to_device(self.model, name, "meta")
 
     def _source_name(self, name: str) -> str:

@@ -27,17 +27,25 @@ def rtn_layer(layer: nn.Module, spec: QuantSpec, skip: list[str] | None = None,
 
 
 @torch.no_grad()
+def rtn_quantize_layer(layer: nn.Module, spec: QuantSpec, version: str | None, skip: list[str] | None = None,
+                       prefix: str = "") -> list[LinearError]:
+    """Quantise one decoder layer in place (``version=None``: fake-quantise); its per-linear error."""
+    quantized = rtn_layer(layer, spec, skip, prefix)
+    errors = []
+    for name, qw in quantized.items():
+        w = layer.get_submodule(name).weight.detach()
+        errors.append(LinearError(prefix + name, relative_error(w, qw.dequantize())))
+    replace_linears(layer, quantized, version)
+    return errors
+
+
+@torch.no_grad()
 def rtn(model: nn.Module, spec: QuantSpec, version: str | None, skip: list[str] | None = None,
         on_layer: Callable[[int], None] | None = None) -> list[LinearError]:
     """Quantise ``model`` in place (``version=None``: fake-quantise); return the per-linear error."""
     errors = []
     for i, layer in enumerate(decoder_layers(model)):
-        prefix = f"{layer_prefix(model)}.{i}."
-        quantized = rtn_layer(layer, spec, skip, prefix)
-        for name, qw in quantized.items():
-            w = layer.get_submodule(name).weight.detach()
-            errors.append(LinearError(prefix + name, relative_error(w, qw.dequantize())))
-        replace_linears(layer, quantized, version)
+        errors += rtn_quantize_layer(layer, spec, version, skip, f"{layer_prefix(model)}.{i}.")
         if on_layer:
             on_layer(i)
     return errors
