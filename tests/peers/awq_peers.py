@@ -157,3 +157,36 @@ def checkpoint_perplexity(folder: Path, windows: torch.Tensor) -> float:
 
     model = load_dequantized(folder, torch.float32)
     return perplexity(model, windows.reshape(-1), seqlen=windows.shape[1], batch_size=8).ppl
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Issue 3: ours at least 5x faster than AutoAWQ at its fastest dtype and 2x faster than
+    llm-compressor, with perplexity no worse than either by more than 0.5%."""
+    speedup: tuple[tuple[str, float], ...] = (("autoawq", 5.0), ("llm-compressor", 2.0))
+    ppl_slack: float = 1.005
+
+
+def comparison(runs: list[PeerRun], ppl: dict[str, float], ours: str) -> list[dict]:
+    """One row per run: seconds, how many times slower than ``ours``, perplexity."""
+    base = next(r for r in runs if r.tool == ours).seconds
+    return [{"tool": r.tool, "dtype": r.dtype, "seconds": round(r.seconds, 2),
+             "x_ours": round(r.seconds / base, 2), "ppl": round(ppl[r.tool], 4)} for r in runs]
+
+
+def missed_targets(rows: list[dict], ours: str, targets: Targets = Targets()) -> list[str]:
+    """Every target ``ours`` misses, in words (empty when all are met)."""
+    by_tool = {row["tool"]: row for row in rows}
+    mine, missed = by_tool[ours], []
+    for tool, factor in targets.speedup:
+        if by_tool[tool]["x_ours"] < factor:
+            missed.append(f"{ours} is {by_tool[tool]['x_ours']:.2f}x faster than {tool}, target {factor}x")
+        if mine["ppl"] > by_tool[tool]["ppl"] * targets.ppl_slack:
+            missed.append(f"{ours} perplexity {mine['ppl']} > {tool}'s {by_tool[tool]['ppl']} x {targets.ppl_slack}")
+    return missed
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'tool':<34} {'dtype':<9} {'seconds':>8} {'x ours':>7} {'ppl':>8}"]
+    lines += [f"{r['tool']:<34} {r['dtype']:<9} {r['seconds']:>8.1f} {r['x_ours']:>7.2f} {r['ppl']:>8.3f}" for r in rows]
+    return "\n".join(lines)
