@@ -84,3 +84,10 @@ def tiny_tokenizer():
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+
+
+def save_tiny_model(folder, family: str = "llama", seed: int = 0, **sizes):
+    """A tiny model folder as the CLI and third-party tools read it: weights, config, tokenizer."""
+    tiny_model(family, seed=seed, **sizes).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder

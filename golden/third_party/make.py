@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from awq_ref.tiny import tiny_model, tiny_tokenizer  # noqa: E402
+from awq_ref.tiny import save_tiny_model  # noqa: E402
 from golden.loaders import autoawq_logits, transformers_logits  # noqa: E402
 from golden.third_party import CHECKPOINT, EXPECTED, PROVENANCE, ROOT, TOKEN_IDS  # noqa: E402
 
@@ -35,9 +35,7 @@ def calibration_blocks(n: int = 8, seqlen: int = 128) -> list[list[int]]:
 
 
 def source_model(folder: Path) -> Path:
-    tiny_model("llama", seed=SEED).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)  # GPTQModel insists on a tokenizer
-    return folder
+    return save_tiny_model(folder, "llama", seed=SEED)  # with a tokenizer: GPTQModel insists on one
 
 
 def autoawq_gemm(src: Path, out: Path) -> dict:

@@ -7,17 +7,14 @@ import pytest
 import torch
 
 from awq_ref.cli import main
-from awq_ref.tiny import tiny_model, tiny_tokenizer
+from awq_ref.tiny import save_tiny_model
 
 CALIB = ["--calib-samples", "2", "--seqlen", "64"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama", seed=6).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=6)
 
 
 @pytest.fixture(autouse=True)

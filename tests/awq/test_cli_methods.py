@@ -6,15 +6,12 @@ import torch
 
 from awq_ref.checkpoint import load_checkpoint
 from awq_ref.cli import main
-from awq_ref.tiny import tiny_model, tiny_tokenizer
+from awq_ref.tiny import save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama", seed=2).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=2)
 
 
 def test_quantize_with_awq_records_every_choice(model_dir, tmp_path, capsys):

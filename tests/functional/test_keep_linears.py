@@ -16,7 +16,7 @@ from awq_ref.errors import HarnessError
 from awq_ref.keep import parse_keep
 from awq_ref.models import load_model
 from awq_ref.qlinear import AwqLinear
-from awq_ref.tiny import tiny_model, tiny_tokenizer
+from awq_ref.tiny import save_tiny_model
 from conformance import verify
 
 CALIB = ["--calib-samples", "2", "--seqlen", "64", "--calib-dtype", "bfloat16"]
@@ -26,10 +26,7 @@ LAYER1 = [f"model.layers.1.{n}" for n in ("self_attn.q_proj", "self_attn.k_proj"
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama", seed=2, layers=3).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=2, layers=3)
 
 
 KEEP = ",".join(["2", *LAYER1])

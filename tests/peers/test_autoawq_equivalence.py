@@ -33,11 +33,9 @@ ONE_STEP = 0.91
 def setting(tmp_path_factory):
     pytest.importorskip("awq", reason="AutoAWQ 0.2.9: tox -e peers")
     from awq_ref.calibration import calibration_blocks
-    from awq_ref.tiny import tiny_model, tiny_tokenizer
+    from awq_ref.tiny import save_tiny_model, tiny_tokenizer
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama", seed=31).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
+    folder = save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=31)
     return folder, calibration_blocks(tiny_tokenizer(), 8, 128)
 
 
