@@ -12,11 +12,10 @@ from pathlib import Path
 import torch
 
 from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
-from awq_ref.cli.method_options import add_method_options, with_method_options
+from awq_ref.cli.method_options import add_method_options, requested_methods
 from awq_ref.evaluate import EvalSettings, evaluate_checkpoint, evaluate_float, evaluate_method, eval_tokens
-from awq_ref.methods import METHODS, QuantizeRequest
+from awq_ref.methods import METHODS
 from awq_ref.models import DEFAULT_GROUP_SIZE
-from awq_ref.quant import QuantSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -50,14 +49,8 @@ def _rows(args, settings: EvalSettings, tokens) -> list:
     rows = [evaluate_float(args.model, tokens, settings)]
     for folder in args.checkpoint:
         rows.append(evaluate_checkpoint(folder, tokens, settings))
-    for method in [m for m in args.methods.split(",") if m]:
-        if method not in METHODS:
-            raise SystemExit(f"awq-harness eval: error: unknown method {method!r}; available {sorted(METHODS)}")
-        for bits in args.w_bit:
-            for group in args.group_size:
-                spec = QuantSpec(bits, group, not args.no_zero_point)
-                request = with_method_options(QuantizeRequest(spec, None, args.calib_samples, args.calib_seqlen), args)
-                rows.append(evaluate_method(args.model, method, request, tokens, settings))
+    for method, request in requested_methods(args):
+        rows.append(evaluate_method(args.model, method, request, tokens, settings))
     return rows
 
 

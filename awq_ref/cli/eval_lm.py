@@ -12,12 +12,11 @@ import time
 import torch
 
 from awq_ref.checkpoint import load_checkpoint
-from awq_ref.cli.method_options import with_method_options
+from awq_ref.cli.method_options import requested_methods
 from awq_ref.lm_eval_task import held_out_documents, lm_eval_perplexity
-from awq_ref.methods import METHODS, QuantizeRequest, run_method
+from awq_ref.methods import QuantizeRequest, run_method
 from awq_ref.models import load_model, load_tokenizer
 from awq_ref.perplexity import perplexity
-from awq_ref.quant import QuantSpec
 
 
 def add_lm_eval_options(p) -> None:
@@ -29,15 +28,9 @@ def _models(args):
     yield "fp", lambda dtype: load_model(args.model, dtype)
     for folder in args.checkpoint:
         yield str(folder), lambda dtype, folder=folder: load_checkpoint(folder, dtype)
-    for method in [m for m in args.methods.split(",") if m]:
-        if method not in METHODS:
-            raise SystemExit(f"awq-harness eval: error: unknown method {method!r}; available {sorted(METHODS)}")
-        for bits in args.w_bit:
-            for group in args.group_size:
-                spec = QuantSpec(bits, group, not args.no_zero_point)
-                request = with_method_options(QuantizeRequest(spec, None, args.calib_samples, args.calib_seqlen), args)
-                label = f"{method} w{bits} g{group}"
-                yield label, lambda dtype, m=method, r=request: _quantised(args.model, m, r, dtype)
+    for method, request in requested_methods(args):
+        label = f"{method} w{request.spec.bits} g{request.spec.group_size}"
+        yield label, lambda dtype, m=method, r=request: _quantised(args.model, m, r, dtype)
 
 
 def _quantised(model_name: str, method: str, request: QuantizeRequest, dtype: torch.dtype):

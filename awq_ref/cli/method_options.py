@@ -6,10 +6,13 @@ Every flag maps to a field of ``AwqSearchConfig`` or ``GptqConfig``; the resulti
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Iterator
 
 from awq_ref.awq import AwqSearchConfig
 from awq_ref.awq.config import COMPUTE_DTYPES
 from awq_ref.gptq import GptqConfig
+from awq_ref.methods import METHODS, QuantizeRequest
+from awq_ref.quant import QuantSpec
 
 
 def add_method_options(p) -> None:
@@ -41,3 +44,16 @@ def with_method_options(request, args):
     if not hasattr(args, "calib_dtype"):
         return request
     return replace(request, **method_configs(args))
+
+
+def requested_methods(args) -> Iterator[tuple[str, QuantizeRequest]]:
+    """``(method, request)`` for every --methods x --w-bit x --group-size, fake-quantising
+    (version None) with the calibration and method settings of ``args``."""
+    for method in [m for m in args.methods.split(",") if m]:
+        if method not in METHODS:
+            raise SystemExit(f"awq-harness eval: error: unknown method {method!r}; available {sorted(METHODS)}")
+        for bits in args.w_bit:
+            for group in args.group_size:
+                spec = QuantSpec(bits, group, not args.no_zero_point)
+                yield method, with_method_options(QuantizeRequest(spec, None, args.calib_samples, args.calib_seqlen),
+                                                  args)
