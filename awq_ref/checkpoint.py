@@ -202,7 +202,8 @@ def _skeleton(cfg: dict, dtype: torch.dtype) -> nn.Module:
     return causal_lm_from_config(config, dtype).eval()
 
 
-def _quantise_skeleton(model: nn.Module, qcfg: AwqConfig) -> None:
+def quantise_skeleton(model: nn.Module, qcfg: AwqConfig) -> None:
+    """Swap the decoder layers' linears (except modules_to_not_convert) for empty AwqLinear modules."""
     prefix = layer_prefix(model)
     for i, layer in enumerate(decoder_layers(model)):
         for name, linear in linears_in(layer).items():
@@ -246,7 +247,7 @@ def load_checkpoint(folder: str | Path, dtype: torch.dtype = torch.float32) -> n
     qcfg = AwqConfig.from_json(cfg["quantization_config"], str(folder / "config.json"))
     try:
         model = _skeleton(cfg, dtype)
-        _quantise_skeleton(model, qcfg)
+        quantise_skeleton(model, qcfg)
     except (QuantError, ValueError, TypeError, KeyError) as err:
         raise CheckpointError(f"{folder / 'config.json'}: cannot build the model: {err}") from None
     tensors = read_tensors(folder)

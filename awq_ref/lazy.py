@@ -18,7 +18,7 @@ from safetensors import safe_open
 from torch import nn
 
 from awq_ref.arch import decoder_layers, layer_prefix
-from awq_ref.checkpoint import AwqConfig, _quantise_skeleton, read_config, tensor_files
+from awq_ref.checkpoint import AwqConfig, quantise_skeleton, read_config, tensor_files
 from awq_ref.compat import causal_lm_from_config
 from awq_ref.errors import CheckpointError
 
@@ -101,7 +101,7 @@ def open_lazy(folder: str | Path, dtype: torch.dtype = torch.float32) -> LazyMod
         model = causal_lm_from_config(AutoConfig.for_model(**cfg), dtype).eval()
     if qcfg is not None:
         with init_empty_weights(include_buffers=True):
-            _quantise_skeleton(model, AwqConfig.from_json(qcfg, str(folder / "config.json")))
+            quantise_skeleton(model, AwqConfig.from_json(qcfg, str(folder / "config.json")))
     return LazyModel(folder, model, tensor_files(folder), dtype)
 
 

@@ -2,7 +2,7 @@
 
 Derived from the float model's skeleton (``meta`` tensors are enough): for the AutoAWQ
 layouts, the skeleton with its linears swapped for empty AwqLinear modules exactly as the
-loader builds it (``checkpoint._quantise_skeleton``); for the GPTQ layout, every
+loader builds it (``checkpoint.quantise_skeleton``); for the GPTQ layout, every
 decoder-layer linear's weight replaced by ``qweight``/``qzeros``/``scales``/``g_idx`` of
 ``packing.gptq.shapes``. Floats are stored as fp16, and tied output embeddings are omitted,
 as both savers do. The streaming writer lays out its files from this plan and refuses any
@@ -17,7 +17,7 @@ from accelerate import init_empty_weights
 from torch import nn
 
 from awq_ref.arch import decoder_layers, layer_prefix, linears_in
-from awq_ref.checkpoint import AwqConfig, _quantise_skeleton, tied_output_keys
+from awq_ref.checkpoint import AwqConfig, quantise_skeleton, tied_output_keys
 from awq_ref.packing import gptq as gptq_layout
 from awq_ref.quant import QuantSpec
 from awq_ref.safetensors_stream import TensorSpec
@@ -37,7 +37,7 @@ def _saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def awq_plan(model: nn.Module, qcfg: AwqConfig) -> dict[str, TensorSpec]:
     shaped = copy.deepcopy(model)
     with init_empty_weights(include_buffers=True):
-        _quantise_skeleton(shaped, qcfg)
+        quantise_skeleton(shaped, qcfg)
     return {name: stored_spec(t) for name, t in _saved_state(shaped).items()}
 
 
