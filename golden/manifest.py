@@ -41,6 +41,19 @@ def load_golden_model(folder: Path):
     return load_dequantized(folder)
 
 
+@torch.no_grad()
+def greedy_with_margins(model, token_ids: list[int], steps: int) -> tuple[list[int], list[float]]:
+    """Greedy continuation of ``token_ids`` and, per step, the top-1 minus top-2 logit margin
+    (a loader in another precision may break a near-tie either way)."""
+    ids, tokens, margins = torch.tensor([token_ids]), [], []
+    for _ in range(steps):
+        top = model(ids).logits[0, -1].topk(2)
+        tokens.append(int(top.indices[0]))
+        margins.append(float(top.values[0] - top.values[1]))
+        ids = torch.cat([ids, top.indices[:1][None]], dim=1)
+    return tokens, margins
+
+
 def reference_logits(folder: Path) -> list[list[list[float]]]:
     model = load_golden_model(folder)
     with torch.no_grad():

