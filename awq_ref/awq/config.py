@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from awq_ref.compute_dtype import COMPUTE_DTYPES
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class AwqSearchConfig:
     clip_grid: int = 20          # shrink factors 1 - i / clip_grid ...
     max_shrink: float = 0.5      # ... for i < max_shrink * clip_grid
     clip_tokens: int = 512       # tokens sampled (every T // clip_tokens-th) for the clip loss
-    compute_dtype: str = "float32"  # forwards during the search; never float16 on CPU
+    compute_dtype: str = "float32"  # forwards during the search (resolve "auto" with awq_ref.compute_dtype)
     loss_blocks: int | None = None  # calibration blocks in the scale-search loss; None: all (AutoAWQ)
 
     def __post_init__(self):

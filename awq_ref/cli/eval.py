@@ -9,16 +9,12 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
 from awq_ref.cli.method_options import add_method_options, requested_methods
+from awq_ref.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
 from awq_ref.evaluate import EvalSettings, evaluate_checkpoint, evaluate_float, evaluate_method, eval_tokens
 from awq_ref.methods import METHODS
 from awq_ref.models import DEFAULT_GROUP_SIZE
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
 
 def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
@@ -38,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--windows", type=int, default=16, help="evaluation windows")
     p.add_argument("--seqlen", type=int, default=512, help="tokens per evaluation window")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="evaluation dtype")
+    p.add_argument("--dtype", default=AUTO, choices=CHOICES,
+                   help="evaluation dtype; auto: bfloat16 where this CPU multiplies it natively, else float32")
     p.add_argument("--json", help="also write the rows to this JSON file")
     add_method_options(p)
     add_lm_eval_options(p)
@@ -54,16 +51,16 @@ def _rows(args, settings: EvalSettings, tokens) -> list:
     return rows
 
 
-def _print_table(rows, settings: EvalSettings) -> None:
+def _print_table(rows, settings: EvalSettings, dtype: DtypeChoice) -> None:
     fp = rows[0].result.ppl
     print(f"perplexity on held-out text: {settings.windows} windows x {settings.seqlen} tokens, "
-          f"{str(settings.dtype).removeprefix('torch.')}")
+          f"evaluated in {dtype.describe()}")
     print(f"{'model':<48} {'ppl':>10} {'vs fp':>8} {'seconds':>8}")
     for row in rows:
         print(f"{row.label[-48:]:<48} {row.result.ppl:>10.3f} {row.result.ppl / fp:>7.3f}x {row.seconds:>8.1f}")
 
 
-def _record(model: str, rows: list[dict]) -> None:
+def _record(model: str, rows: list[dict], dtype: str) -> None:
     """Perplexity rows for ``awq-harness --results-json`` (no-op otherwise)."""
     from reports.collect import record
 
@@ -74,19 +71,22 @@ def _record(model: str, rows: list[dict]) -> None:
             continue  # a row whose bit width is unknown (lm-eval's labelled rows) is not a table entry
         record("perplexity", {"model": model, "method": method, "bits": bits,
                               "group_size": row.get("group_size"), "ppl": row["ppl"], "label": row["label"],
-                              "evaluator": "own", "windows": row["windows"], "seqlen": row["seqlen"]})
+                              "evaluator": "own", "windows": row["windows"], "seqlen": row["seqlen"],
+                              "dtype": dtype})
 
 
 def run(args) -> int:
-    settings = EvalSettings(args.windows, args.seqlen, args.batch_size, DTYPES[args.dtype])
+    dtype = choose(args.dtype)
+    settings = EvalSettings(args.windows, args.seqlen, args.batch_size, dtype.torch_dtype)
     if args.lm_eval:  # awq_ref.cli.eval_lm: every row also scored by lm-eval
         rows = run_with_lm_eval(args, settings, eval_tokens(args.model))
     else:
         table = _rows(args, settings, eval_tokens(args.model))
-        _print_table(table, settings)
+        _print_table(table, settings, dtype)
         rows = [r.to_json() for r in table]
-    _record(args.model, rows)
+    _record(args.model, rows, dtype.dtype)
     if args.json:
-        Path(args.json).write_text(json.dumps({"settings": {"windows": settings.windows, "seqlen": settings.seqlen},
+        Path(args.json).write_text(json.dumps({"settings": {"windows": settings.windows, "seqlen": settings.seqlen,
+                                                            "dtype": dtype.to_json()},
                                                "rows": rows}, indent=2) + "\n")
     return 0

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from awq_ref.arch import decoder_layers, layer_prefix, linears_in
 from awq_ref.checkpoint import AwqConfig, save_checkpoint
-from awq_ref.cli.method_options import add_method_options, with_method_options
+from awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
 from awq_ref.cli.quantize_formats import layer_step, output_layout, save_gptq_in_memory
 from awq_ref.errors import HarnessError
 from awq_ref.keep import KeepPlan, parse_keep
@@ -104,11 +104,13 @@ def _quantize(model, tokenizer, method: str, request: QuantizeRequest) -> list:
         return run_method(method, model, tokenizer, request, on_layer=on_layer)
 
 
-def _print_summary(errors: list, seconds: float, source: Path, out: Path) -> None:
+def _print_summary(args, errors: list, seconds: float, source: Path, out: Path) -> None:
     worst = sorted(errors, key=lambda e: e.rel_error, reverse=True)[:5]
     mean = sum(e.rel_error for e in errors) / len(errors)
     src, dst = _folder_bytes(source), _folder_bytes(out)
     print(f"quantised {len(errors)} linears in {seconds:.1f} s -> {out}")
+    if args.method in CALIBRATED:
+        print(f"calibration dtype: {calibration_dtype(args).describe()}")
     print(f"size: {dst / 1e6:.1f} MB (source {src / 1e6:.1f} MB, {dst / max(src, 1):.2f}x)")
     print(f"weight error ||W_hat - W|| / ||W||: mean {mean:.4f}, worst:")
     for e in worst:
@@ -126,6 +128,7 @@ def _restore_float_layers(model, originals: dict[int, object]) -> list[str]:
 
 def _meta(args, request: QuantizeRequest, keep: KeepPlan, errors: list) -> dict:
     return {"method": args.method, "request": request.to_json(), "source": str(args.model),
+            "calib_dtype_choice": calibration_dtype(args).to_json(),
             "keep_layers": keep.layers, "keep_linears": keep.linears,
             "linear_errors": {e.name: e.rel_error for e in errors}}
 
@@ -173,5 +176,5 @@ def run(args) -> int:
     started = time.perf_counter()
     quantize = _quantize_in_memory if args.in_memory else _quantize_streamed
     errors = quantize(args, source, out, request, tokenizer)
-    _print_summary(errors, time.perf_counter() - started, source, out)
+    _print_summary(args, errors, time.perf_counter() - started, source, out)
     return 0

@@ -6,9 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from awq_ref.awq import AwqSearchConfig
+from awq_ref.compute_dtype import choose
 from awq_ref.evaluate import EvalSettings, evaluate_float, evaluate_method, eval_tokens
 from awq_ref.gptq import GptqConfig
 from awq_ref.methods import QuantizeRequest
@@ -23,18 +22,22 @@ RESULTS_DIR_ENV = "AWQ_HARNESS_RESULTS_DIR"  # where the tests also write their 
 class Setting:
     calib_samples: int
     calib_seqlen: int
-    calib_dtype: str      # compute dtype of the AWQ / GPTQ searches
     windows: int
-    eval_dtype: torch.dtype = torch.bfloat16
+    calib_dtype: str = "auto"  # of the AWQ / GPTQ searches; auto: bf16 only where this CPU has it natively
+    eval_dtype: str = "auto"
     seed: int = 0
 
     def request(self, bits: int) -> QuantizeRequest:
+        dtype = choose(self.calib_dtype).dtype
         return QuantizeRequest(QuantSpec(bits, DEFAULT_GROUP_SIZE), None, self.calib_samples, self.calib_seqlen,
-                               self.seed, awq=AwqSearchConfig(compute_dtype=self.calib_dtype),
-                               gptq=GptqConfig(compute_dtype=self.calib_dtype))
+                               self.seed, awq=AwqSearchConfig(compute_dtype=dtype), gptq=GptqConfig(compute_dtype=dtype))
 
     def eval_settings(self) -> EvalSettings:
-        return EvalSettings(windows=self.windows, seqlen=512, dtype=self.eval_dtype)
+        return EvalSettings(windows=self.windows, seqlen=512, dtype=choose(self.eval_dtype).torch_dtype)
+
+    def resolved(self) -> dict:
+        """The setting with the dtypes ``auto`` chose on this machine, for results files."""
+        return self.__dict__ | {"calib_dtype": choose(self.calib_dtype).dtype, "eval_dtype": choose(self.eval_dtype).dtype}
 
 
 def float_row(setting: Setting, tokens):
@@ -62,7 +65,7 @@ def perplexity_payload(row, setting: Setting, evaluator: str = "awq_ref.perplexi
     return {"model": MODEL, "method": row.method, "bits": row.bits or 16, "group_size": row.group_size or 0,
             "ppl": row.result.ppl, "evaluator": evaluator, "dataset": "austen-prideprejudice",
             "windows": setting.windows, "calib_samples": setting.calib_samples,
-            "calib_seqlen": setting.calib_seqlen, "calib_dtype": setting.calib_dtype,
+            "calib_seqlen": setting.calib_seqlen, "calib_dtype": choose(setting.calib_dtype).dtype,
             "seconds": round(row.seconds, 1)}
 
 

@@ -6,6 +6,7 @@ import torch
 
 from awq_ref.checkpoint import load_checkpoint
 from awq_ref.cli import main
+from awq_ref.compute_dtype import auto_choice
 from awq_ref.tiny import save_tiny_model
 
 
@@ -24,9 +25,23 @@ def test_quantize_with_awq_records_every_choice(model_dir, tmp_path, capsys):
     assert meta["request"]["awq"] == {"n_grid": 20, "duo_scaling": False, "clip": True, "clip_grid": 20,
                                       "max_shrink": 0.5, "clip_tokens": 512, "compute_dtype": "bfloat16",
                                       "loss_blocks": 1}
+    assert meta["calib_dtype_choice"]["requested"] == "bfloat16" and "explicitly" in meta["calib_dtype_choice"]["reason"]
     model = load_checkpoint(out)
     with torch.no_grad():
         assert torch.isfinite(model(torch.tensor([[5, 6, 7, 8]])).logits).all()
+
+
+def test_quantize_defaults_to_the_auto_dtype_and_records_why(model_dir, tmp_path, capsys):
+    out = tmp_path / "awq-auto"
+    code = main(["quantize", "--model", str(model_dir), "--method", "awq", "--calib-samples", "2", "--seqlen", "64",
+                 "--loss-blocks", "1", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    meta = json.loads((out / "awq_harness.json").read_text())
+    choice = meta["calib_dtype_choice"]
+    assert choice == auto_choice().to_json() and choice["requested"] == "auto"
+    assert meta["request"]["awq"]["compute_dtype"] == meta["request"]["gptq"]["compute_dtype"] == choice["dtype"]
+    assert f"calibration dtype: {choice['dtype']} (auto: CPU {choice['cpu_capability']}" in printed
 
 
 def test_quantize_with_gptq_into_an_awq_layout_is_a_clear_error(model_dir, tmp_path, capsys):
@@ -52,4 +67,6 @@ def test_rtn_still_quantises_through_the_extended_request(model_dir, tmp_path, c
     assert main(["quantize", "--model", str(model_dir), "--method", "rtn", "--out", str(out)]) == 0
     meta = json.loads((out / "awq_harness.json").read_text())
     assert meta["method"] == "rtn" and meta["request"]["spec"] == {"bits": 4, "group_size": 64, "zero_point": True}
-    assert load_checkpoint(out) is not None
+    model = load_checkpoint(out)
+    linears = [m for m in model.modules() if type(m).__name__ == "AwqLinear"]
+    assert len(linears) == 14 and all((m.spec.bits, m.spec.group_size) == (4, 64) for m in linears)  # 2 layers x 7

@@ -1,14 +1,14 @@
 """On the default model (SmolLM2-135M, g64): perplexity FP < AWQ < RTN at 4 and 3 bits.
 
 All 30 layers are quantised; calibration and evaluation are small enough for the default
-run (see ``CI`` below for sizes and dtypes; the searches run in bfloat16, never float16).
+run (see ``CI`` below for sizes; searches and evaluation in the dtype ``auto`` picks on this CPU).
 GPTQ runs on the same calibration tokens; its gap to AWQ is recorded, not asserted.
 """
 import pytest
 
 from tests.awq.quality import Setting, float_row, method_row, perplexity_payload, record, tokens, write_json
 
-CI = Setting(calib_samples=8, calib_seqlen=256, calib_dtype="bfloat16", windows=6)
+CI = Setting(calib_samples=8, calib_seqlen=256, windows=6)
 BITS = (4, 3)
 
 
@@ -23,7 +23,7 @@ def rows():
         record("perplexity", perplexity_payload(row, CI))
     summary = {f"{m}-w{b}": {"ppl": round(r.result.ppl, 4), "seconds": round(r.seconds, 1)}
                for (m, b), r in table.items()}
-    write_json("perplexity_default_model.json", {"setting": CI.__dict__ | {"eval_dtype": str(CI.eval_dtype)},
+    write_json("perplexity_default_model.json", {"setting": CI.resolved(),
                                                  "rows": summary})
     print("\nperplexity (default model, g64):", summary)
     return table

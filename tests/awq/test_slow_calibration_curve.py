@@ -18,7 +18,7 @@ WINDOWS = 16
 
 
 def setting(n: int) -> Setting:
-    return Setting(calib_samples=n, calib_seqlen=SEQLEN, calib_dtype="bfloat16", windows=WINDOWS)
+    return Setting(calib_samples=n, calib_seqlen=SEQLEN, windows=WINDOWS)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def curve():
     for name, row in rows.items():
         record("perplexity", perplexity_payload(row, big))
     table = {name: {"ppl": round(r.result.ppl, 4), "seconds": round(r.seconds, 1)} for name, r in rows.items()}
-    write_json("calibration_curve.json", {"seqlen": SEQLEN, "windows": WINDOWS, "calib_dtype": "bfloat16",
+    write_json("calibration_curve.json", {"seqlen": SEQLEN, "windows": WINDOWS, "setting": big.resolved(),
                                           "curve": points, "rows": table})
     print("\ncalibration curve:", points, "\nrows:", table)
     return rows, points

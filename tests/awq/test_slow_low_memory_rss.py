@@ -34,7 +34,7 @@ PEAK = "import resource, sys; from awq_ref.cli import main; code = main(sys.argv
        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
 SKELETON_ONLY = "import resource, sys; import awq_ref.cli; from awq_ref.lazy import open_lazy; open_lazy(sys.argv[1]); " \
                 "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-RUNS = {"rtn": [], "awq": ["--calib-samples", "8", "--seqlen", "128", "--calib-dtype", "bfloat16"]}
+RUNS = {"rtn": [], "awq": ["--calib-samples", "8", "--seqlen", "128"]}
 
 
 def _write_synthetic_model(folder, layers: int) -> None:

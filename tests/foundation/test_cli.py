@@ -67,7 +67,11 @@ def test_default_model_job_end_to_end(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "checkpoint" in (tmp_path / "report.html").read_text()
-    rows = json.loads((tmp_path / "eval.json").read_text())["rows"]
+    table = json.loads((tmp_path / "eval.json").read_text())
+    rows, dtype = table["rows"], table["settings"]["dtype"]
+    assert dtype["requested"] == "auto" and f"evaluated in {dtype['dtype']} (auto: CPU " in e.stdout
+    recorded = json.loads((tmp_path / "results.json").read_text())["sections"]["perplexity"]
+    assert {r["dtype"] for r in recorded} == {dtype["dtype"]}
     assert [r["method"] for r in rows] == ["fp", "checkpoint"]
     assert rows[1]["ppl"] > rows[0]["ppl"]
     assert "Traceback" not in q.stderr + e.stderr

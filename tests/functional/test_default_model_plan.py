@@ -9,7 +9,7 @@ from awq_ref.cli import main
 from awq_ref.evaluate import EvalSettings, evaluate_checkpoint, evaluate_float, eval_tokens
 from conformance import verify
 
-AWQ = ["--model", "default", "--method", "awq", "--calib-samples", "4", "--seqlen", "256", "--calib-dtype", "bfloat16"]
+AWQ = ["--model", "default", "--method", "awq", "--calib-samples", "4", "--seqlen", "256"]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from conformance import verify
 
 pytestmark = pytest.mark.slow
 
-AWQ = ["--model", "default", "--method", "awq", "--calib-samples", "4", "--seqlen", "256", "--calib-dtype", "bfloat16"]
+AWQ = ["--model", "default", "--method", "awq", "--calib-samples", "4", "--seqlen", "256"]
 PLAN = ["--target", "0.8", "--windows", "8", "--seqlen", "256", "--val-windows", "8", "--val-seqlen", "512"]
 
 

@@ -19,7 +19,7 @@ from awq_ref.qlinear import AwqLinear
 from awq_ref.tiny import save_tiny_model
 from conformance import verify
 
-CALIB = ["--calib-samples", "2", "--seqlen", "64", "--calib-dtype", "bfloat16"]
+CALIB = ["--calib-samples", "2", "--seqlen", "64"]
 LAYER1 = [f"model.layers.1.{n}" for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                           "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
 

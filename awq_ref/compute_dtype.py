@@ -1,0 +1,122 @@
+"""The dtype that calibration forwards and evaluation run in, and what ``auto`` picks here.
+
+bfloat16 halves the bytes every forward moves, but only some CPUs multiply it natively:
+AVX-512 BF16 (``vdpbf16ps``) or AMX tiles, which oneDNN uses for torch's bf16 matmul.
+Elsewhere (an AVX2-only CPU, or oneDNN held below AVX-512) torch emulates bf16 matmul with
+conversions, and it is tens of times slower than float32. So ``auto`` means:
+
+  * CUDA: bfloat16 where the device supports it;
+  * CPU: bfloat16 only where the CPU's flags show a native bf16 path *and* a tiny timed
+    probe (one bf16 and one float32 matmul of the same shape, best of a few runs, once per
+    process) finds bf16 clearly faster; otherwise float32.
+
+float16 is never chosen: CPU float16 matmuls are slow and AWQ's activation statistics overflow it.
+An explicit dtype always wins over ``auto``; the choice and the evidence for it are returned
+as a ``DtypeChoice`` so that callers print it and record it with their results.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+AUTO = "auto"
+CHOICES = (AUTO, *COMPUTE_DTYPES)
+
+PROBE_SHAPE = (128, 512, 512)  # M, K, N: big enough to reach the matmul kernel, small enough to be ~ms
+PROBE_RUNS = 3
+BF16_MAX_TIME_RATIO = 0.8      # bf16 must take at most this share of float32's time to be chosen
+
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    dtype: str                       # "float32" or "bfloat16"
+    requested: str                   # "auto" or the explicit dtype
+    reason: str                      # one line a person can check
+    cpu_capability: str              # torch.backends.cpu.get_cpu_capability()
+    probe_ms: dict | None = None     # {"float32": ms, "bfloat16": ms} when the probe ran
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return COMPUTE_DTYPES[self.dtype]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return f"{self.dtype} ({self.requested}: {self.reason})"
+
+
+def cpu_has_native_bf16() -> bool:
+    """The CPU's own flags: AVX-512 BF16 or AMX tiles (what oneDNN's fast bf16 kernels need)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def _best_ms(dtype: torch.dtype) -> float:
+    m, k, n = PROBE_SHAPE
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=gen).to(dtype)
+    b = torch.randn(k, n, generator=gen).to(dtype)
+    a @ b  # warm-up: kernel selection, first-touch allocation
+    best = float("inf")
+    for _ in range(PROBE_RUNS):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def probe_matmul_ms() -> dict[str, float]:
+    """Best-of-``PROBE_RUNS`` time of one ``PROBE_SHAPE`` matmul in each dtype, in ms."""
+    return {name: round(_best_ms(dtype), 4) for name, dtype in COMPUTE_DTYPES.items()}
+
+
+def _cpu_choice() -> DtypeChoice:
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not cpu_has_native_bf16():
+        return DtypeChoice("float32", AUTO, f"CPU {capability} has no AVX-512 BF16 or AMX: bf16 is emulated",
+                           capability)
+    probe = probe_matmul_ms()
+    ratio = probe["bfloat16"] / probe["float32"]
+    fast = ratio <= BF16_MAX_TIME_RATIO
+    verdict = "native" if fast else f"not faster (needs <= {BF16_MAX_TIME_RATIO}x)"
+    reason = (f"CPU {capability}, bf16 matmul {probe['bfloat16']:.3g} ms vs float32 {probe['float32']:.3g} ms "
+              f"({ratio:.2f}x): {verdict}")
+    return DtypeChoice("bfloat16" if fast else "float32", AUTO, reason, capability, probe)
+
+
+def auto_choice(device: str = "cpu") -> DtypeChoice:
+    """What ``auto`` means on ``device`` ("cpu", "cuda", "cuda:1", ...); measured once per process."""
+    return _auto_for(torch.device(device).type)
+
+
+@functools.cache
+def _auto_for(device_type: str) -> DtypeChoice:
+    if device_type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return DtypeChoice("bfloat16" if ok else "float32", AUTO,
+                           f"CUDA {'supports' if ok else 'lacks'} bf16", torch.backends.cpu.get_cpu_capability())
+    return _cpu_choice()
+
+
+def choose(requested: str, device: str = "cpu") -> DtypeChoice:
+    """``requested`` ("auto", "float32" or "bfloat16") resolved, with the reason."""
+    if requested == AUTO:
+        return auto_choice(device)
+    if requested not in COMPUTE_DTYPES:
+        raise ValueError(f"compute dtype must be one of {list(CHOICES)}, got {requested!r}")
+    return DtypeChoice(requested, requested, "given explicitly", torch.backends.cpu.get_cpu_capability())
+
+
+def machine_line() -> str:
+    """One line for CI logs: what kind of CPU this is and what ``auto`` picks on it."""
+    flags = {"avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "amx": torch.cpu._is_amx_tile_supported()}
+    have = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items())
+    return f"cpu capability {torch.backends.cpu.get_cpu_capability()} ({have}); auto dtype: {auto_choice().describe()}"
+
+
+if __name__ == "__main__":
+    print(machine_line())
