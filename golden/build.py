@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from awq_ref import reproducible
 from awq_ref.awq import AwqSearchConfig, awq_quantize
 from awq_ref.checkpoint import AwqConfig, save_checkpoint
 from awq_ref.rtn import rtn
@@ -55,21 +56,22 @@ def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def _one_thread():
-    """Calibrated methods (GPTQ's Cholesky, AWQ's grid losses) sum in a thread-dependent order;
-    one thread makes the bytes the same in pytest and in golden/regenerate."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+def _numerics(spec: GoldenSpec):
+    """Calibrated goldens run forwards and searches whose rounding depends on the CPU's kernels:
+    they are built on the pinned path (``awq_ref.reproducible``) or not at all. RTN and converted
+    goldens are elementwise on the weights, the same bytes on any CPU, so tests may rebuild them
+    in their own (unpinned) process."""
+    if spec.method == "rtn" and not reproducible.is_pinned():
         yield
-    finally:
-        torch.set_num_threads(before)
+        return
+    with reproducible.pinned(f"golden {spec.name}"):
+        yield
 
 
 def build(spec: GoldenSpec, out: Path, overwrite: bool = False) -> Path:
     """Write the checkpoint and its manifest to ``out`` (atomic, like every checkpoint).
     compressed-tensors goldens are the GEMM golden converted by ``conformance.convert``."""
-    with _one_thread():
+    with _numerics(spec):
         return _build(spec, out, overwrite)
 
 

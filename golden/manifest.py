@@ -2,7 +2,8 @@
 
 A manifest (``manifest.json`` inside each golden folder) records: the spec, sha256 of every
 other file, a sha256 per tensor with dtype and shape, expected logits on fixed token ids
-(a slice, with tolerances) from our loader, and the versions that generated it.
+(a slice, with tolerances) from our loader, the versions that generated it, and the numerics
+pin it was built under (``awq_ref.reproducible``; "unpinned" for an in-process test rebuild).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from awq_ref import reproducible
 from awq_ref.checkpoint import load_checkpoint, read_tensors
 
 MANIFEST = "manifest.json"
@@ -72,6 +74,7 @@ def build_manifest(folder: Path, spec_json: dict) -> dict:
         "logits": {"token_ids": TOKEN_IDS, "positions": POSITIONS, "vocab_slice": VOCAB_SLICE,
                    "atol": LOGITS_ATOL, "rtol": LOGITS_RTOL, "values": reference_logits(folder)},
         "generator": {lib: metadata.version(lib) for lib in LIBRARIES},
+        "numerics": reproducible.describe() if reproducible.is_pinned() else "unpinned",
     }
 
 
@@ -109,6 +112,12 @@ def file_drift(golden: Path, rebuilt: Path) -> list[str]:
     have = {p.name: file_sha256(p) for p in sorted(rebuilt.iterdir()) if p.name != MANIFEST}
     return [f"file {name}: {'missing' if name not in have else 'new' if name not in want else 'bytes differ'}"
             for name in sorted(set(want) | set(have)) if want.get(name) != have.get(name)]
+
+
+def numerics_drift(golden: Path, rebuilt: Path) -> list[str]:
+    """The numerics pin the golden was built under, against the rebuild's."""
+    want, have = read_manifest(golden).get("numerics"), read_manifest(rebuilt).get("numerics")
+    return [] if want == have else [f"numerics: golden built under {want}, rebuilt under {have}"]
 
 
 def logits_drift(folder: Path) -> list[str]:
