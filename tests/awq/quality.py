@@ -26,11 +26,12 @@ class Setting:
     calib_dtype: str = "auto"  # of the AWQ / GPTQ searches; auto: bf16 only where this CPU has it natively
     eval_dtype: str = "auto"
     seed: int = 0
+    loss_blocks: int | None = None  # AWQ's scale-search loss on this many blocks (None: all, as AutoAWQ)
 
     def request(self, bits: int) -> QuantizeRequest:
         dtype = choose(self.calib_dtype).dtype
         return QuantizeRequest(QuantSpec(bits, DEFAULT_GROUP_SIZE), None, self.calib_samples, self.calib_seqlen,
-                               self.seed, awq=AwqSearchConfig(compute_dtype=dtype), gptq=GptqConfig(compute_dtype=dtype))
+                               self.seed, awq=AwqSearchConfig(compute_dtype=dtype, loss_blocks=self.loss_blocks), gptq=GptqConfig(compute_dtype=dtype))
 
     def eval_settings(self) -> EvalSettings:
         return EvalSettings(windows=self.windows, seqlen=512, dtype=choose(self.eval_dtype).torch_dtype)

@@ -26,7 +26,8 @@ def curve():
     ids = tokens()
     big = setting(max(SAMPLES))
     rows = {"fp": float_row(big, ids), "rtn-w4": method_row(big, "rtn", 4, ids),
-            "rtn-w3": method_row(big, "rtn", 3, ids), "awq-w3": method_row(setting(THREE_BIT_SAMPLES), "awq", 3, ids)}
+            "rtn-w3": method_row(big, "rtn", 3, ids), "awq-w3": method_row(setting(THREE_BIT_SAMPLES), "awq", 3, ids),
+            "gptq-w4": method_row(big, "gptq", 4, ids)}
     points = []
     for n in SAMPLES:
         row = method_row(setting(n), "awq", 4, ids)
@@ -48,6 +49,11 @@ def test_large_calibration_keeps_awq_between_float_and_rtn(curve):
     fp = rows["fp"].result.ppl
     assert fp < rows[f"awq-w4-n{max(SAMPLES)}"].result.ppl < rows["rtn-w4"].result.ppl
     assert fp < rows["awq-w3"].result.ppl < rows["rtn-w3"].result.ppl
+
+
+def test_gptq_beats_rtn_at_4_bits_with_a_large_calibration(curve):
+    rows, _ = curve
+    assert rows["fp"].result.ppl < rows["gptq-w4"].result.ppl < rows["rtn-w4"].result.ppl
 
 
 def test_every_calibration_size_beats_rtn(curve):
