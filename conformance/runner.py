@@ -133,7 +133,7 @@ def _stream(layers: list[Layer], folder: Folder, reader: TensorReader, decl: Dec
         work += [(info.name, [info], lambda i=info: numeric.check_floats(i, reader)) for info in floats]
         ahead = _Readahead(reader, [infos for _, infos, _ in work])
         try:
-            for i, (where, infos, check) in enumerate(work):
+            for i, (where, _, check) in enumerate(work):
                 out += _guarded(check, where)
                 ahead.done_with(i)
                 bar.update(ahead.sizes[i])
@@ -158,7 +158,8 @@ class _Readahead:
         issued = 0
         for item, size in zip(self.items, self.sizes):
             with self.cond:
-                self.cond.wait_for(lambda: self.stopped or issued - self.consumed < PREFETCH_BYTES)
+                # wait_for runs the predicate within this iteration, so it reads this iteration's issued
+                self.cond.wait_for(lambda: self.stopped or issued - self.consumed < PREFETCH_BYTES)  # noqa: B023
                 if self.stopped:
                     return
             self.reader.prefetch(item)

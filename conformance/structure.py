@@ -13,7 +13,6 @@ from conformance.findings import Finding
 from conformance.layouts import CT, GEMM, GEMV, GPTQ, LAYOUTS, Dims, Layout, expected_shapes, fits
 from conformance.safeheader import TensorInfo
 
-
 MIN_GROUP_WIDTH = 8
 
 

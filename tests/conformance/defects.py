@@ -12,8 +12,17 @@ import torch
 
 from awq_ref.packing import awq_gemm
 from awq_ref.quant import QuantSpec, quantize
-from tests.conformance.helpers import (Q_PROJ, edit_config, edit_header, edit_tensors, map_packed, read_raw_header,
-                                       repack_natural, shard_of, write_raw)
+from tests.conformance.helpers import (
+    Q_PROJ,
+    edit_config,
+    edit_header,
+    edit_tensors,
+    map_packed,
+    read_raw_header,
+    repack_natural,
+    shard_of,
+    write_raw,
+)
 
 
 @dataclass(frozen=True)

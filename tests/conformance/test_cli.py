@@ -8,9 +8,8 @@ import shutil
 import torch
 from safetensors.torch import load_file
 
-from conformance import SCHEMA, SCHEMA_VERSION, RULES, verify
+from conformance import RULES, SCHEMA, SCHEMA_VERSION, decode, verify
 from conformance.runner import load_layers
-from conformance import decode
 from tests.conformance.helpers import edit_tensors, map_packed, run_cli
 
 
