@@ -29,10 +29,17 @@ from typing import Callable, Iterator
 from torch import nn
 
 from awq_ref.apply import LinearError
-from awq_ref.atomic import atomic_directory
 from awq_ref.arch import layer_prefix
-from awq_ref.checkpoint import (DEFAULT_MAX_SHARD_BYTES, META_FILE, AwqConfig, checkpoint_config, copy_side_files,
-                                 stored_tensor, write_json)
+from awq_ref.atomic import atomic_directory
+from awq_ref.checkpoint import (
+    DEFAULT_MAX_SHARD_BYTES,
+    META_FILE,
+    AwqConfig,
+    checkpoint_config,
+    copy_side_files,
+    stored_tensor,
+    write_json,
+)
 from awq_ref.gptq import GptqConfig
 from awq_ref.gptq_checkpoint import copy_source_files, gptq_config
 from awq_ref.layer_steps import LayerStep, float_tensors

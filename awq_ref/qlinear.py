@@ -7,6 +7,9 @@ is cached after the first forward; it never goes into the state dict.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -17,15 +20,40 @@ from awq_ref.quant import QuantizedWeight, QuantSpec
 # Which forward AwqLinear runs: "auto" = the Triton kernels (package ``kernels``) for CUDA
 # inputs, the torch reference otherwise; "triton" = the kernels wherever Triton can run
 # (also the CPU interpreter, TRITON_INTERPRET=1); "torch" = always the reference.
+# The process-wide default; a ``kernel_backend`` block overrides it for the code it runs.
 KERNELS = os.environ.get("AWQ_HARNESS_KERNELS", "auto").lower()
 KERNEL_CHOICES = ("auto", "triton", "torch")
+_BACKEND_IN_BLOCK: ContextVar[str | None] = ContextVar("awq_kernel_backend", default=None)
+
+
+@contextmanager
+def kernel_backend(mode: str) -> Iterator[None]:
+    """Run every AwqLinear forward inside the block through ``mode`` (one of KERNEL_CHOICES).
+
+    Blocks nest, and the choice ends with the block even if it raises; KERNELS is left as is."""
+    if mode not in KERNEL_CHOICES:
+        raise ValueError(f"kernel backend {mode!r}; choose from {KERNEL_CHOICES}")
+    token = _BACKEND_IN_BLOCK.set(mode)
+    try:
+        yield
+    finally:
+        _BACKEND_IN_BLOCK.reset(token)
+
+
+def _backend() -> str:
+    """The innermost ``kernel_backend`` block's choice, else KERNELS (checked: it comes from the environment)."""
+    chosen = _BACKEND_IN_BLOCK.get()
+    if chosen is not None:
+        return chosen
+    if KERNELS not in KERNEL_CHOICES:
+        raise ValueError(f"AWQ_HARNESS_KERNELS={KERNELS!r}; choose from {KERNEL_CHOICES}")
+    return KERNELS
 
 
 def _triton_linear(module: "AwqLinear", x: torch.Tensor):
     """The kernels' ``awq_linear`` if they can serve this module and input, else None."""
-    if KERNELS not in KERNEL_CHOICES:
-        raise ValueError(f"AWQ_HARNESS_KERNELS={KERNELS!r}; choose from {KERNEL_CHOICES}")
-    wanted = KERNELS == "triton" or (KERNELS == "auto" and x.is_cuda)
+    backend = _backend()
+    wanted = backend == "triton" or (backend == "auto" and x.is_cuda)
     if not wanted or module.version != "gemm" or module.spec.bits != 4:
         return None
     try:

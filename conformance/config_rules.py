@@ -23,8 +23,11 @@ def number_findings(config: dict | None) -> list[Finding]:
             continue
         v = config[key]
         if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= limit:
-            out.append(Finding("config.numbers", "error", f"{key} = {str(v)[:40]} is not an integer in [1, {limit}]", "config.json"))
+            out.append(Finding("config.numbers", "error",
+                               f"{key} = {str(v)[:40]} is not an integer in [1, {limit}]", "config.json"))
     heads, hidden = config.get("num_attention_heads"), config.get("hidden_size")
-    if not out and isinstance(heads, int) and isinstance(hidden, int) and heads and hidden % heads and "head_dim" not in config:
-        out.append(Finding("config.numbers", "error", f"hidden_size {hidden} is not divisible by num_attention_heads {heads}", "config.json"))
+    if (not out and isinstance(heads, int) and isinstance(hidden, int) and heads and hidden % heads
+            and "head_dim" not in config):
+        out.append(Finding("config.numbers", "error",
+                           f"hidden_size {hidden} is not divisible by num_attention_heads {heads}", "config.json"))
     return out

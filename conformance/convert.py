@@ -34,7 +34,8 @@ CT_VERSION = "0.19.0"  # the compressed-tensors release whose config we write
 def ct_config(decl: Declared) -> dict:
     per_channel = decl.group_size == -1
     weights = {"num_bits": 4, "type": "int", "symmetric": not decl.zero_point,
-               "strategy": "channel" if per_channel else "group", "group_size": None if per_channel else decl.group_size,
+               "strategy": "channel" if per_channel else "group",
+               "group_size": None if per_channel else decl.group_size,
                "dynamic": False, "actorder": None, "block_structure": None, "observer": "minmax", "observer_kwargs": {}}
     return {"quant_method": "compressed-tensors", "format": "pack-quantized", "quantization_status": "compressed",
             "version": CT_VERSION, "ignore": ["lm_head"] + [f"re:.*{m}.*" for m in decl.skip],
@@ -102,7 +103,8 @@ def _write_shards(tensors, out: Path) -> None:
         current.update(group)
         size += nbytes
     shards.append(current)
-    names = ["model.safetensors"] if len(shards) == 1 else [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
+    names = (["model.safetensors"] if len(shards) == 1
+             else [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)])
     for name, shard in zip(names, shards):
         save_file({k: v.contiguous() for k, v in sorted(shard.items())}, out / name, metadata={"format": "pt"})
     if len(shards) > 1:
@@ -112,7 +114,8 @@ def _write_shards(tensors, out: Path) -> None:
 
 def _copy_side_files(src: Path, out: Path, config: dict) -> None:
     for entry in os.scandir(src):
-        skip = entry.name == "config.json" or entry.name == INDEX or entry.name.endswith((".safetensors",) + PICKLE_SUFFIXES)
+        skip = (entry.name == "config.json" or entry.name == INDEX
+                or entry.name.endswith((".safetensors",) + PICKLE_SUFFIXES))
         if not skip and entry.is_file(follow_symlinks=False):
             (out / entry.name).write_bytes(Path(entry.path).read_bytes())
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -77,7 +77,8 @@ def _awq(d: Declared, q: dict) -> None:
         hint = "a layout this verifier does not read" if v in KNOWN_UNSUPPORTED else "not an AWQ version"
         d.bad("config.quantization", f"version {v!r} is {hint}; expected one of {sorted(AWQ_VERSIONS)}")
     if str(q.get("backend", "")).lower() == "llm-awq":
-        d.bad("config.quantization", "backend 'llm-awq' marks llm-awq (GEMVFast) tensors, which this verifier does not read")
+        d.bad("config.quantization",
+              "backend 'llm-awq' marks llm-awq (GEMVFast) tensors, which this verifier does not read")
         d.format = None
     d.skip = _names(d, q.get("modules_to_not_convert"), "modules_to_not_convert")
 
@@ -148,12 +149,14 @@ def read_declared(config: dict | None) -> Declared:
         return d
     q = config.get("quantization_config")
     if not isinstance(q, dict):
-        d.bad("config.quantization", "config.json has no quantization_config object: loaders will treat the model as unquantised")
+        d.bad("config.quantization",
+              "config.json has no quantization_config object: loaders will treat the model as unquantised")
         return d
     d.method = q.get("quant_method") if isinstance(q.get("quant_method"), str) else None
     reader = READERS.get((d.method or "").lower())
     if reader is None:
-        d.bad("config.quantization", f"quant_method {str(q.get('quant_method'))[:40]!r} is not one of {sorted(READERS)}")
+        d.bad("config.quantization",
+              f"quant_method {str(q.get('quant_method'))[:40]!r} is not one of {sorted(READERS)}")
         return d
     reader(d, q)
     return d

@@ -49,7 +49,8 @@ def _slice(layer: Layer, t: dict[str, torch.Tensor], c: int, g: int) -> dict[str
     """The first ``c`` output channels and first ``g`` groups of every tensor of the layer."""
     lay, ks = layer.layout, g * layer.group_width
     if lay is GEMM:
-        return {"qweight": t["qweight"][:ks, : c // 8], "qzeros": t["qzeros"][:g, : c // 8], "scales": t["scales"][:g, :c]}
+        return {"qweight": t["qweight"][:ks, : c // 8], "qzeros": t["qzeros"][:g, : c // 8],
+                "scales": t["scales"][:g, :c]}
     if lay is GEMV:
         return {"qweight": t["qweight"][:c, : ks // 8], "qzeros": t["qzeros"][:c], "scales": t["scales"][:c]}
     if lay is CT:

@@ -50,7 +50,8 @@ def _entries(folder: Folder) -> dict[str, Path]:
     for entry in sorted(os.scandir(folder.root), key=lambda e: e.name):
         real = _inside(folder.root, entry.name)
         if real is None:
-            folder.add("file.outside-folder", "error", "symlink points outside the checkpoint folder (or loops); not followed", entry.name)
+            folder.add("file.outside-folder", "error",
+                       "symlink points outside the checkpoint folder (or loops); not followed", entry.name)
         elif real.is_file():
             files[entry.name] = real
     return files
@@ -69,7 +70,8 @@ def load_json(folder: Folder, path: Path, rule: str) -> object | None:
 
 def _read_config(folder: Folder, files: dict[str, Path]) -> None:
     if "config.json" not in files:
-        folder.add("config.present", "error", "config.json is missing: loaders cannot tell this is a quantised model", "config.json")
+        folder.add("config.present", "error",
+                   "config.json is missing: loaders cannot tell this is a quantised model", "config.json")
         return
     cfg = load_json(folder, files["config.json"], "config.present")
     if cfg is not None and not isinstance(cfg, dict):
@@ -93,7 +95,8 @@ def _shards_of(folder: Folder, wm: dict[str, str]) -> dict[str, Path]:
     for shard in sorted(set(wm.values())):
         real = _inside(folder.root, shard)
         if real is None:
-            folder.add("file.outside-folder", "error", f"index names shard {shard[:80]!r} outside the checkpoint folder; not read", INDEX)
+            folder.add("file.outside-folder", "error",
+                       f"index names shard {shard[:80]!r} outside the checkpoint folder; not read", INDEX)
         elif not real.is_file():
             folder.add("index.missing-shard", "error", f"shard {shard[:80]!r} named by the index does not exist", INDEX)
         else:
@@ -123,8 +126,10 @@ def _read_indexed(folder: Folder, files: dict[str, Path]) -> None:
     for name, places in sorted(found.items()):
         _place(folder, wm, name, places)
     for name, shard in sorted(wm.items()):
-        if name not in found and shard not in broken and _inside(folder.root, shard) and (folder.root / shard).is_file():
-            folder.add("index.missing-tensor", "error", f"index puts it in {shard[:80]} but that shard lacks it", INDEX, name)
+        if (name not in found and shard not in broken and _inside(folder.root, shard)
+                and (folder.root / shard).is_file()):
+            folder.add("index.missing-tensor", "error",
+                       f"index puts it in {shard[:80]} but that shard lacks it", INDEX, name)
 
 
 def _place(folder: Folder, wm: dict[str, str], name: str, places: list[tuple[str, TensorInfo]]) -> None:
@@ -135,14 +140,16 @@ def _place(folder: Folder, wm: dict[str, str], name: str, places: list[tuple[str
     if listed:
         folder.tensors[name] = listed[0]
     elif name in wm:
-        folder.add("index.extra-tensor", "error", f"is in {shards[0]} but the index names {wm[name][:80]!r}", shards[0], name)
+        folder.add("index.extra-tensor", "error",
+                   f"is in {shards[0]} but the index names {wm[name][:80]!r}", shards[0], name)
     else:
         folder.add("index.extra-tensor", "error", f"is in {shards[0]} but not named by the index", shards[0], name)
 
 
 def _read_unindexed(folder: Folder, shards: dict[str, Path]) -> None:
     if len(shards) > 1:
-        folder.add("index.valid", "warning", f"{len(shards)} safetensors files but no usable {INDEX}; transformers will not load them")
+        folder.add("index.valid", "warning",
+                   f"{len(shards)} safetensors files but no usable {INDEX}; transformers will not load them")
     for shard, path in sorted(shards.items()):
         for name, info in _read_shard(folder, shard, path).items():
             if name in folder.tensors:

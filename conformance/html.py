@@ -21,9 +21,11 @@ def _table(head: list[str], rows: list[str]) -> str:
 def render(report: Report) -> str:
     verdict = "conforms" if report.conforms else ("unreadable" if not report.readable else "violations")
     findings = _table(["severity", "rule", "file", "tensor", "message"],
-                      [_row([f.severity, f.rule, f.file or "", f.tensor or "", f.message], f.severity) for f in report.findings])
+                      [_row([f.severity, f.rule, f.file or "", f.tensor or "", f.message], f.severity)
+                       for f in report.findings])
     layers = _table(["rank", "layer", "rel error", "SQNR dB", "aligned rel error"],
-                    [_row([r["rank"], r["layer"], r["rel_error"], r["sqnr_db"], r["aligned_rel_error"]]) for r in report.layers])
+                    [_row([r["rank"], r["layer"], r["rel_error"], r["sqnr_db"], r["aligned_rel_error"]])
+                     for r in report.layers])
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Conformance: {escape(report.checkpoint)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{escape(report.checkpoint)}</h1>"
             f"<p>Format: {escape(str(report.format))}. Verdict: <b>{verdict}</b>. "

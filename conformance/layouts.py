@@ -95,7 +95,8 @@ CT = Layout("compressed-tensors", "weight_packed", ("weight_packed", "weight_sca
             {"weight_packed": {"I32"}, "weight_scale": FLOAT_SCALES | {"F32"}, "weight_zero_point": {"I32", "I8"},
              "weight_shape": {"I64", "I32"}, "weight_g_idx": {"I32"}}, compressed_tensors, _ct_dims, False)
 GPTQ = Layout("gptq", "qweight", ("qweight", "qzeros", "scales"),
-              {"qweight": {"I32"}, "qzeros": {"I32"}, "scales": FLOAT_SCALES, "g_idx": {"I32"}}, gptq, _gptq_dims, False)
+              {"qweight": {"I32"}, "qzeros": {"I32"}, "scales": FLOAT_SCALES, "g_idx": {"I32"}}, gptq, _gptq_dims,
+              False)
 
 LAYOUTS = {lay.name: lay for lay in (GEMM, GEMV, CT, GPTQ)}
 

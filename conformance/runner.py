@@ -33,7 +33,9 @@ PREFETCH_BYTES = 512 << 20
 def _load_pickles(folder: Folder, allow: bool) -> dict[str, torch.Tensor]:
     if not allow:
         names = ", ".join(p.name for p in folder.pickled[:3])
-        folder.add("file.pickle", "error", f"only pickle weights ({names}); refusing to unpickle untrusted files (rerun with --allow-pickle to load them with weights_only)")
+        folder.add("file.pickle", "error",
+                   f"only pickle weights ({names}); refusing to unpickle untrusted files (rerun with --allow-pickle "
+                   "to load them with weights_only)")
         return {}
     memory = {}
     for path in folder.pickled:
@@ -48,7 +50,8 @@ def _load_pickles(folder: Folder, allow: bool) -> dict[str, torch.Tensor]:
         for name, t in state.items():
             if isinstance(name, str) and isinstance(t, torch.Tensor) and t.dtype in SAFETENSORS_NAMES:
                 memory[name] = t
-                folder.tensors[name] = TensorInfo(name, path, SAFETENSORS_NAMES[t.dtype], tuple(t.shape), 0, t.numel() * t.element_size())
+                folder.tensors[name] = TensorInfo(name, path, SAFETENSORS_NAMES[t.dtype], tuple(t.shape), 0,
+                                                  t.numel() * t.element_size())
     return memory
 
 
@@ -63,8 +66,10 @@ def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str
         if packed is None or len(packed.shape) != 2:
             continue
         if not (0 < n < 1 << 31 and 0 < k < 1 << 31) or (n, -(-k // 8)) != packed.shape:
-            report.findings.append(Finding("ct.weight-shape", "error", f"weight_shape [{n}, {k}] does not match weight_packed "
-                                           f"{list(packed.shape)}: loaders would crop or pad the weight wrongly", info.path.name, name))
+            report.findings.append(Finding("ct.weight-shape", "error",
+                                           f"weight_shape [{n}, {k}] does not match weight_packed "
+                                           f"{list(packed.shape)}: loaders would crop or pad the weight wrongly",
+                                           info.path.name, name))
             continue
         values[prefix] = {"weight_shape": (n, k)}
     return values
@@ -75,7 +80,8 @@ def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> lis
     report.findings += found
     if layout is None:
         severity = "error" if decl.method else "warning"
-        report.findings.append(Finding("format.detected", severity, "no quantised layers (no qweight / weight_packed tensors) found"))
+        report.findings.append(Finding("format.detected", severity,
+                                       "no quantised layers (no qweight / weight_packed tensors) found"))
         return []
     report.format = layout.name
     groups = group_by_prefix(folder.tensors, layout.packed)
@@ -83,20 +89,23 @@ def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> lis
     for prefix in sorted(groups):
         if layout is CT and prefix not in values:
             if not any(f.rule == "ct.weight-shape" and f.tensor == prefix + ".weight_shape" for f in report.findings):
-                report.findings.append(Finding("tensors.complete", "error", "missing or malformed weight_shape", tensor=prefix + ".weight_shape"))
+                report.findings.append(Finding("tensors.complete", "error", "missing or malformed weight_shape",
+                                               tensor=prefix + ".weight_shape"))
             continue
         layer, found = check_layer(prefix, layout, groups[prefix], values.get(prefix, {}), decl)
         report.findings += found
         good += [layer] if layer else []
     report.findings += _orphans(folder.tensors, layout, groups)
-    report.findings.append(Finding("format.detected", "info", f"{layout.name}: {len(groups)} quantised layers, {len(good)} well formed"))
+    report.findings.append(Finding("format.detected", "info",
+                                   f"{layout.name}: {len(groups)} quantised layers, {len(good)} well formed"))
     return good
 
 
 def _orphans(tensors: dict[str, TensorInfo], layout, groups: dict) -> list[Finding]:
     """Quantisation tensors whose layer has no packed codes at all."""
     parts = set(layout.dtypes) - {layout.packed}
-    return [Finding("tensors.complete", "error", f"{suffix} without {layout.packed}: a partial layer", info.path.name, name)
+    return [Finding("tensors.complete", "error",
+                    f"{suffix} without {layout.packed}: a partial layer", info.path.name, name)
             for name, info in sorted(tensors.items())
             for prefix, _, suffix in [name.rpartition(".")] if suffix in parts and prefix not in groups]
 
@@ -129,11 +138,12 @@ def _stream(layers: list[Layer], folder: Folder, reader: TensorReader, decl: Dec
               if i.is_float and not (n.rpartition(".")[0] in packed and not n.endswith(".bias"))]
     out = []
     with _progress(sum(i.nbytes for i in folder.tensors.values()), progress) as bar:
-        work = [(layer.prefix, list(layer.infos.values()), lambda lay=layer: _numeric_layer(lay, reader, decl)) for layer in layers]
+        work = [(layer.prefix, list(layer.infos.values()), lambda lay=layer: _numeric_layer(lay, reader, decl))
+                for layer in layers]
         work += [(info.name, [info], lambda i=info: numeric.check_floats(i, reader)) for info in floats]
         ahead = _Readahead(reader, [infos for _, infos, _ in work])
         try:
-            for i, (where, infos, check) in enumerate(work):
+            for i, (where, _, check) in enumerate(work):
                 out += _guarded(check, where)
                 ahead.done_with(i)
                 bar.update(ahead.sizes[i])
@@ -158,7 +168,8 @@ class _Readahead:
         issued = 0
         for item, size in zip(self.items, self.sizes):
             with self.cond:
-                self.cond.wait_for(lambda: self.stopped or issued - self.consumed < PREFETCH_BYTES)
+                # wait_for runs the predicate within this iteration, so it reads this iteration's issued
+                self.cond.wait_for(lambda: self.stopped or issued - self.consumed < PREFETCH_BYTES)  # noqa: B023
                 if self.stopped:
                     return
             self.reader.prefetch(item)
@@ -195,7 +206,8 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     folder = open_folder(path)
     memory = _load_pickles(folder, allow_pickle) if folder.pickled and not folder.tensors else {}
     if folder.pickled and not memory and folder.tensors:
-        folder.add("file.pickle", "info", f"{len(folder.pickled)} pickle files beside the safetensors were ignored (never unpickled)")
+        folder.add("file.pickle", "info",
+                   f"{len(folder.pickled)} pickle files beside the safetensors were ignored (never unpickled)")
     report.findings += folder.findings
     if not folder.readable or not folder.tensors:
         if folder.readable and not folder.pickled:

@@ -60,13 +60,17 @@ def _fail(path: Path, rule: str, message: str, tensor: str | None = None) -> Fin
 
 def _read_prefix(path: Path, size: int) -> tuple[int | None, bytes | None, Finding | None]:
     if size < 8:
-        return None, None, _fail(path, "file.truncated", f"only {size} bytes; a safetensors file starts with an 8-byte header length")
+        return None, None, _fail(path, "file.truncated",
+                                 f"only {size} bytes; a safetensors file starts with an 8-byte header length")
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         if n > MAX_HEADER_BYTES:
-            return None, None, _fail(path, "file.header", f"header length {n} exceeds the {MAX_HEADER_BYTES}-byte limit; refusing to read it")
+            return None, None, _fail(path, "file.header",
+                                     f"header length {n} exceeds the {MAX_HEADER_BYTES}-byte limit; "
+                                     "refusing to read it")
         if 8 + n > size:
-            return None, None, _fail(path, "file.truncated", f"header says {n} bytes but the file has only {size - 8} after the length")
+            return None, None, _fail(path, "file.truncated",
+                                     f"header says {n} bytes but the file has only {size - 8} after the length")
         return n, f.read(n), None
 
 
@@ -91,14 +95,17 @@ def _entry(path: Path, name: str, e, data_start: int) -> tuple[TensorInfo | None
         return None, _fail(path, "file.header", "entry lacks dtype, shape or data_offsets", name)
     dtype, shape, offs = e["dtype"], e["shape"], e["data_offsets"]
     if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_int(d) for d in shape):
-        return None, _fail(path, "file.header", f"shape {str(shape)[:60]} is not a list of at most {MAX_DIMS} non-negative ints", name)
+        return None, _fail(path, "file.header",
+                           f"shape {str(shape)[:60]} is not a list of at most {MAX_DIMS} non-negative ints", name)
     if not isinstance(offs, list) or len(offs) != 2 or not all(_is_int(o) for o in offs) or offs[0] > offs[1]:
-        return None, _fail(path, "file.offsets", f"data_offsets {str(offs)[:60]} is not [begin, end] with begin <= end", name)
+        return None, _fail(path, "file.offsets",
+                           f"data_offsets {str(offs)[:60]} is not [begin, end] with begin <= end", name)
     if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
         return None, _fail(path, "file.dtype", f"unknown dtype {str(dtype)[:20]!r}", name)
     want = math.prod(shape) * DTYPE_BYTES[dtype]
     if want != offs[1] - offs[0]:
-        return None, _fail(path, "file.byte-length", f"{dtype} x {shape} needs {want} bytes but offsets span {offs[1] - offs[0]}", name)
+        return None, _fail(path, "file.byte-length",
+                           f"{dtype} x {shape} needs {want} bytes but offsets span {offs[1] - offs[0]}", name)
     return TensorInfo(name, path, dtype, tuple(shape), data_start + offs[0], want), None
 
 
@@ -107,7 +114,8 @@ def _check_ranges(path: Path, infos: dict[str, TensorInfo], data_start: int, dat
     for info in sorted(infos.values(), key=lambda i: (i.start, i.nbytes)):
         if info.start + info.nbytes > data_start + data_len:
             begin = info.start - data_start
-            findings.append(_fail(path, "file.truncated", f"bytes [{begin}, {begin + info.nbytes}) lie past the end of the data "
+            findings.append(_fail(path, "file.truncated",
+                                  f"bytes [{begin}, {begin + info.nbytes}) lie past the end of the data "
                                   f"section ({data_len} bytes): file truncated or offsets wrong", info.name))
             del infos[info.name]
             continue
@@ -116,7 +124,9 @@ def _check_ranges(path: Path, infos: dict[str, TensorInfo], data_start: int, dat
             del infos[info.name]
             continue
         if info.start > last_end:
-            findings.append(Finding("file.offsets", "warning", f"{info.start - last_end} unindexed bytes before this tensor", path.name, info.name))
+            findings.append(Finding("file.offsets", "warning",
+                                    f"{info.start - last_end} unindexed bytes before this tensor", path.name,
+                                    info.name))
         if info.nbytes:
             last_end, last_name = info.start + info.nbytes, info.name
     return findings

@@ -22,11 +22,11 @@ This package is importable only as ``kernels`` from this repository; it is unrel
 PyPI distribution of the same name, which this project does not install.
 """
 from kernels.checks import supported
-from kernels.runtime import INTERPRETED, triton_can_run
 from kernels.dequant import awq_dequantize
 from kernels.dispatch import awq_linear, choose_path
 from kernels.gemm import awq_gemm
 from kernels.gemv import awq_gemv
+from kernels.runtime import INTERPRETED, triton_can_run
 
 __all__ = ["INTERPRETED", "triton_can_run", "supported", "awq_dequantize", "awq_gemm", "awq_gemv",
            "awq_linear", "choose_path"]

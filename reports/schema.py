@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from awq_ref.errors import HarnessError
 from reports.collect import REQUIRED_KEYS, SECTIONS
 
 SCHEMA_NAME = "awq-harness-results"
@@ -40,8 +39,10 @@ NUMERIC_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class ResultsError(HarnessError):
-    """A results file is missing, not JSON, or breaks a schema rule (message names both)."""
+class ResultsError(Exception):
+    """A results file is missing, not JSON, or breaks a schema rule (message names both).
+
+    The console script prints it as one line, like the harness's own errors."""
 
 
 @dataclass(frozen=True)

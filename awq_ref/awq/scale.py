@@ -18,7 +18,6 @@ Differences between implementations (see shared notes, awq-format section 1.4):
 from __future__ import annotations
 
 import inspect as pyinspect
-
 import math
 from dataclasses import dataclass
 

@@ -1,7 +1,7 @@
 """The ``awq-harness`` console script: one parser, one module per subcommand.
 
 Each subcommand module defines ``add_parser(subparsers)`` (which sets ``func``) and a
-``run(args) -> int``. Errors the user can act on (``HarnessError``) are printed as one
+``run(args) -> int``. Errors the user can act on (``USER_ERRORS``) are printed as one
 line with exit code 2; ``--debug`` shows the traceback of anything unexpected.
 """
 from __future__ import annotations
@@ -11,8 +11,10 @@ import importlib
 import sys
 
 from awq_ref.errors import HarnessError
+from reports.schema import ResultsError
 
 SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan")
+USER_ERRORS = (HarnessError, ResultsError)  # reports has its own error class: it depends on no harness code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return _run_recording(args)
-    except HarnessError as err:
+    except USER_ERRORS as err:
         print(f"awq-harness {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--val-windows", type=int, default=8, help="validation windows (after the selection ones)")
     p.add_argument("--val-seqlen", type=int, default=512, help="tokens per validation window")
     p.add_argument("--groups", action="store_true",
-                   help="also rank linear groups inside the top layers and plan with them (needs an awq-harness checkpoint)")
+                   help="also rank linear groups inside the top layers and plan with them "
+                        "(needs an awq-harness checkpoint)")
     p.add_argument("--group-layers", type=int, default=6, help="with --groups: how many top-ranked layers to split")
     p.add_argument("--json", help="write rankings and plans to this file (quantize --keep-layers reads it)")
     p.set_defaults(func=run)

@@ -14,9 +14,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("verify", help="check a quantised checkpoint (AWQ GEMM/GEMV, compressed-tensors, GPTQ)")
     p.add_argument("path", help="checkpoint folder")
     p.add_argument("--reference", metavar="FP_DIR", help="float checkpoint: per-layer reconstruction error")
-    p.add_argument("--json", metavar="FILE", help="write the findings as JSON (schema awq-harness/conformance-findings v1)")
+    p.add_argument("--json", metavar="FILE",
+                   help="write the findings as JSON (schema awq-harness/conformance-findings v1)")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the findings")
-    p.add_argument("--allow-pickle", action="store_true", help="read .bin/.pt weights with torch.load(weights_only=True)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read .bin/.pt weights with torch.load(weights_only=True)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verdict")
     p.add_argument("--progress", action="store_true", default=None, help="always show a progress bar")
     p.set_defaults(func=run)

@@ -1,6 +1,5 @@
 """On-disk layouts of quantised linears. One module owns each layout; see its shape table."""
-from awq_ref.packing import awq_gemm, awq_gemv
-from awq_ref.packing import compressed_tensors, gptq  # noqa: F401  (conformance, convert)
+from awq_ref.packing import awq_gemm, awq_gemv, compressed_tensors, gptq
 
 LAYOUTS = {"gemm": awq_gemm, "gemv": awq_gemv}
 OTHER_LAYOUTS = {"compressed-tensors": compressed_tensors, "gptq": gptq}  # not AWQ versions

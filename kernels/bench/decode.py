@@ -7,26 +7,14 @@ A decode record (the ``decode`` list of the results JSON):
 
 Both models generate exactly ``new_tokens`` tokens greedily after one warm-up generation;
 the clock (perf_counter around a device sync) covers prefill plus decode, as users see it.
+The quantised model runs through whichever forward its layers choose: call ``decode_record``
+inside ``awq_ref.qlinear.kernel_backend("triton")`` to time it through the kernels.
 """
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 import torch
-
-import awq_ref.qlinear as qlinear
-
-
-@contextmanager
-def awq_forward(mode: str) -> Iterator[None]:
-    """Run AwqLinear through ``mode`` ("triton" or "torch") inside the block."""
-    previous, qlinear.KERNELS = qlinear.KERNELS, mode
-    try:
-        yield
-    finally:
-        qlinear.KERNELS = previous
 
 
 def _sync(device: torch.device) -> None:
@@ -47,8 +35,7 @@ def tokens_per_s(model, ids: torch.Tensor, new_tokens: int) -> float:
 
 def decode_record(name: str, group_size: int, quantised, fp16, ids: torch.Tensor, new_tokens: int,
                   device: str, dry_run: bool) -> dict:
-    with awq_forward("triton"):
-        quantised_speed = tokens_per_s(quantised, ids, new_tokens)
+    quantised_speed = tokens_per_s(quantised, ids, new_tokens)
     fp16_speed = tokens_per_s(fp16, ids, new_tokens)
     return {"model": name, "group_size": group_size, "prompt_tokens": ids.shape[1], "new_tokens": new_tokens,
             "tokens_per_s": quantised_speed, "fp16_tokens_per_s": fp16_speed,

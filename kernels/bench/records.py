@@ -1,4 +1,5 @@
-"""Benchmark records (schema in kernels/bench/__init__.py) and where they go."""
+"""Benchmark records (schema in kernels/bench/__init__.py) and where they go: a results file
+of their own and the regression report (``reports.collect``, the one way bench results reach it)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from kernels.bench import baselines, roofline
 from kernels.bench.shapes import BenchCase
+from reports.collect import record as report_record
 
 SCHEMA = 1
 FIELDS = ("kernel", "path", "shape", "M", "N", "K", "group_size", "dtype", "time_ms", "fp16_time_ms",
@@ -56,11 +58,6 @@ def report_payload(record: dict) -> dict:
             "tflops": record["achieved_tflops"], "dry_run": record["dry_run"]}
 
 
-def send_to_report(record: dict) -> bool:
-    """Hand the record to reports.collect when that module exists; never required."""
-    try:
-        from reports.collect import record as report_record
-    except ImportError:
-        return False
+def send_to_report(record: dict) -> None:
+    """Hand the record to the regression report (kept only while a results file is being collected)."""
     report_record("kernel_speedups", report_payload(record))
-    return True

@@ -1,6 +1,5 @@
 """Scaling groups per architecture, the v->o shape rule, and clear errors for the unknown."""
 import pytest
-import torch
 from torch import nn
 
 from awq_ref.arch import clipped, decoder_layers, scaling_groups

@@ -35,7 +35,7 @@ def curve():
         points.append({"n_samples": n, "ppl": row.result.ppl, "seconds": round(row.seconds, 1)})
         record("calibration_curve", {"model": "default", "method": "awq", "n_samples": n, "ppl": row.result.ppl,
                                      "bits": 4, "group_size": 64, "seqlen": SEQLEN})
-    for name, row in rows.items():
+    for row in rows.values():
         record("perplexity", perplexity_payload(row, big))
     table = {name: {"ppl": round(r.result.ppl, 4), "seconds": round(r.seconds, 1)} for name, r in rows.items()}
     write_json("calibration_curve.json", {"seqlen": SEQLEN, "windows": WINDOWS, "setting": big.resolved(),

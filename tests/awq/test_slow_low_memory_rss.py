@@ -3,10 +3,12 @@
 layer-at-a-time peak must not grow with depth, the in-memory one grows by the float model.
 
 Builds synthetic Llamas (hidden 1024, 45 MB per float32 layer; 12 layers are 302 MB of fp16
-safetensors) in a temporary folder, one tensor at a time, and runs ``awq-harness quantize`` in a child process per path;
-each child reports its own peak RSS (``ru_maxrss``). A child that only imports and builds the
-model's skeleton on ``meta`` (no weights) is measured the same way and subtracted. Prints a table, attaches the numbers to the test (``record_property``)
-and writes ``low_memory_rss.json`` into ``$AWQ_HARNESS_RESULTS_DIR`` when that is set.
+safetensors) in a temporary folder, one tensor at a time, and runs ``awq-harness quantize``
+in a child process per path; each child reports its own peak RSS (``ru_maxrss``). A child
+that only imports and builds the model's skeleton on ``meta`` (no weights) is measured the
+same way and subtracted. Prints a table, attaches the numbers to the test
+(``record_property``) and writes ``low_memory_rss.json`` into ``$AWQ_HARNESS_RESULTS_DIR``
+when that is set.
 Run: ``OMP_NUM_THREADS=1 pytest -m slow tests/awq/test_slow_low_memory_rss.py -s``.
 """
 import json
@@ -32,8 +34,8 @@ pytestmark = pytest.mark.slow
 SHALLOW, LAYERS, HIDDEN, INTERMEDIATE, VOCAB = 4, 12, 1024, 2816, 8192
 PEAK = "import resource, sys; from awq_ref.cli import main; code = main(sys.argv[1:]); " \
        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
-SKELETON_ONLY = "import resource, sys; import awq_ref.cli; from awq_ref.lazy import open_lazy; open_lazy(sys.argv[1]); " \
-                "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+SKELETON_ONLY = "import resource, sys; import awq_ref.cli; from awq_ref.lazy import open_lazy; " \
+                "open_lazy(sys.argv[1]); print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 RUNS = {"rtn": [], "awq": ["--calib-samples", "8", "--seqlen", "128"]}
 
 
@@ -105,7 +107,8 @@ def test_layer_at_a_time_peak_memory_does_not_grow_with_depth(workdir, record_pr
         assert grew["in-memory"] > 0.8 * added * layer_mb  # the in-memory path holds every float32 layer
         assert grew["layer-at-a-time"] < 0.5 * grew["in-memory"]  # one layer at a time: depth costs ~nothing
         for result in (small, large):
-            assert result["runs"][f"{method} layer-at-a-time"]["peak_rss_mb"] < result["runs"][f"{method} in-memory"]["peak_rss_mb"]
+            runs = result["runs"]
+            assert runs[f"{method} layer-at-a-time"]["peak_rss_mb"] < runs[f"{method} in-memory"]["peak_rss_mb"]
 
 
 def _same_files(a, b) -> bool:

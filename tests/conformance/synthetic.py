@@ -58,7 +58,7 @@ def _write_shard(path: Path, specs: list) -> None:
     blob += b" " * (-len(blob) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)) + blob)
-        for name, dtype, shape, fill in specs:
+        for _, dtype, shape, fill in specs:
             for chunk in _fill_bytes(fill, math.prod(shape) * ITEM[dtype]):
                 f.write(chunk)
         f.flush()

@@ -8,9 +8,8 @@ import shutil
 import torch
 from safetensors.torch import load_file
 
-from conformance import SCHEMA, SCHEMA_VERSION, RULES, verify
+from conformance import RULES, SCHEMA, SCHEMA_VERSION, decode, verify
 from conformance.runner import load_layers
-from conformance import decode
 from tests.conformance.helpers import edit_tensors, map_packed, run_cli
 
 
@@ -40,7 +39,8 @@ def test_verify_html_is_self_contained(built, tmp_path):
     page = tmp_path / "r.html"
     assert run_cli(["verify", str(built["ct"]), "--html", str(page)]) == 0
     html = page.read_text()
-    assert html.startswith("<!doctype html>") and "compressed-tensors" in html and "<script" not in html and "http" not in html
+    assert html.startswith("<!doctype html>") and "compressed-tensors" in html
+    assert "<script" not in html and "http" not in html
 
 
 def test_reference_ranks_layers_and_passes_clean(built, tmp_path):
@@ -58,7 +58,8 @@ def test_reference_flags_the_damaged_layer_first(built, tmp_path):
     edit_tensors(folder, lambda t: map_packed(t, "qweight", lambda c: 15 - c, only="model.layers.1.mlp.up_proj"))
     report = verify(folder, reference=built["reference"])
     assert report.layers[0]["layer"] == "model.layers.1.mlp.up_proj"
-    assert [f.tensor for f in report.of_rule("reference.error") if f.severity == "error"] == ["model.layers.1.mlp.up_proj"]
+    errors = [f.tensor for f in report.of_rule("reference.error") if f.severity == "error"]
+    assert errors == ["model.layers.1.mlp.up_proj"]
 
 
 def test_pickle_is_refused_unless_allowed(built, tmp_path):

@@ -28,7 +28,8 @@ RSS_GROWTH_LIMIT_MB = 400
 COUNT = {"examples": 0, "with_errors": 0}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10)
 names = st.sampled_from(["../x.safetensors", "/etc/hostname", "", "model.safetensors", "a/../../b", "x\x00y",
@@ -139,13 +140,15 @@ def mutate_config(data, folder):
         return
     cfg = json.loads(path.read_text())
     target = cfg["quantization_config"] if data.draw(st.booleans()) else cfg
-    key = data.draw(st.sampled_from(sorted(target) + ["quant_method", "version", "group_size", "hidden_size", "ignore"]))
+    key = data.draw(st.sampled_from(sorted(target) + ["quant_method", "version", "group_size",
+                                                      "hidden_size", "ignore"]))
     target[key] = data.draw(json_values)
     path.write_text(json.dumps(cfg))
 
 
 def symlinks(data, folder):
-    victim = data.draw(st.sampled_from(_shards(folder) + [folder / "config.json", folder / "model.safetensors.index.json"]))
+    victim = data.draw(st.sampled_from(_shards(folder) + [folder / "config.json",
+                                                          folder / "model.safetensors.index.json"]))
     victim.unlink()
     target = data.draw(st.sampled_from(["/etc/hostname", "/dev/zero", victim.name, "../" + victim.name, "missing"]))
     os.symlink(target, victim)

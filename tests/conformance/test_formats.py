@@ -29,7 +29,8 @@ def test_pack_unpack_round_trip_and_shape_table(module, group):
     want = module.shapes(128, 48, qw.group_width)
     assert {k: tuple(v.shape) for k, v in packed.items()} == {k: tuple(v) for k, v in want.items()}
     back = module.unpack(packed, qw.spec, **kwargs)
-    assert torch.equal(back.q, qw.q) and torch.equal(back.zeros, qw.zeros) and torch.equal(back.scales, qw.scales.half())
+    assert torch.equal(back.q, qw.q) and torch.equal(back.zeros, qw.zeros) and torch.equal(back.scales,
+                                                                                           qw.scales.half())
     assert torch.equal(back.dequantize(), qw.dequantize())
 
 
@@ -68,7 +69,8 @@ def test_gptq_v1_checkpoint_conforms(built, tmp_path):
 
 
 def test_gemv_checkpoint_reads_and_warns_about_vllm(built, tmp_path):
-    cfg = {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemv", "modules_to_not_convert": None}
+    cfg = {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemv",
+           "modules_to_not_convert": None}
     report = verify(relayout(built["gemm"], tmp_path / "gemv", awq_gemv, cfg))
     assert report.format == "awq-gemv" and not _errors(report)
     assert any("GEMV" in f.message for f in report.of_rule("loader.vllm"))
@@ -89,7 +91,8 @@ def test_gptqmodel_awq_shape_conforms(built, tmp_path):
     edit_config(folder, lambda c: c.__setitem__("quantization_config", {
         "bits": 4, "group_size": 64, "quant_method": "awq", "format": "gemm", "checkpoint_format": "gemm",
         "version": "gemm", "zero_point": True, "sym": False, "desc_act": False, "pack_dtype": "int32",
-        "lm_head": False, "true_sequential": True, "meta": {"quantizer": ["gptqmodel:7.6.0"], "offload_to_disk_path": "/tmp/x"}}))
+        "lm_head": False, "true_sequential": True,
+        "meta": {"quantizer": ["gptqmodel:7.6.0"], "offload_to_disk_path": "/tmp/x"}}))
     assert not _errors(verify(folder))
 
 
@@ -97,7 +100,8 @@ def test_llm_compressor_shape_conforms(built, tmp_path):
     """llm-compressor W4A16_ASYM: bf16 weight_scale, int64 weight_shape, packed int32 zero points."""
     folder = tmp_path / "llmc"
     shutil.copytree(built["ct"], folder)
-    edit_tensors(folder, lambda t: t.update({k: v.to(torch.bfloat16) for k, v in t.items() if k.endswith(".weight_scale")}))
+    edit_tensors(folder,
+                 lambda t: t.update({k: v.to(torch.bfloat16) for k, v in t.items() if k.endswith(".weight_scale")}))
 
     def older_config(c):
         q = c["quantization_config"]

@@ -23,7 +23,8 @@ VARIANTS = {
     "zeros + 1": ("numeric.zero-offset", lambda t: map_packed(t, "qzeros", lambda c: (c + 1).clamp(0, 15))),
     "qweight natural order": ("numeric.code-zero-coherence", lambda t: repack_natural(t, "qweight")),
     "qzeros natural order": ("numeric.code-zero-coherence", lambda t: repack_natural(t, "qzeros")),
-    "both natural order": ("numeric.code-zero-coherence", lambda t: (repack_natural(t, "qweight"), repack_natural(t, "qzeros"))),
+    "both natural order": ("numeric.code-zero-coherence",
+                           lambda t: (repack_natural(t, "qweight"), repack_natural(t, "qzeros"))),
 }
 PLAUSIBILITY_RULES = ("numeric.zero-offset", "numeric.code-zero-coherence")
 

@@ -32,7 +32,8 @@ print(json.dumps({"base_kb": base, "peak_kb": resource.getrusage(resource.RUSAGE
 
 
 def _child_verify(folder: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run([sys.executable, "-c", CHILD, str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "stderr": done.stderr}
 
@@ -53,12 +54,14 @@ def _measure(folder: Path, cfg: dict) -> dict:
 
 
 def _report(name: str, m: dict) -> None:
-    print(f"\n{name}: {m['bytes'] / 1e9:.2f} GB; sequential read {m['read_gbps']:.2f} GB/s; verify {m['verify_gbps']:.2f} GB/s "
+    print(f"\n{name}: {m['bytes'] / 1e9:.2f} GB; sequential read {m['read_gbps']:.2f} GB/s; verify "
+          f"{m['verify_gbps']:.2f} GB/s "
           f"({m['ratio']:.0%} of read); peak RSS {m['rss_peak_mb']:.0f} MB (after imports {m['rss_base_mb']:.0f} MB, "
           f"growth {m['rss_growth_mb']:.0f} MB; largest tensor {m['largest_mb']:.0f} MB)")
     try:
         from reports.collect import record
-        record("benchmarks", {"name": name, "unit": "GB/s", "mean": m["verify_gbps"], **{k: v for k, v in m.items() if k != "bytes"}})
+        record("benchmarks",
+               {"name": name, "unit": "GB/s", "mean": m["verify_gbps"], **{k: v for k, v in m.items() if k != "bytes"}})
     except ImportError:
         pass
 

@@ -3,9 +3,9 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from awq_ref.checkpoint import load_checkpoint
 from awq_ref.cli import main

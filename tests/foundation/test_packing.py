@@ -1,7 +1,8 @@
 """Packing layouts: bit-exact round trips and the exact nibble order AutoAWQ writes."""
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from awq_ref.packing import awq_gemm, awq_gemv, layout
 from awq_ref.packing.nibbles import pack_last, unpack_last

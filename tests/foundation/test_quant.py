@@ -1,7 +1,8 @@
 """Group quantisation: the AutoAWQ formulas, checked by hand and as properties."""
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from awq_ref.quant import QuantError, QuantSpec, pseudo_quantize, quantize
 

@@ -13,7 +13,6 @@ from awq_ref.rtn import rtn
 from awq_ref.tiny import tiny_model
 
 
-
 def _confident(family: str, seed: int):
     """A tiny model sharpened so that text sampled from it has structure, and 4 sampled windows:
     in expectation no other model has lower NLL on them, so damage raises perplexity."""

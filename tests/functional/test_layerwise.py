@@ -77,7 +77,7 @@ def test_sensitivity_ranks_the_damaged_layer_first(pair):
     from awq_ref.models import load_model
 
     reference, damaged = load_model(fp), load_model(fp)
-    for name, p in decoder_layers(damaged)[2].named_parameters():
+    for p in decoder_layers(damaged)[2].parameters():
         if p.dim() == 2:  # layer 2 alone at 2 bits per channel: far worse than any 4-bit layer
             p.data = pseudo_quantize(p.data, QuantSpec(2, -1))
     ranking = layer_sensitivity(reference, damaged, WINDOWS)

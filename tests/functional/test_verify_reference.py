@@ -49,7 +49,8 @@ def test_healthy_checkpoint_passes_and_broken_one_is_flagged(default_rtn, tmp_pa
 
 
 def test_cli_writes_the_functional_results(default_rtn, tmp_path, capsys):
-    code = main(["verify", str(default_rtn), "--reference", str(default_model_dir()), "--json", str(tmp_path / "r.json")])
+    code = main(["verify", str(default_rtn), "--reference", str(default_model_dir()), "--json",
+                 str(tmp_path / "r.json")])
     assert code == 0
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["functional"]["ppl_quantized"] > doc["functional"]["ppl_reference"]

@@ -5,8 +5,7 @@ import torch
 
 from kernels import checks, gemm, gemv, runtime
 from kernels.bench.shapes import bench_cases
-from tests.kernels.oracle import (Layer, assert_matches_reference, layer_shape, packed, random_activations,
-                                  random_weight)
+from tests.kernels.oracle import Layer, assert_matches_reference, layer_shape, packed, random_activations, random_weight
 
 
 def gpu_config(module, m: int, layer: checks.LayerShape, monkeypatch):

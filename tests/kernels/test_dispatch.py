@@ -92,6 +92,28 @@ def test_awq_linear_module_rejects_unknown_switch(monkeypatch):
         _module()(torch.randn(1, 128))
 
 
+def test_kernel_backend_block_overrides_the_switch_and_ends_with_the_block(monkeypatch, triton_device):
+    module = _module().to(triton_device)
+    x = random_activations(2, 128, torch.float16, 8).to(triton_device)
+    monkeypatch.setattr(qlinear, "KERNELS", "torch")
+    calls = []
+    monkeypatch.setattr("kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
+    with qlinear.kernel_backend("triton"):
+        with qlinear.kernel_backend("torch"):
+            module(x)
+        assert not calls, "the inner block asked for the reference"
+        module(x)
+    assert len(calls) == 1, "the outer block asked for the kernels"
+    module(x)
+    assert len(calls) == 1 and qlinear.KERNELS == "torch"
+
+
+def test_kernel_backend_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="kernel backend 'cuda-please'"):
+        with qlinear.kernel_backend("cuda-please"):
+            pass
+
+
 def test_tiny_model_logits_match_through_kernels(monkeypatch, triton_device):
     """A quantised tiny Llama gives the same logits through the kernels as through awq_ref."""
     from awq_ref.rtn import rtn

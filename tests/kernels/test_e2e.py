@@ -8,9 +8,10 @@ import copy
 import pytest
 import torch
 
+from awq_ref.qlinear import kernel_backend
 from awq_ref.quant import QuantSpec
 from awq_ref.rtn import rtn
-from kernels.bench.decode import awq_forward, decode_record
+from kernels.bench.decode import decode_record
 from tests.kernels.oracle import tolerance
 
 
@@ -23,9 +24,9 @@ def quantised_copy(model, group_size: int):
 @torch.no_grad()
 def logits_error(quantised, ids: torch.Tensor) -> tuple[float, float]:
     """(max |kernels - reference| / max |reference|, share of positions with the same argmax)."""
-    with awq_forward("torch"):
+    with kernel_backend("torch"):
         reference = quantised(ids).logits.float()
-    with awq_forward("triton"):
+    with kernel_backend("triton"):
         through_kernels = quantised(ids).logits.float()
     err = ((through_kernels - reference).abs().max() / reference.abs().max()).item()
     agree = (through_kernels.argmax(-1) == reference.argmax(-1)).float().mean().item()
@@ -48,8 +49,9 @@ def test_default_model_through_kernels(kernel_results):
     err, agree = logits_error(quantised, ids)
     assert err <= tolerance("logits", torch.float16), f"logits differ by {err:.3g} of their range"
     assert agree >= 0.9, f"greedy tokens agree on only {agree:.0%} of positions"
-    record = decode_record("default", DEFAULT_GROUP_SIZE, quantised, fp16, ids, new_tokens=64,
-                           device=torch.cuda.get_device_name(), dry_run=False)
+    with kernel_backend("triton"):
+        record = decode_record("default", DEFAULT_GROUP_SIZE, quantised, fp16, ids, new_tokens=64,
+                               device=torch.cuda.get_device_name(), dry_run=False)
     kernel_results.decode.append(record)
 
 
@@ -61,8 +63,9 @@ def test_tiny_model_dry_run(kernel_results, dry_mode):
     ids = torch.randint(0, 512, (1, 5), generator=torch.Generator().manual_seed(1))
     err, agree = logits_error(quantised, ids)
     assert err <= tolerance("logits", torch.float32) and agree == 1.0
-    record = decode_record("tiny-llama", 32, quantised, fp32.half(), ids, new_tokens=3,
-                           device="cpu (TRITON_INTERPRET dry run)", dry_run=True)
+    with kernel_backend("triton"):
+        record = decode_record("tiny-llama", 32, quantised, fp32.half(), ids, new_tokens=3,
+                               device="cpu (TRITON_INTERPRET dry run)", dry_run=True)
     assert record["tokens_per_s"] > 0 and record["fp16_tokens_per_s"] > 0 and record["new_tokens"] == 3
     kernel_results.decode.append(record)
 

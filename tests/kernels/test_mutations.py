@@ -20,8 +20,13 @@ import kernels.gemm
 import kernels.gemv
 from awq_ref.packing.awq_gemm import ORDER
 from awq_ref.packing.nibbles import NATURAL_ORDER, pack_last, unpack_last
-from tests.kernels.oracle import (assert_dequant_exact, assert_matches_reference, packed, random_activations,
-                                  random_weight)
+from tests.kernels.oracle import (
+    assert_dequant_exact,
+    assert_matches_reference,
+    packed,
+    random_activations,
+    random_weight,
+)
 from tests.kernels.strategies import gemm_cases, gemv_cases, layers
 
 MUTATION_EXAMPLES = 8  # a mutation must be caught quickly, not after a long search

@@ -188,5 +188,6 @@ def missed_targets(rows: list[dict], ours: str, targets: Targets = Targets()) ->
 
 def table(rows: list[dict]) -> str:
     lines = [f"{'tool':<34} {'dtype':<9} {'seconds':>8} {'x ours':>7} {'ppl':>8}"]
-    lines += [f"{r['tool']:<34} {r['dtype']:<9} {r['seconds']:>8.1f} {r['x_ours']:>7.2f} {r['ppl']:>8.3f}" for r in rows]
+    lines += [f"{r['tool']:<34} {r['dtype']:<9} {r['seconds']:>8.1f} {r['x_ours']:>7.2f} {r['ppl']:>8.3f}"
+              for r in rows]
     return "\n".join(lines)

