@@ -18,12 +18,20 @@ from tests.conformance.helpers import (Q_PROJ, edit_config, edit_header, edit_te
 
 @dataclass(frozen=True)
 class Defect:
+    """``where``: text the finding must carry in its file, tensor or message (whole-model
+    rules have neither, so it is the part of the model or the threshold the message names);
+    None: the finding must name a file or a tensor. ``reference``: verify with --reference
+    against a copy of the float reference that this function may damage. ``fault``: a
+    verifier function (dotted path) replaced by one that raises. ``exit_code`` None: not checked."""
     name: str
     rule: str
     damage: Callable[[Path], None]
     base: str = "gemm"
     severity: str = "error"
-    exit_code: int = 1
+    exit_code: int | None = 1
+    where: str | None = None
+    reference: Callable[[Path], None] | None = None
+    fault: str | None = None
 
 
 def _qcfg(key, value):
@@ -185,7 +193,7 @@ DEFECTS = [
     Defect("unknown dtype", "file.dtype", _first_shard(lambda p: edit_header(p, _bad_dtype))),
     Defect("symlink out of the folder", "file.outside-folder", _escape_symlink),
     Defect("index shard path escapes the folder", "file.outside-folder", _escape_index),
-    Defect("pickle weights only", "file.pickle", _pickle_only, exit_code=2),
+    Defect("pickle weights only", "file.pickle", _pickle_only, exit_code=2, where="pytorch_model.bin"),
     Defect("compressed-tensors weight_shape wrong", "ct.weight-shape", _ct_weight_shape, base="ct"),
     Defect("compressed-tensors zero points packed with AWQ's interleave", "numeric.code-zero-coherence",
            lambda d: edit_tensors(d, lambda t: _interleave_ct_zeros(t)), base="ct"),
