@@ -73,12 +73,14 @@ def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str
 def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> list[Layer]:
     layout, found = choose_layout(decl, folder.tensors, values)
     report.findings += found
-    if layout is None:
+    groups = group_by_prefix(folder.tensors, layout.packed) if layout else {}
+    if not groups:  # a declared layout with no packed tensors at all is a float model, not a quantised one
         severity = "error" if decl.method else "warning"
-        report.findings.append(Finding("format.detected", severity, "no quantised layers (no qweight / weight_packed tensors) found"))
+        report.findings.append(Finding("format.detected", severity, "no quantised layers (no qweight / weight_packed tensors) found"
+                                       + (f" although the config declares {layout.name}" if layout else "")))
+        report.findings += _orphans(folder.tensors, layout, groups) if layout else []
         return []
     report.format = layout.name
-    groups = group_by_prefix(folder.tensors, layout.packed)
     good = []
     for prefix in sorted(groups):
         if layout is CT and prefix not in values:

@@ -156,6 +156,11 @@ def _gptq_v1_overflow(d: Path):
     _set(f"{Q_PROJ}.qzeros", lambda t: torch.full_like(t, -1))(d)  # every stored nibble 15 -> z = 16
 
 
+def _awq_config(d: Path) -> None:
+    edit_config(d, lambda c: c.__setitem__("quantization_config", {"quant_method": "awq", "bits": 4, "group_size": 64,
+                                                                   "zero_point": True, "version": "gemm"}))
+
+
 DEFECTS = [
     Defect("config.json missing", "config.present", lambda d: (d / "config.json").unlink()),
     Defect("config.json not JSON", "config.present", lambda d: (d / "config.json").write_text("{'bits': 4,")),
@@ -200,6 +205,7 @@ DEFECTS = [
     Defect("GPTQ v1 zero that overflowed", "gptq.zeros", _gptq_v1_overflow, base="gptq", severity="warning", exit_code=None),
     Defect("GPTQ v2 file read as v1 (zeros off by one)", "numeric.zero-offset",
            lambda d: edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq")), base="gptq"),
+    Defect("AWQ config over unquantised weights", "format.detected", _awq_config, base="reference", where="declares awq-gemm"),
 ]
 
 
