@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conformance import RULES, verify
-from tests.conformance.defects import DEFECTS, Defect
+from tests.conformance.defects import DEFECTS
+from tests.conformance.reference_defects import REFERENCE_DEFECTS
 
-ALL_DEFECTS = DEFECTS
+ALL_DEFECTS = DEFECTS + REFERENCE_DEFECTS
 
 
 @pytest.mark.parametrize("kind", ["gemm", "ct", "gptq"])
