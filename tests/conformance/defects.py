@@ -1,9 +1,12 @@
 """The seeded-defect table: each entry damages a good checkpoint in one way and names the
-rule that must catch it (test_defects.py). Base kinds come from conftest.built."""
+rule that must catch it (test_defects.py). Base kinds come from conftest.built. Every rule
+in conformance.rules has at least one entry here or in reference_defects.py, and
+test_defects.py fails, naming the rule, when one has none."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,7 +16,7 @@ import torch
 from awq_ref.packing import awq_gemm
 from awq_ref.quant import QuantSpec, quantize
 from tests.conformance.helpers import (Q_PROJ, edit_config, edit_header, edit_tensors, map_packed, read_raw_header,
-                                       repack_natural, shard_of, write_raw)
+                                       repack_natural, shard_of, unpack_ct_zero_points, write_raw)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,24 @@ def _gptq_v1_overflow(d: Path):
     _set(f"{Q_PROJ}.qzeros", lambda t: torch.full_like(t, -1))(d)  # every stored nibble 15 -> z = 16
 
 
+def _replace_with_a_file(d: Path) -> None:
+    shutil.rmtree(d)
+    d.write_text("not a folder")
+
+
+def _ragged_last_group(d: Path) -> None:
+    """Group size 48 over in_features 128/256: a padded last group, one more scales/qzeros row."""
+    edit_tensors(d, lambda t: t.update({n: torch.cat([v, v[-1:]]) for n, v in t.items() if n.endswith((".scales", ".qzeros"))}))
+    _qcfg("group_size", 48)(d)
+
+
+def _int8_zero_point_out_of_range(d: Path) -> None:
+    def edit(t):
+        unpack_ct_zero_points(t)
+        t[f"{Q_PROJ}.weight_zero_point"][0, 0] = 100
+    edit_tensors(d, edit)
+
+
 def _awq_config(d: Path) -> None:
     edit_config(d, lambda c: c.__setitem__("quantization_config", {"quant_method": "awq", "bits": 4, "group_size": 64,
                                                                    "zero_point": True, "version": "gemm"}))
@@ -209,7 +230,17 @@ DEFECTS = [
     Defect("GPTQ v1 zero that overflowed", "gptq.zeros", _gptq_v1_overflow, base="gptq", severity="warning", exit_code=None),
     Defect("GPTQ v2 file read as v1 (zeros off by one)", "numeric.zero-offset",
            lambda d: edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq")), base="gptq"),
+    Defect("checkpoint path is a file", "file.folder", _replace_with_a_file, exit_code=2, where="gemm is not a folder"),
+    Defect("index is not JSON", "index.valid", lambda d: (d / "model.safetensors.index.json").write_text('{"weight_map": ')),
+    Defect("bits given as a string", "config.values", _qcfg("bits", "4"), where="config.json"),
     Defect("AWQ config over unquantised weights", "format.detected", _awq_config, base="reference", where="declares awq-gemm"),
+    Defect("group size 48 does not divide in_features", "layout.divisibility", _ragged_last_group, where=f"{Q_PROJ}.qweight"),
+    Defect("8 bits declared for vLLM's 4-bit AWQ loader", "loader.vllm", _qcfg("bits", 8), where="config.json"),
+    Defect("zero_point false: no AWQ Marlin type", "loader.marlin", _qcfg("zero_point", False), severity="warning", where="config.json"),
+    Defect("tiny o_proj at tensor-parallel 4: 32 inputs a rank, group 64", "loader.tensor-parallel", intact,
+           severity="warning", exit_code=0, where="model.layers.0.self_attn.o_proj"),
+    Defect("compressed-tensors int8 zero point outside [-8, 7]", "zeros.range", _int8_zero_point_out_of_range, base="ct",
+           where=f"{Q_PROJ}.weight_zero_point"),
 ]
 
 

@@ -1,14 +1,21 @@
 """Each seeded defect is caught by its intended rule, with that severity, naming where; the
-undamaged checkpoints conform."""
+undamaged checkpoints conform; and every rule in conformance.rules has a seeded defect, so a
+rule added without one fails here by name."""
 from __future__ import annotations
 
 import pytest
 
 from conformance import RULES, verify
-from tests.conformance.defects import DEFECTS
+from conformance.rules import Rule
+from tests.conformance.defects import DEFECTS, Defect
 from tests.conformance.reference_defects import REFERENCE_DEFECTS
 
 ALL_DEFECTS = DEFECTS + REFERENCE_DEFECTS
+
+
+def rules_without_defect(defects: list[Defect]) -> list[str]:
+    """Rule ids of conformance.rules.RULES that no entry of ``defects`` makes fire."""
+    return sorted(set(RULES) - {d.rule for d in defects})
 
 
 @pytest.mark.parametrize("kind", ["gemm", "ct", "gptq"])
@@ -16,6 +23,17 @@ def test_undamaged_checkpoints_conform(built, kind):
     report = verify(built[kind])
     assert report.exit_code() == 0, [f.line() for f in report.findings if f.severity == "error"]
     assert report.format == {"gemm": "awq-gemm", "ct": "compressed-tensors", "gptq": "gptq"}[kind]
+
+
+def test_every_rule_has_a_seeded_defect():
+    missing = rules_without_defect(ALL_DEFECTS)
+    assert not missing, f"rules with no seeded defect in tests/conformance/*defects.py: {', '.join(missing)}"
+
+
+def test_completeness_check_names_a_rule_added_without_a_defect(monkeypatch):
+    """Negative control: the check above is not vacuous."""
+    monkeypatch.setitem(RULES, "numeric.made-up", Rule("numeric.made-up", "a rule no defect triggers"))
+    assert rules_without_defect(ALL_DEFECTS) == ["numeric.made-up"]
 
 
 def test_table_names_real_rules_and_distinct_defects():
