@@ -32,9 +32,9 @@ from torch import nn
 
 from awq_ref.apply import LinearError, relative_error
 from awq_ref.arch import architecture_of, decoder_layers, layer_prefix, linears_in
-from awq_ref.compute_dtype import COMPUTE_DTYPES
 from awq_ref.awq.capture import first_layer_inputs, layer_forward, run_layer
-from awq_ref.quant import QuantSpec, QuantizedWeight
+from awq_ref.compute_dtype import COMPUTE_DTYPES
+from awq_ref.quant import QuantizedWeight, QuantSpec
 
 STORED_SCALE_DTYPE = torch.float16
 

@@ -24,9 +24,9 @@ from torch import nn
 from awq_ref.apply import LinearError
 from awq_ref.arch import layer_prefix
 from awq_ref.awq.capture import first_layer_inputs, run_layer
-from awq_ref.compute_dtype import COMPUTE_DTYPES
 from awq_ref.awq.driver import AwqResult, awq_layer
 from awq_ref.checkpoint import stored_tensor
+from awq_ref.compute_dtype import COMPUTE_DTYPES
 from awq_ref.gptq import GptqResult, gptq_layer
 from awq_ref.gptq_checkpoint import gptq_tensors
 from awq_ref.rtn import rtn_quantize_layer

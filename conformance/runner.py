@@ -78,13 +78,15 @@ def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str
 def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> list[Layer]:
     layout, found = choose_layout(decl, folder.tensors, values)
     report.findings += found
-    if layout is None:
+    groups = group_by_prefix(folder.tensors, layout.packed) if layout else {}
+    if not groups:  # a declared layout with no packed tensors at all is a float model, not a quantised one
         severity = "error" if decl.method else "warning"
+        declared = f" although the config declares {layout.name}" if layout else ""
         report.findings.append(Finding("format.detected", severity,
-                                       "no quantised layers (no qweight / weight_packed tensors) found"))
+                                       "no quantised layers (no qweight / weight_packed tensors) found" + declared))
+        report.findings += _orphans(folder.tensors, layout, groups) if layout else []
         return []
     report.format = layout.name
-    groups = group_by_prefix(folder.tensors, layout.packed)
     good = []
     for prefix in sorted(groups):
         if layout is CT and prefix not in values:
@@ -231,9 +233,12 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
 
 def _functional(path: Path, reference: str, report: Report) -> None:
     """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
-    structural = [f for f in report.findings if f.severity == "error" and not f.rule.startswith("reference.")]
+    # reference.error is what this check complements; any other error (reference.missing included:
+    # the float model cannot be built) means the two models cannot run side by side
+    structural = [f for f in report.findings if f.severity == "error" and f.rule != "reference.error"]
     if report.format not in ("awq-gemm", "awq-gemv") or structural:
-        why = f"the checkpoint has {len(structural)} errors" if structural else f"format {report.format}"
+        why = (f"the checkpoint or its reference has {len(structural)} errors" if structural
+               else f"format {report.format}")
         report.findings.append(Finding("functional.skipped", "info", f"functional check not run: {why}"))
         return
     from conformance.functional import functional_check

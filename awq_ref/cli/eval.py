@@ -12,9 +12,10 @@ from pathlib import Path
 from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
 from awq_ref.cli.method_options import add_method_options, requested_methods
 from awq_ref.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
-from awq_ref.evaluate import EvalSettings, evaluate_checkpoint, evaluate_float, evaluate_method, eval_tokens
+from awq_ref.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint, evaluate_float, evaluate_method
 from awq_ref.methods import METHODS
 from awq_ref.models import DEFAULT_GROUP_SIZE
+
 
 def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]

@@ -1,4 +1,5 @@
 """Shared set-up of the perplexity-ordering tests on the default model (not a test module)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from awq_ref.awq import AwqSearchConfig
 from awq_ref.compute_dtype import choose
-from awq_ref.evaluate import EvalSettings, evaluate_float, evaluate_method, eval_tokens
+from awq_ref.evaluate import EvalSettings, eval_tokens, evaluate_float, evaluate_method
 from awq_ref.gptq import GptqConfig
 from awq_ref.methods import QuantizeRequest
 from awq_ref.models import DEFAULT_GROUP_SIZE
@@ -30,15 +31,25 @@ class Setting:
 
     def request(self, bits: int) -> QuantizeRequest:
         dtype = choose(self.calib_dtype).dtype
-        return QuantizeRequest(QuantSpec(bits, DEFAULT_GROUP_SIZE), None, self.calib_samples, self.calib_seqlen,
-                               self.seed, awq=AwqSearchConfig(compute_dtype=dtype, loss_blocks=self.loss_blocks), gptq=GptqConfig(compute_dtype=dtype))
+        return QuantizeRequest(
+            QuantSpec(bits, DEFAULT_GROUP_SIZE),
+            None,
+            self.calib_samples,
+            self.calib_seqlen,
+            self.seed,
+            awq=AwqSearchConfig(compute_dtype=dtype, loss_blocks=self.loss_blocks),
+            gptq=GptqConfig(compute_dtype=dtype),
+        )
 
     def eval_settings(self) -> EvalSettings:
         return EvalSettings(windows=self.windows, seqlen=512, dtype=choose(self.eval_dtype).torch_dtype)
 
     def resolved(self) -> dict:
         """The setting with the dtypes ``auto`` chose on this machine, for results files."""
-        return self.__dict__ | {"calib_dtype": choose(self.calib_dtype).dtype, "eval_dtype": choose(self.eval_dtype).dtype}
+        return self.__dict__ | {
+            "calib_dtype": choose(self.calib_dtype).dtype,
+            "eval_dtype": choose(self.eval_dtype).dtype,
+        }
 
 
 def float_row(setting: Setting, tokens):
@@ -63,11 +74,20 @@ def record(section: str, payload: dict) -> None:
 
 
 def perplexity_payload(row, setting: Setting, evaluator: str = "awq_ref.perplexity") -> dict:
-    return {"model": MODEL, "method": row.method, "bits": row.bits or 16, "group_size": row.group_size or 0,
-            "ppl": row.result.ppl, "evaluator": evaluator, "dataset": "austen-prideprejudice",
-            "windows": setting.windows, "calib_samples": setting.calib_samples,
-            "calib_seqlen": setting.calib_seqlen, "calib_dtype": choose(setting.calib_dtype).dtype,
-            "seconds": round(row.seconds, 1)}
+    return {
+        "model": MODEL,
+        "method": row.method,
+        "bits": row.bits or 16,
+        "group_size": row.group_size or 0,
+        "ppl": row.result.ppl,
+        "evaluator": evaluator,
+        "dataset": "austen-prideprejudice",
+        "windows": setting.windows,
+        "calib_samples": setting.calib_samples,
+        "calib_seqlen": setting.calib_seqlen,
+        "calib_dtype": choose(setting.calib_dtype).dtype,
+        "seconds": round(row.seconds, 1),
+    }
 
 
 def write_json(name: str, payload) -> Path | None:

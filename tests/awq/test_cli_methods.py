@@ -1,4 +1,5 @@
 """The CLI with --method awq|gptq and the eval table with lm-eval, on a tiny saved model."""
+
 import json
 
 import pytest
@@ -17,15 +18,42 @@ def model_dir(tmp_path_factory):
 
 def test_quantize_with_awq_records_every_choice(model_dir, tmp_path, capsys):
     out = tmp_path / "awq"
-    code = main(["quantize", "--model", str(model_dir), "--method", "awq", "--calib-samples", "2", "--seqlen", "64",
-                 "--calib-dtype", "bfloat16", "--no-duo-scaling", "--loss-blocks", "1", "--out", str(out)])
+    code = main(
+        [
+            "quantize",
+            "--model",
+            str(model_dir),
+            "--method",
+            "awq",
+            "--calib-samples",
+            "2",
+            "--seqlen",
+            "64",
+            "--calib-dtype",
+            "bfloat16",
+            "--no-duo-scaling",
+            "--loss-blocks",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     meta = json.loads((out / "awq_harness.json").read_text())
     assert meta["method"] == "awq"
-    assert meta["request"]["awq"] == {"n_grid": 20, "duo_scaling": False, "clip": True, "clip_grid": 20,
-                                      "max_shrink": 0.5, "clip_tokens": 512, "compute_dtype": "bfloat16",
-                                      "loss_blocks": 1}
-    assert meta["calib_dtype_choice"]["requested"] == "bfloat16" and "explicitly" in meta["calib_dtype_choice"]["reason"]
+    assert meta["request"]["awq"] == {
+        "n_grid": 20,
+        "duo_scaling": False,
+        "clip": True,
+        "clip_grid": 20,
+        "max_shrink": 0.5,
+        "clip_tokens": 512,
+        "compute_dtype": "bfloat16",
+        "loss_blocks": 1,
+    }
+    assert (
+        meta["calib_dtype_choice"]["requested"] == "bfloat16" and "explicitly" in meta["calib_dtype_choice"]["reason"]
+    )
     model = load_checkpoint(out)
     with torch.no_grad():
         assert torch.isfinite(model(torch.tensor([[5, 6, 7, 8]])).logits).all()
@@ -33,8 +61,23 @@ def test_quantize_with_awq_records_every_choice(model_dir, tmp_path, capsys):
 
 def test_quantize_defaults_to_the_auto_dtype_and_records_why(model_dir, tmp_path, capsys):
     out = tmp_path / "awq-auto"
-    code = main(["quantize", "--model", str(model_dir), "--method", "awq", "--calib-samples", "2", "--seqlen", "64",
-                 "--loss-blocks", "1", "--out", str(out)])
+    code = main(
+        [
+            "quantize",
+            "--model",
+            str(model_dir),
+            "--method",
+            "awq",
+            "--calib-samples",
+            "2",
+            "--seqlen",
+            "64",
+            "--loss-blocks",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     meta = json.loads((out / "awq_harness.json").read_text())
@@ -45,17 +88,51 @@ def test_quantize_defaults_to_the_auto_dtype_and_records_why(model_dir, tmp_path
 
 
 def test_quantize_with_gptq_into_an_awq_layout_is_a_clear_error(model_dir, tmp_path, capsys):
-    code = main(["quantize", "--model", str(model_dir), "--method", "gptq", "--calib-samples", "2", "--seqlen", "64",
-                 "--out", str(tmp_path / "g")])
+    code = main(
+        [
+            "quantize",
+            "--model",
+            str(model_dir),
+            "--method",
+            "gptq",
+            "--calib-samples",
+            "2",
+            "--seqlen",
+            "64",
+            "--out",
+            str(tmp_path / "g"),
+        ]
+    )
     assert code == 2 and "gptq cannot write AWQ layouts" in capsys.readouterr().err
 
 
 def test_eval_table_with_lm_eval(model_dir, tmp_path, capsys):
     pytest.importorskip("lm_eval")
     out = tmp_path / "table.json"
-    code = main(["eval", "--model", str(model_dir), "--methods", "awq,gptq", "--w-bit", "3", "--windows", "2",
-                 "--seqlen", "256", "--calib-samples", "2", "--calib-seqlen", "64", "--lm-eval", "--lm-eval-docs", "1",
-                 "--json", str(out)])
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(model_dir),
+            "--methods",
+            "awq,gptq",
+            "--w-bit",
+            "3",
+            "--windows",
+            "2",
+            "--seqlen",
+            "256",
+            "--calib-samples",
+            "2",
+            "--calib-seqlen",
+            "64",
+            "--lm-eval",
+            "--lm-eval-docs",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     rows = json.loads(out.read_text())["rows"]
     assert [r["label"] for r in rows] == ["fp", "awq w3 g64", "gptq w3 g64"]

@@ -1,9 +1,13 @@
 """The seeded-defect table: each entry damages a good checkpoint in one way and names the
-rule that must catch it (test_defects.py). Base kinds come from conftest.built."""
+rule that must catch it (test_defects.py). Base kinds come from conftest.built. Every rule
+in conformance.rules has at least one entry here or in reference_defects.py, and
+test_defects.py fails, naming the rule, when one has none."""
+
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,18 +25,32 @@ from tests.conformance.helpers import (
     read_raw_header,
     repack_natural,
     shard_of,
+    unpack_ct_zero_points,
     write_raw,
 )
 
 
 @dataclass(frozen=True)
 class Defect:
+    """``where``: text the finding must carry in its file, tensor or message (whole-model
+    rules have neither, so it is the part of the model or the threshold the message names);
+    None: the finding must name a file or a tensor. ``reference``: verify with --reference
+    against a copy of the float reference that this function may damage. ``fault``: a
+    verifier function (dotted path) replaced by one that raises. ``exit_code`` None: not checked."""
+
     name: str
     rule: str
     damage: Callable[[Path], None]
     base: str = "gemm"
     severity: str = "error"
-    exit_code: int = 1
+    exit_code: int | None = 1
+    where: str | None = None
+    reference: Callable[[Path], None] | None = None
+    fault: str | None = None
+
+
+def intact(folder: Path) -> None:
+    """No damage: the base itself shows what the rule reports."""
 
 
 def _qcfg(key, value):
@@ -47,6 +65,7 @@ def _set(name, fn):
     def edit(t):
         if name in t:
             t[name] = fn(t[name])
+
     return lambda d: edit_tensors(d, edit)
 
 
@@ -73,6 +92,7 @@ def _quantise_lm_head(d: Path):
         if "lm_head.weight" in t:
             qw = quantize(t.pop("lm_head.weight").float(), QuantSpec(4, 64), torch.float16)
             t.update({f"lm_head.{k}": v for k, v in awq_gemm.pack(qw).items()})
+
     edit_tensors(d, edit, sync_index=True)
 
 
@@ -82,6 +102,7 @@ def _move_to_other_shard(d: Path, duplicate: bool):
     src = shard_of(d, name)
     other = next(s for s in shards if s != src)
     from safetensors.torch import load_file, save_file
+
     t = load_file(src)
     o = load_file(other)
     o[name if duplicate else "model.extra.weight"] = t[name]
@@ -94,6 +115,7 @@ def _index(edit):
         idx = json.loads(p.read_text())
         edit(idx["weight_map"])
         p.write_text(json.dumps(idx))
+
     return apply
 
 
@@ -140,6 +162,7 @@ def _escape_index(d: Path):
 
 def _pickle_only(d: Path):
     from safetensors.torch import load_file
+
     state = {}
     for p in d.glob("*.safetensors"):
         state.update(load_file(p))
@@ -157,49 +180,112 @@ def _gptq_v1_overflow(d: Path):
     _set(f"{Q_PROJ}.qzeros", lambda t: torch.full_like(t, -1))(d)  # every stored nibble 15 -> z = 16
 
 
+def _replace_with_a_file(d: Path) -> None:
+    shutil.rmtree(d)
+    d.write_text("not a folder")
+
+
+def _ragged_last_group(d: Path) -> None:
+    """Group size 48 over in_features 128/256: a padded last group, one more scales/qzeros row."""
+    edit_tensors(
+        d, lambda t: t.update({n: torch.cat([v, v[-1:]]) for n, v in t.items() if n.endswith((".scales", ".qzeros"))})
+    )
+    _qcfg("group_size", 48)(d)
+
+
+def _int8_zero_point_out_of_range(d: Path) -> None:
+    def edit(t):
+        unpack_ct_zero_points(t)
+        t[f"{Q_PROJ}.weight_zero_point"][0, 0] = 100
+
+    edit_tensors(d, edit)
+
+
+def _awq_config(d: Path) -> None:
+    edit_config(
+        d,
+        lambda c: c.__setitem__(
+            "quantization_config",
+            {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemm"},
+        ),
+    )
+
+
 DEFECTS = [
     Defect("config.json missing", "config.present", lambda d: (d / "config.json").unlink()),
     Defect("config.json not JSON", "config.present", lambda d: (d / "config.json").write_text("{'bits': 4,")),
-    Defect("no quantization_config", "config.quantization",
-           lambda d: edit_config(d, lambda c: c.pop("quantization_config"))),
+    Defect(
+        "no quantization_config",
+        "config.quantization",
+        lambda d: edit_config(d, lambda c: c.pop("quantization_config")),
+    ),
     Defect("bits 8 declared, 4-bit tensors", "config.matches-tensors", _qcfg("bits", 8)),
     Defect("group size 128 declared, tensors g64", "config.matches-tensors", _qcfg("group_size", 128)),
     Defect("GEMM tensors labelled gemv", "config.matches-tensors", _qcfg("version", "gemv")),
     Defect("zero_point false, asymmetric zeros", "config.matches-tensors", _qcfg("zero_point", False)),
     Defect("GPTQ sym true, asymmetric zeros", "config.matches-tensors", lambda d: _qcfg("sym", True)(d), base="gptq"),
-    Defect("scales without qweight", "tensors.complete",
-           lambda d: edit_tensors(d, lambda t: t.update({"model.layers.0.mlp.extra.scales":
-                                                         torch.ones(2, 128, dtype=torch.float16)}), sync_index=True)),
-    Defect("AutoAWQ-internal keys w_bit/q_group_size", "loader.transformers",
-           lambda d: edit_config(d,
-                                 lambda c: c.__setitem__("quantization_config",
-                                                         {"quant_method": "awq", "w_bit": 4, "q_group_size": 64,
-                                                          "zero_point": True, "version": "gemm"}))),
-    Defect("absurd hidden_size", "config.numbers",
-           lambda d: edit_config(d, lambda c: c.__setitem__("hidden_size", 10**13))),
+    Defect(
+        "scales without qweight",
+        "tensors.complete",
+        lambda d: edit_tensors(
+            d,
+            lambda t: t.update({"model.layers.0.mlp.extra.scales": torch.ones(2, 128, dtype=torch.float16)}),
+            sync_index=True,
+        ),
+    ),
+    Defect(
+        "AutoAWQ-internal keys w_bit/q_group_size",
+        "loader.transformers",
+        lambda d: edit_config(
+            d,
+            lambda c: c.__setitem__(
+                "quantization_config",
+                {"quant_method": "awq", "w_bit": 4, "q_group_size": 64, "zero_point": True, "version": "gemm"},
+            ),
+        ),
+    ),
+    Defect(
+        "absurd hidden_size", "config.numbers", lambda d: edit_config(d, lambda c: c.__setitem__("hidden_size", 10**13))
+    ),
     Defect("one layer lacks qzeros", "tensors.complete", _drop(f"{Q_PROJ}.qzeros")),
     Defect("qzeros has an extra row", "tensors.shape", _set(f"{Q_PROJ}.qzeros", lambda t: torch.cat([t, t[:1]]))),
     Defect("qweight stored as float32", "tensors.dtype", _set(f"{Q_PROJ}.qweight", lambda t: t.view(torch.float32))),
     Defect("quantised lm_head, undeclared", "modules.lm-head", _quantise_lm_head),
-    Defect("modules_to_not_convert lists a quantised layer", "modules.not-convert",
-           _qcfg("modules_to_not_convert", ["q_proj"])),
+    Defect(
+        "modules_to_not_convert lists a quantised layer",
+        "modules.not-convert",
+        _qcfg("modules_to_not_convert", ["q_proj"]),
+    ),
     Defect("NaN scale", "scales.finite", _set(f"{Q_PROJ}.scales", _nan_first)),
     Defect("negative scale", "scales.positive", _set(f"{Q_PROJ}.scales", _neg_first)),
     Defect("all scales ~0", "scales.tiny", _set(f"{Q_PROJ}.scales", lambda t: t * 1e-4)),
     Defect("bf16 scale beyond fp16 range", "scales.fp16-range", _set(f"{Q_PROJ}.scales", _bf16_huge)),
-    Defect("zeros off by one (GPTQ-v1 z-1)", "numeric.zero-offset",
-           lambda d: edit_tensors(d, lambda t: map_packed(t, "qzeros", lambda c: (c - 1).clamp(0, 15)))),
-    Defect("qweight packed in natural nibble order", "numeric.code-zero-coherence",
-           lambda d: edit_tensors(d, lambda t: repack_natural(t, "qweight"))),
+    Defect(
+        "zeros off by one (GPTQ-v1 z-1)",
+        "numeric.zero-offset",
+        lambda d: edit_tensors(d, lambda t: map_packed(t, "qzeros", lambda c: (c - 1).clamp(0, 15))),
+    ),
+    Defect(
+        "qweight packed in natural nibble order",
+        "numeric.code-zero-coherence",
+        lambda d: edit_tensors(d, lambda t: repack_natural(t, "qweight")),
+    ),
     Defect("zero-filled qweight", "numeric.zero-filled", _set(f"{Q_PROJ}.qweight", torch.zeros_like)),
     Defect("NaN in embeddings", "floats.finite", _set("model.embed_tokens.weight", _nan_first)),
-    Defect("index names a tensor its shard lacks", "index.missing-tensor",
-           _index(lambda wm: wm.__setitem__("model.ghost.weight", wm["model.norm.weight"]))),
-    Defect("shard holds a tensor the index omits", "index.extra-tensor",
-           lambda d: _move_to_other_shard(d, duplicate=False)),
+    Defect(
+        "index names a tensor its shard lacks",
+        "index.missing-tensor",
+        _index(lambda wm: wm.__setitem__("model.ghost.weight", wm["model.norm.weight"])),
+    ),
+    Defect(
+        "shard holds a tensor the index omits", "index.extra-tensor", lambda d: _move_to_other_shard(d, duplicate=False)
+    ),
     Defect("tensor in two shards", "index.duplicate", lambda d: _move_to_other_shard(d, duplicate=True)),
-    Defect("index names a missing shard", "index.missing-shard",
-           _index(lambda wm: wm.__setitem__("model.norm.weight", "model-00009-of-00009.safetensors"))),
+    Defect(
+        "index names a missing shard",
+        "index.missing-shard",
+        _index(lambda wm: wm.__setitem__("model.norm.weight", "model-00009-of-00009.safetensors")),
+    ),
     Defect("truncated shard", "file.truncated", _first_shard(_truncate)),
     Defect("header length 2^40", "file.header", _first_shard(_header_length)),
     Defect("overlapping tensor offsets", "file.offsets", _first_shard(lambda p: edit_header(p, _overlap))),
@@ -207,20 +293,70 @@ DEFECTS = [
     Defect("unknown dtype", "file.dtype", _first_shard(lambda p: edit_header(p, _bad_dtype))),
     Defect("symlink out of the folder", "file.outside-folder", _escape_symlink),
     Defect("index shard path escapes the folder", "file.outside-folder", _escape_index),
-    Defect("pickle weights only", "file.pickle", _pickle_only, exit_code=2),
+    Defect("pickle weights only", "file.pickle", _pickle_only, exit_code=2, where="pytorch_model.bin"),
     Defect("compressed-tensors weight_shape wrong", "ct.weight-shape", _ct_weight_shape, base="ct"),
-    Defect("compressed-tensors zero points packed with AWQ's interleave", "numeric.code-zero-coherence",
-           lambda d: edit_tensors(d, lambda t: _interleave_ct_zeros(t)), base="ct"),
-    Defect("GPTQ v1 zero that overflowed", "gptq.zeros", _gptq_v1_overflow, base="gptq",
-           severity="warning", exit_code=None),
-    Defect("GPTQ v2 file read as v1 (zeros off by one)", "numeric.zero-offset",
-           lambda d: edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq")),
-           base="gptq"),
+    Defect(
+        "compressed-tensors zero points packed with AWQ's interleave",
+        "numeric.code-zero-coherence",
+        lambda d: edit_tensors(d, lambda t: _interleave_ct_zeros(t)),
+        base="ct",
+    ),
+    Defect(
+        "GPTQ v1 zero that overflowed", "gptq.zeros", _gptq_v1_overflow, base="gptq", severity="warning", exit_code=None
+    ),
+    Defect(
+        "GPTQ v2 file read as v1 (zeros off by one)",
+        "numeric.zero-offset",
+        lambda d: edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq")),
+        base="gptq",
+    ),
+    Defect("checkpoint path is a file", "file.folder", _replace_with_a_file, exit_code=2, where="gemm is not a folder"),
+    Defect(
+        "index is not JSON", "index.valid", lambda d: (d / "model.safetensors.index.json").write_text('{"weight_map": ')
+    ),
+    Defect("bits given as a string", "config.values", _qcfg("bits", "4"), where="config.json"),
+    Defect(
+        "AWQ config over unquantised weights",
+        "format.detected",
+        _awq_config,
+        base="reference",
+        where="declares awq-gemm",
+    ),
+    Defect(
+        "group size 48 does not divide in_features",
+        "layout.divisibility",
+        _ragged_last_group,
+        where=f"{Q_PROJ}.qweight",
+    ),
+    Defect("8 bits declared for vLLM's 4-bit AWQ loader", "loader.vllm", _qcfg("bits", 8), where="config.json"),
+    Defect(
+        "zero_point false: no AWQ Marlin type",
+        "loader.marlin",
+        _qcfg("zero_point", False),
+        severity="warning",
+        where="config.json",
+    ),
+    Defect(
+        "tiny o_proj at tensor-parallel 4: 32 inputs a rank, group 64",
+        "loader.tensor-parallel",
+        intact,
+        severity="warning",
+        exit_code=0,
+        where="model.layers.0.self_attn.o_proj",
+    ),
+    Defect(
+        "compressed-tensors int8 zero point outside [-8, 7]",
+        "zeros.range",
+        _int8_zero_point_out_of_range,
+        base="ct",
+        where=f"{Q_PROJ}.weight_zero_point",
+    ),
 ]
 
 
 def _interleave_ct_zeros(t: dict) -> None:
     from awq_ref.packing.nibbles import pack_last, unpack_last
+
     for name in [n for n in t if n.endswith(".weight_zero_point")]:
         codes = unpack_last(t[name].t().contiguous(), 4)
         t[name] = pack_last(codes, 4, awq_gemm.ORDER).t().contiguous()

@@ -60,11 +60,21 @@ def map_packed(tensors: dict, suffix: str, fn, only: str | None = None) -> None:
         tensors[name] = pack_last(fn(codes), 4, awq_gemm.ORDER)
 
 
-def repack_natural(tensors: dict, suffix: str) -> None:
+def repack_natural(tensors: dict, suffix: str, only: str | None = None) -> None:
     """Re-pack a GEMM tensor with the natural nibble order instead of AWQ's interleave."""
-    for name in [n for n in tensors if n.endswith("." + suffix)]:
+    for name in [n for n in tensors if n.endswith("." + suffix) and (only is None or n.startswith(only))]:
         codes = unpack_last(tensors[name], 4, awq_gemm.ORDER)
         tensors[name] = pack_last(codes, 4, NATURAL_ORDER)
+
+
+def unpack_ct_zero_points(tensors: dict) -> None:
+    """Store compressed-tensors zero points the old way: unpacked int8 [N, groups], z - 8."""
+    import torch
+
+    for name in [n for n in tensors if n.endswith(".weight_zero_point")]:
+        n_out = int(tensors[name.replace("weight_zero_point", "weight_shape")][0])
+        z = unpack_last(tensors[name].t().contiguous(), 4)[:, :n_out].t()
+        tensors[name] = (z - 8).to(torch.int8).contiguous()
 
 
 def run_cli(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ import torch
 from awq_ref.packing import awq_gemv, compressed_tensors, gptq
 from awq_ref.quant import QuantSpec, quantize
 from conformance import verify
-from tests.conformance.helpers import edit_config, edit_tensors, gptq_config, relayout
+from tests.conformance.helpers import edit_config, edit_tensors, gptq_config, relayout, unpack_ct_zero_points
 
 
 def _errors(report):
@@ -114,17 +114,9 @@ def test_llm_compressor_shape_conforms(built, tmp_path):
 
 
 def test_old_unpacked_int8_zero_point_is_read_with_a_warning(built, tmp_path):
-    from awq_ref.packing.nibbles import unpack_last
-
     folder = tmp_path / "ct-old"
     shutil.copytree(built["ct"], folder)
-
-    def unpack_zp(t):
-        for name in [n for n in t if n.endswith(".weight_zero_point")]:
-            n_out = int(t[name.replace("weight_zero_point", "weight_shape")][0])
-            z = unpack_last(t[name].t().contiguous(), 4)[:, :n_out].t()
-            t[name] = (z - 8).to(torch.int8).contiguous()
-    edit_tensors(folder, unpack_zp)
+    edit_tensors(folder, unpack_ct_zero_points)
     report = verify(folder)
     assert not _errors(report)
     assert any("unpacked int8" in f.message for f in report.of_rule("tensors.shape"))

@@ -6,9 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from awq_ref.checkpoint import load_checkpoint
 from awq_ref.cli import main
+from awq_ref.qlinear import AwqLinear
+from awq_ref.quant import QuantSpec
+from awq_ref.rtn import rtn
 from awq_ref.tiny import tiny_model
 
 
@@ -19,15 +23,35 @@ def tiny_dir(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("extra", [[], ["--format", "gemv", "--no-zero-point", "--group-size", "32"]])
-def test_quantize_writes_a_loadable_checkpoint(tiny_dir, tmp_path, capsys, extra):
+def _assert_is_the_rtn_model(loaded, spec: QuantSpec, version: str) -> None:
+    """``loaded`` is the tiny model fake-quantised with RTN at ``spec``: every decoder linear an
+    AwqLinear of that spec and layout whose dequantised weight is exactly the fake-quantised one,
+    and the same logits (up to the fp16 scales' arithmetic; the float model is far further off)."""
+    expected = tiny_model("llama")
+    rtn(expected, spec, None)
+    quantised = {n: m for n, m in loaded.named_modules() if isinstance(m, AwqLinear)}
+    assert len(quantised) == 14
+    for name, module in quantised.items():
+        assert (module.spec, module.version) == (spec, version), name
+        assert torch.equal(module.dequantized_weight().float(), expected.get_submodule(name).weight), name
+    ids = torch.randint(0, 512, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want, unquantised = loaded(ids).logits, expected(ids).logits, tiny_model("llama")(ids).logits
+    assert (got - want).abs().max() < 1e-2 < (got - unquantised).abs().max()
+
+
+@pytest.mark.parametrize("extra, spec, version", [
+    ([], QuantSpec(4, 64), "gemm"),
+    (["--format", "gemv", "--no-zero-point", "--group-size", "32"], QuantSpec(4, 32, zero_point=False), "gemv"),
+])
+def test_quantize_writes_a_loadable_checkpoint(tiny_dir, tmp_path, capsys, extra, spec, version):
     out = tmp_path / "ck"
     code = main(["quantize", "--model", str(tiny_dir), "--method", "rtn", "--w-bit", "4", "--group-size", "64",
                  "--out", str(out), *extra])
     assert code == 0
     printed = capsys.readouterr().out
     assert "quantised 14 linears" in printed and "weight error" in printed and "size:" in printed
-    assert load_checkpoint(out) is not None
+    _assert_is_the_rtn_model(load_checkpoint(out), spec, version)
     meta = json.loads((out / "awq_harness.json").read_text())
     assert meta["method"] == "rtn" and len(meta["linear_errors"]) == 14
 

@@ -4,6 +4,7 @@ and what the pin leaves free (MKL's own choice of instruction set) does not leak
 Each child runs ``golden/regenerate --check`` on the calibrated goldens (AWQ and GPTQ run
 forwards, grid searches and a Cholesky), so a wrong pin shows up as drift in committed bytes.
 """
+
 import os
 import subprocess
 import sys
@@ -24,8 +25,11 @@ def _check(env_extra: dict, pin_edit: str = "pass", names=tuple(CALIBRATED)) -> 
     """``golden/regenerate --check CALIBRATED`` in a child; ``pin_edit`` is Python run first
     (with ``r`` = awq_ref.reproducible) to weaken the pin for a negative control."""
     env = {k: v for k, v in os.environ.items() if k not in reproducible.PIN} | env_extra
-    code = (f"import sys, runpy; import awq_ref.reproducible as r; {pin_edit}; "
-            f"sys.argv = [{str(REGENERATE)!r}, '--check', *{list(names)!r}]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    code = (
+        f"import sys, runpy; import awq_ref.reproducible as r; {pin_edit}; "
+        f"sys.argv = [{str(REGENERATE)!r}, '--check', *{list(names)!r}]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
 
 
@@ -50,8 +54,11 @@ def test_without_mkl_cbwr_mkl_dispatch_moves_calibrated_bytes():
 
 
 def test_other_aten_kernels_move_calibrated_bytes():
-    run = _check({}, "r.PIN['ATEN_CPU_CAPABILITY'] = 'default'; r.ATEN_PINNED_CAPABILITY = 'DEFAULT'",
-                 names=["llama-gemm-g64-awq"])
+    run = _check(
+        {},
+        "r.PIN['ATEN_CPU_CAPABILITY'] = 'default'; r.ATEN_PINNED_CAPABILITY = 'DEFAULT'",
+        names=["llama-gemm-g64-awq"],
+    )
     assert run.returncode == 1 and "llama-gemm-g64-awq: DRIFT" in run.stdout
 
 

@@ -7,6 +7,7 @@ Whether a plan holds up on text it was not chosen on is the slow validation test
 one calibration block so that each step fits the default run on any CPU; the steps share one
 xdist group, so they run in order on one worker and each test pays for its own step only.
 """
+
 import json
 
 import pytest
@@ -35,9 +36,30 @@ def awq(root):
 
 @pytest.fixture(scope="module")
 def plan(root, awq):
-    assert main(["plan", "--model", "default", "--checkpoint", str(awq), "--target", "0.5", "--windows", str(WINDOWS),
-                 "--seqlen", str(SEQLEN), "--val-windows", "1", "--val-seqlen", "256",
-                 "--json", str(root / "plan.json")]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--model",
+                "default",
+                "--checkpoint",
+                str(awq),
+                "--target",
+                "0.5",
+                "--windows",
+                str(WINDOWS),
+                "--seqlen",
+                str(SEQLEN),
+                "--val-windows",
+                "1",
+                "--val-seqlen",
+                "256",
+                "--json",
+                str(root / "plan.json"),
+            ]
+        )
+        == 0
+    )
     return json.loads((root / "plan.json").read_text())
 
 
@@ -59,7 +81,9 @@ def test_plan_keeps_some_layers_for_half_the_gap(plan):
 
 def test_mixed_checkpoint_delivers_what_the_plan_measured_on_its_windows(awq, plan, mixed):
     settings, tokens = EvalSettings(windows=WINDOWS, seqlen=SEQLEN), eval_tokens("default")  # float32, as plan
-    assert evaluate_checkpoint(awq, tokens, settings).result.ppl == pytest.approx(plan["plan"]["ppl_quantized"], rel=1e-3)
+    assert evaluate_checkpoint(awq, tokens, settings).result.ppl == pytest.approx(
+        plan["plan"]["ppl_quantized"], rel=1e-3
+    )
     assert evaluate_checkpoint(mixed, tokens, settings).result.ppl == pytest.approx(plan["plan"]["ppl_plan"], rel=1e-3)
 
 

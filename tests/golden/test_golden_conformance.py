@@ -9,7 +9,8 @@ from awq_ref.packing import compressed_tensors
 from awq_ref.qlinear import AwqLinear
 from conformance import verify
 from conformance.convert import convert
-from golden.third_party import EXPECTED, ROOT, checkpoint, names as third_party_names
+from golden.third_party import EXPECTED, ROOT, checkpoint
+from golden.third_party import names as third_party_names
 
 ALL = [golden.path(n) for n in golden.names()] + [checkpoint(n) for n in third_party_names()]
 
