@@ -151,7 +151,9 @@ def _quantize_in_memory(args, source: Path, out: Path, request: QuantizeRequest,
     _check_fits(model, request)
     if args.format == "gptq":
         with _progress(args.method, request, len(decoder_layers(model))) as on_layer:
-            meta = lambda errors: _meta(args, request, KeepPlan(), errors)  # noqa: E731
+            def meta(errors):
+                return _meta(args, request, KeepPlan(), errors)
+
             return save_gptq_in_memory(model, tokenizer, request, out, source, meta, args.overwrite, on_layer)
     keep = parse_keep(args.keep_layers, model)
     originals = {i: copy.deepcopy(decoder_layers(model)[i]) for i in keep.layers}
