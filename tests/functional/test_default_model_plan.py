@@ -3,9 +3,10 @@
 perplexities the plan measured on its selection windows, declares what it kept and conforms.
 
 Whether a plan holds up on text it was not chosen on is the slow validation test's question
-(tests/functional/test_default_model_plan_validation.py). AWQ takes its scale-search loss on
-one calibration block so that each step fits the default run on any CPU; the steps share one
-xdist group, so they run in order on one worker and each test pays for its own step only.
+(tests/functional/test_default_model_plan_validation.py). AWQ calibrates on 2 x 256 tokens with
+its scale-search loss on one block, and the plan chooses on one 256-token window, so that each
+step fits the default run on any CPU; the steps share one xdist group, so they run in order on
+one worker and each test pays for its own step only.
 """
 
 import json
@@ -19,8 +20,8 @@ from conformance import verify
 
 pytestmark = pytest.mark.xdist_group("default-model-plan")
 
-AWQ = ["--model", "default", "--method", "awq", "--calib-samples", "4", "--seqlen", "256", "--loss-blocks", "1"]
-WINDOWS, SEQLEN = 2, 256
+AWQ = ["--model", "default", "--method", "awq", "--calib-samples", "2", "--seqlen", "256", "--loss-blocks", "1"]
+WINDOWS, SEQLEN = 1, 256
 
 
 @pytest.fixture(scope="module")
