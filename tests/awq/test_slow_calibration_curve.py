@@ -58,5 +58,4 @@ def test_gptq_beats_rtn_at_4_bits_with_a_large_calibration(curve):
 
 def test_every_calibration_size_beats_rtn(curve):
     rows, points = curve
-    assert [p["n_samples"] for p in points] == list(SAMPLES)
     assert all(p["ppl"] < rows["rtn-w4"].result.ppl for p in points)

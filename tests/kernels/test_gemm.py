@@ -24,6 +24,8 @@ EDGE = [
      GemmConfig(32, 16, 64, 3)),
     (MatmulCase(Layer(k=128, n=64, group_size=64, zero_point=False, seed=7), m=5, x_dtype=torch.float32),
      GemmConfig(16, 64, 16, 1)),
+    (MatmulCase(Layer(k=1, n=24, group_size=-1, zero_point=False, seed=5423), m=17, x_dtype=torch.float16),
+     GemmConfig(16, 16, 16, 1)),  # fp16 outputs in the subnormal range (gradual underflow)
 ]
 
 
@@ -33,6 +35,7 @@ EDGE = [
 @example(case_config=EDGE[1])
 @example(case_config=EDGE[2])
 @example(case_config=EDGE[3])
+@example(case_config=EDGE[4])
 def test_gemm_matches_reference(case_config, triton_device):
     run_gemm(*case_config, triton_device)
 
