@@ -1,5 +1,6 @@
 """Golden checkpoints pin format bytes: rebuilds match, loads match, drifts are readable."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +32,13 @@ def rebuilt(tmp_path_factory) -> Path:
     numerics), once per run: xdist workers share it through a lock in the run's base temp."""
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's own folder either way
     out, done = root / "golden-rebuilds", root / "golden-rebuilds.done"
     with FileLock(str(root / "golden-rebuilds.lock")):
         if not done.exists():
-            subprocess.run([sys.executable, str(REGENERATE), "--out", str(out)], check=True, capture_output=True)
+            run = subprocess.run([sys.executable, str(REGENERATE), "--out", str(out)], capture_output=True, text=True)
+            assert run.returncode == 0, f"golden/regenerate --out failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}"
             done.touch()
     return out
 
