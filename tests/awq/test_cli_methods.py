@@ -16,28 +16,15 @@ def model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=2)
 
 
+def _quantize_awq(model_dir, out, *extra) -> int:
+    """``awq-harness quantize --method awq`` on 2 x 64 tokens, scale loss on one block, plus ``extra``."""
+    return main(["quantize", "--model", str(model_dir), "--method", "awq", "--calib-samples", "2", "--seqlen", "64",
+                 "--loss-blocks", "1", *extra, "--out", str(out)])
+
+
 def test_quantize_with_awq_records_every_choice(model_dir, tmp_path, capsys):
     out = tmp_path / "awq"
-    code = main(
-        [
-            "quantize",
-            "--model",
-            str(model_dir),
-            "--method",
-            "awq",
-            "--calib-samples",
-            "2",
-            "--seqlen",
-            "64",
-            "--calib-dtype",
-            "bfloat16",
-            "--no-duo-scaling",
-            "--loss-blocks",
-            "1",
-            "--out",
-            str(out),
-        ]
-    )
+    code = _quantize_awq(model_dir, out, "--calib-dtype", "bfloat16", "--no-duo-scaling")
     assert code == 0, capsys.readouterr().err
     meta = json.loads((out / "awq_harness.json").read_text())
     assert meta["method"] == "awq"
@@ -61,23 +48,7 @@ def test_quantize_with_awq_records_every_choice(model_dir, tmp_path, capsys):
 
 def test_quantize_defaults_to_the_auto_dtype_and_records_why(model_dir, tmp_path, capsys):
     out = tmp_path / "awq-auto"
-    code = main(
-        [
-            "quantize",
-            "--model",
-            str(model_dir),
-            "--method",
-            "awq",
-            "--calib-samples",
-            "2",
-            "--seqlen",
-            "64",
-            "--loss-blocks",
-            "1",
-            "--out",
-            str(out),
-        ]
-    )
+    code = _quantize_awq(model_dir, out)
     printed = capsys.readouterr().out
     assert code == 0
     meta = json.loads((out / "awq_harness.json").read_text())
