@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from awq_ref.atomic import atomic_directory
+from awq_ref.checkpoint.atomic import atomic_directory
 from awq_ref.errors import HarnessError
-from awq_ref.packing import awq_gemm, compressed_tensors
-from awq_ref.quant import QuantSpec
+from awq_ref.formats import awq_gemm, compressed_tensors
+from awq_ref.primitives.quant import QuantSpec
 from conformance import decode
 from conformance.declared import Declared
 from conformance.folder import INDEX, PICKLE_SUFFIXES

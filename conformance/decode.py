@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.packing import awq_gemm, compressed_tensors, gptq
-from awq_ref.packing.nibbles import unpack_last
-from awq_ref.quant import QuantizedWeight, QuantSpec
+from awq_ref.formats import awq_gemm, compressed_tensors, gptq
+from awq_ref.formats.nibbles import unpack_last
+from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 from conformance.layouts import CT, GEMM, GEMV, GPTQ
 from conformance.structure import Layer
 

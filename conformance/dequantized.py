@@ -1,7 +1,7 @@
 """Load any checkpoint the verifier reads (AWQ GEMM/GEMV, compressed-tensors, GPTQ) as a float
 model whose quantised linears hold their dequantised weights (q - z) * s.
 
-The reference path for formats ``awq_ref.checkpoint`` does not run natively: the same decode
+The reference path for formats ``awq_ref.checkpoint.awq`` does not run natively: the same decode
 the verifier checks, then a plain float forward. Only a verified checkpoint is loaded.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from conformance.runner import load_layers, verify
 def load_dequantized(folder: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
     from transformers import AutoConfig
 
-    from awq_ref.compat import causal_lm_from_config
+    from awq_ref.model.compat import causal_lm_from_config
 
     report = verify(folder)
     if not report.conforms:

@@ -5,7 +5,7 @@ the previous norm or linear), so this compares what the layers *compute*: per la
 relative error and SQNR of the hidden states (isolated: fed the float input; accumulated:
 the quantised model's own path), and both models' end-to-end perplexity on held-out text
 (the reference's tokenizer on the Austen evaluation split; seeded random ids when the
-reference has no tokenizer). See ``awq_ref.layerwise``.
+reference has no tokenizer). See ``awq_ref.mixed_precision.layerwise``.
 
 Rules and their default thresholds:
   functional.perplexity  ratio ppl_q / ppl_fp: warning above 1.10, error above 1.50. A
@@ -30,9 +30,9 @@ RANDOM_VOCAB_FALLBACK = 512
 
 
 def _windows(reference: str, windows: int, seqlen: int) -> torch.Tensor:
-    from awq_ref.corpus import eval_text
-    from awq_ref.models import load_tokenizer
-    from awq_ref.perplexity import make_windows, tokenize_text
+    from awq_ref.data.corpus import eval_text
+    from awq_ref.data.models import load_tokenizer
+    from awq_ref.eval.perplexity import make_windows, tokenize_text
 
     folder = Path(reference)
     if (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file():
@@ -56,7 +56,7 @@ def _first_broken(rows) -> int | None:
 
 
 def functional_check(path: str, reference: str, windows: int = 2, seqlen: int = 256) -> tuple[list[Finding], dict]:
-    from awq_ref.layerwise import compare_layerwise
+    from awq_ref.mixed_precision.layerwise import compare_layerwise
 
     report = compare_layerwise(str(reference), str(path), _windows(reference, windows, seqlen))
     ratio, findings = report.ppl_ratio, []

@@ -3,14 +3,14 @@
 Each ``Layout`` names its packed tensor, its tensor suffixes and allowed dtypes, and infers a
 layer's (out N, in K, number of groups, pack factor) from tensor shapes alone, so the
 config's claims can be checked against the tensors rather than trusted. Shapes are then
-compared with the packing module's own ``shapes`` table (awq_ref.packing).
+compared with the packing module's own ``shapes`` table (awq_ref.formats).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from awq_ref.packing import awq_gemm, awq_gemv, compressed_tensors, gptq
+from awq_ref.formats import awq_gemm, awq_gemv, compressed_tensors, gptq
 from conformance.safeheader import TensorInfo
 
 FLOAT_SCALES = {"F16", "BF16"}

@@ -23,6 +23,6 @@ def path(name: str) -> Path:
 
 def load(name: str):
     """The golden checkpoint as a model from our loader (float32, reference forward)."""
-    from awq_ref.checkpoint import load_checkpoint
+    from awq_ref.checkpoint.awq import load_checkpoint
 
     return load_checkpoint(path(name))

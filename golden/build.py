@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from awq_ref import reproducible
-from awq_ref.awq import AwqSearchConfig, awq_quantize
-from awq_ref.checkpoint import AwqConfig, save_checkpoint
-from awq_ref.rtn import rtn
-from awq_ref.tiny import tiny_config_dict, tiny_model
+from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_ref.data.tiny import tiny_config_dict, tiny_model
+from awq_ref.methods.awq import AwqSearchConfig, awq_quantize
+from awq_ref.methods.rtn import rtn
+from awq_ref.primitives import reproducible
 from golden.manifest import build_manifest, write_manifest
 from golden.specs import GoldenSpec
 
@@ -46,8 +46,8 @@ def _save_awq(spec: GoldenSpec, out: Path, layout: str, overwrite: bool) -> None
 
 def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
     """GPTQ (v1 ``checkpoint_format: gptq``, symmetric so every zero fits v1's z - 1)."""
-    from awq_ref.gptq import GptqConfig, gptq
-    from awq_ref.gptq_checkpoint import save_gptq_checkpoint
+    from awq_ref.checkpoint.gptq import save_gptq_checkpoint
+    from awq_ref.methods.gptq import GptqConfig, gptq
 
     model, cfg = tiny_model(spec.family, spec.seed), GptqConfig()
     result = gptq(model, calibration_ids(), spec.quant, cfg, keep_weights=True)
@@ -58,7 +58,7 @@ def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
 @contextlib.contextmanager
 def _numerics(spec: GoldenSpec):
     """Calibrated goldens run forwards and searches whose rounding depends on the CPU's kernels:
-    they are built on the pinned path (``awq_ref.reproducible``) or not at all. RTN and converted
+    they are built on the pinned path (``awq_ref.primitives.reproducible``) or not at all. RTN and converted
     goldens are elementwise on the weights, the same bytes on any CPU, so tests may rebuild them
     in their own (unpinned) process."""
     if spec.method == "rtn" and not reproducible.is_pinned():

@@ -3,7 +3,7 @@
 A manifest (``manifest.json`` inside each golden folder) records: the spec, sha256 of every
 other file, a sha256 per tensor with dtype and shape, expected logits on fixed token ids
 (a slice, with tolerances) from our loader, the versions that generated it, and the numerics
-pin it was built under (``awq_ref.reproducible``; "unpinned" for an in-process test rebuild).
+pin it was built under (``awq_ref.primitives.reproducible``; "unpinned" for an in-process test rebuild).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from awq_ref import reproducible
-from awq_ref.checkpoint import load_checkpoint, read_tensors
+from awq_ref.checkpoint.awq import load_checkpoint, read_tensors
+from awq_ref.primitives import reproducible
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

@@ -3,7 +3,7 @@
     golden/regenerate [--check | --out DIR] [NAME ...]
 
 A change to a golden needs this explicit step, and shows up in ``git diff``. Every run
-restarts itself under the pinned numerics of ``awq_ref.reproducible`` (the same kernels on
+restarts itself under the pinned numerics of ``awq_ref.primitives.reproducible`` (the same kernels on
 every x86-64 CPU), so a rebuild here gives the bytes a rebuild on any other CPU gives.
 ``--out DIR`` writes the rebuilds into DIR (one folder per golden) for a caller to compare.
 Exit code: 0 all match (or rebuilt), 1 drift found by --check.
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from awq_ref import reproducible
+from awq_ref.primitives import reproducible
 from golden.build import build, golden_dir
 from golden.manifest import file_drift, numerics_drift, tensor_drift
 from golden.specs import BY_NAME, GOLDENS

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from awq_ref.quant import QuantSpec
+from awq_ref.primitives.quant import QuantSpec
 
 
 @dataclass(frozen=True)
 class GoldenSpec:
     name: str
-    family: str         # tiny model family (awq_ref.tiny)
+    family: str         # tiny model family (awq_ref.data.tiny)
     layout: str         # gemm | gemv (AWQ versions) | compressed-tensors | gptq
     group_size: int
     zero_point: bool = True

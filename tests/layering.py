@@ -14,7 +14,7 @@ PACKAGES = ("awq_ref", "kernels", "reports", "conformance", "golden")
 
 # What kernels may use from awq_ref: the packed layouts and the quantised-weight types.
 # Narrows to awq_ref.formats once that package exists.
-KERNELS_MAY_IMPORT_FROM_AWQ_REF = ("awq_ref.packing", "awq_ref.quant")
+KERNELS_MAY_IMPORT_FROM_AWQ_REF = ("awq_ref.formats", "awq_ref.primitives.quant")
 
 
 @dataclass(frozen=True)

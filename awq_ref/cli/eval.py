@@ -1,6 +1,6 @@
 """``awq-harness eval``: perplexity on the held-out split, float vs quantised, as a table.
 
-Windowing is documented in ``awq_ref.perplexity``: non-overlapping ``--seqlen`` windows of
+Windowing is documented in ``awq_ref.eval.perplexity``: non-overlapping ``--seqlen`` windows of
 the tokenized held-out text (Pride and Prejudice), the first ``--windows`` of them.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
 from awq_ref.cli.method_options import add_method_options, requested_methods
-from awq_ref.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
-from awq_ref.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint, evaluate_float, evaluate_method
-from awq_ref.methods import METHODS
-from awq_ref.models import DEFAULT_GROUP_SIZE
+from awq_ref.data.models import DEFAULT_GROUP_SIZE
+from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint, evaluate_float, evaluate_method
+from awq_ref.methods.registry import METHODS
+from awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
 
 
 def _int_list(text: str) -> list[int]:

@@ -1,8 +1,8 @@
 """``awq-harness eval --lm-eval``: the perplexity table with lm-eval's numbers beside ours.
 
 Each row's model is built once (float, a checkpoint, or quantised in memory), then scored
-by ``awq_ref.perplexity`` (ppl over --windows x --seqlen) and by lm-eval's ``austen_ppl``
-task (``awq_ref.lm_eval_task``: word perplexity and bits per byte over the first
+by ``awq_ref.eval.perplexity`` (ppl over --windows x --seqlen) and by lm-eval's ``austen_ppl``
+task (``awq_ref.eval.lm_eval_task``: word perplexity and bits per byte over the first
 --lm-eval-docs chapters of the held-out book, rolling windows of --seqlen).
 """
 from __future__ import annotations
@@ -11,12 +11,12 @@ import time
 
 import torch
 
-from awq_ref.checkpoint import load_checkpoint
+from awq_ref.checkpoint.awq import load_checkpoint
 from awq_ref.cli.method_options import requested_methods
-from awq_ref.lm_eval_task import held_out_documents, lm_eval_perplexity
-from awq_ref.methods import QuantizeRequest, run_method
-from awq_ref.models import load_model, load_tokenizer
-from awq_ref.perplexity import perplexity
+from awq_ref.data.models import load_model, load_tokenizer
+from awq_ref.eval.lm_eval_task import held_out_documents, lm_eval_perplexity
+from awq_ref.eval.perplexity import perplexity
+from awq_ref.methods.registry import QuantizeRequest, run_method
 
 
 def add_lm_eval_options(p) -> None:

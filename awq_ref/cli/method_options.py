@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterator
 
-from awq_ref.awq import AwqSearchConfig
-from awq_ref.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
-from awq_ref.gptq import GptqConfig
-from awq_ref.methods import METHODS, QuantizeRequest
-from awq_ref.quant import QuantSpec
+from awq_ref.methods.awq import AwqSearchConfig
+from awq_ref.methods.gptq import GptqConfig
+from awq_ref.methods.registry import METHODS, QuantizeRequest
+from awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
+from awq_ref.primitives.quant import QuantSpec
 
 
 def add_method_options(p) -> None:

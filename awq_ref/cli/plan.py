@@ -1,7 +1,7 @@
 """``awq-harness plan``: rank layers (and linear groups) by sensitivity; propose what to keep in float.
 
 The plan is chosen on the selection windows and reported again on disjoint validation
-windows of the held-out text (``awq_ref.holdout``).
+windows of the held-out text (``awq_ref.eval.holdout``).
 """
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from awq_ref.arch import decoder_layers, layer_prefix
-from awq_ref.checkpoint import load_checkpoint
+from awq_ref.checkpoint.awq import load_checkpoint
 from awq_ref.cli.plan_output import print_plans, record_results
-from awq_ref.corpus import eval_text
+from awq_ref.data.corpus import eval_text
+from awq_ref.data.models import load_model, load_tokenizer
 from awq_ref.errors import HarnessError
-from awq_ref.group_sensitivity import group_sensitivity, linear_groups
-from awq_ref.holdout import selection_and_validation
-from awq_ref.models import load_model, load_tokenizer
-from awq_ref.perplexity import tokenize_text
-from awq_ref.plan import plan_keep_groups, plan_keep_layers
-from awq_ref.refold import check_same_basis, checkpoint_request, folded_layers
-from awq_ref.sensitivity import layer_sensitivity
+from awq_ref.eval.holdout import selection_and_validation
+from awq_ref.eval.perplexity import tokenize_text
+from awq_ref.mixed_precision.group_sensitivity import group_sensitivity, linear_groups
+from awq_ref.mixed_precision.plan import plan_keep_groups, plan_keep_layers
+from awq_ref.mixed_precision.sensitivity import layer_sensitivity
+from awq_ref.model.arch import decoder_layers, layer_prefix
+from awq_ref.pipeline.refold import check_same_basis, checkpoint_request, folded_layers
 
 
 def add_parser(sub) -> None:

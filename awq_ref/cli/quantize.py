@@ -1,6 +1,6 @@
 """``awq-harness quantize``: quantise a float model and write an AWQ (or GPTQ) checkpoint.
 
-By default one decoder layer at a time (``awq_ref.low_memory``): memory is one layer plus
+By default one decoder layer at a time (``awq_ref.pipeline.layer_loop``): memory is one layer plus
 its activations, and the files are byte for byte those of ``--in-memory``, which loads the
 whole float model first (the older path, kept for comparison and as a fallback).
 """
@@ -14,18 +14,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from awq_ref.arch import decoder_layers, layer_prefix, linears_in
-from awq_ref.checkpoint import AwqConfig, save_checkpoint
+from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_ref.checkpoint.lazy import open_lazy
 from awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
 from awq_ref.cli.quantize_formats import layer_step, output_layout, save_gptq_in_memory
+from awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_ref.errors import HarnessError
-from awq_ref.keep import KeepPlan, parse_keep
-from awq_ref.keep_step import KeepLinearsStep, folded_before_quantizing, restore_kept_linears
-from awq_ref.lazy import open_lazy
-from awq_ref.low_memory import quantize_folder
-from awq_ref.methods import CALIBRATED, METHODS, QuantizeRequest, run_method
-from awq_ref.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
-from awq_ref.quant import QuantError, QuantSpec
+from awq_ref.methods.registry import CALIBRATED, METHODS, QuantizeRequest, run_method
+from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
+from awq_ref.pipeline.keep import KeepPlan, parse_keep
+from awq_ref.pipeline.keep_step import KeepLinearsStep, folded_before_quantizing, restore_kept_linears
+from awq_ref.pipeline.layer_loop import quantize_folder
+from awq_ref.primitives.quant import QuantError, QuantSpec
 
 
 def add_parser(sub) -> None:

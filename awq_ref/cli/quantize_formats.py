@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from awq_ref.checkpoint import AwqConfig
-from awq_ref.gptq import gptq
-from awq_ref.gptq_checkpoint import save_gptq_checkpoint
-from awq_ref.layer_steps import AwqStep, GptqStep, LayerStep, RtnStep
-from awq_ref.low_memory import OutputLayout, awq_output, gptq_output
-from awq_ref.methods import QuantizeRequest, calibration_ids
+from awq_ref.checkpoint.awq import AwqConfig
+from awq_ref.checkpoint.gptq import save_gptq_checkpoint
+from awq_ref.methods.gptq import gptq
+from awq_ref.methods.registry import QuantizeRequest, calibration_ids
+from awq_ref.pipeline.layer_loop import OutputLayout, awq_output, gptq_output
+from awq_ref.pipeline.steps import AwqStep, GptqStep, LayerStep, RtnStep
 
 GPTQ_CHECKPOINT_FORMAT = "gptq"
 

@@ -3,7 +3,7 @@
     .tox/peers/bin/python golden/third_party/make.py autoawq-gemm gptqmodel-awq-gemm
     .tox/peers/bin/python golden/third_party/make.py llmcompressor-awq-ct
 
-Source model: ``awq_ref.tiny.tiny_model("llama", seed=3)`` saved with ``save_pretrained``.
+Source model: ``awq_ref.data.tiny.tiny_model("llama", seed=3)`` saved with ``save_pretrained``.
 Calibration: 8 blocks of 128 token ids drawn from ``torch.Generator().manual_seed(0)``
 (the tiny model's vocabulary has 512 entries; the tools take token-id lists).
 """
@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from awq_ref.tiny import save_tiny_model  # noqa: E402
+from awq_ref.data.tiny import save_tiny_model  # noqa: E402
 from golden.loaders import autoawq_logits, transformers_logits  # noqa: E402
 from golden.third_party import CHECKPOINT, EXPECTED, PROVENANCE, ROOT, TOKEN_IDS  # noqa: E402
 
@@ -149,7 +149,7 @@ def make(name: str) -> Path:
         vectors.mkdir()
         save_file({**result.pop("tensors"), "logits": result.pop("logits").contiguous()}, vectors / EXPECTED)
         result |= {"versions": _versions(), "python": platform.python_version(),
-                   "source_model": f"awq_ref.tiny.tiny_model('llama', seed={SEED})",
+                   "source_model": f"awq_ref.data.tiny.tiny_model('llama', seed={SEED})",
                    "calibration": "8 x 128 token ids, torch.Generator().manual_seed(0), randint(0, 512)",
                    "command": f"python golden/third_party/make.py {name}", "token_ids": TOKEN_IDS}
         (vectors / PROVENANCE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -8,7 +8,7 @@ A decode record (the ``decode`` list of the results JSON):
 Both models generate exactly ``new_tokens`` tokens greedily after one warm-up generation;
 the clock (perf_counter around a device sync) covers prefill plus decode, as users see it.
 The quantised model runs through whichever forward its layers choose: call ``decode_record``
-inside ``awq_ref.qlinear.kernel_backend("triton")`` to time it through the kernels.
+inside ``awq_ref.modules.qlinear.kernel_backend("triton")`` to time it through the kernels.
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from awq_ref.packing import gptq
-from awq_ref.quant import QuantSpec
+from awq_ref.formats import gptq
+from awq_ref.primitives.quant import QuantSpec
 from tests.conformance.helpers import gptq_config, make_checkpoint, relayout, save_float_reference
 
 SHARD_BYTES = 300_000  # splits a tiny llama into a few shards, so index rules are exercised

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from awq_ref.checkpoint import AwqConfig, save_checkpoint
-from awq_ref.packing import awq_gemm
-from awq_ref.packing.nibbles import NATURAL_ORDER, pack_last, unpack_last
-from awq_ref.quant import QuantSpec
-from awq_ref.rtn import rtn
-from awq_ref.tiny import tiny_model
+from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_ref.data.tiny import tiny_model
+from awq_ref.formats import awq_gemm
+from awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
+from awq_ref.methods.rtn import rtn
+from awq_ref.primitives.quant import QuantSpec
 
 Q_PROJ = "model.layers.0.self_attn.q_proj"
 
@@ -106,7 +106,7 @@ def relayout(src: Path, dst: Path, layout_module, quant_config: dict, **pack_kwa
     """Copy a GEMM checkpoint with every layer re-packed by ``layout_module.pack``."""
     import shutil
 
-    from awq_ref.quant import QuantSpec
+    from awq_ref.primitives.quant import QuantSpec
 
     shutil.copytree(src, dst)
     spec = QuantSpec(4, quant_config.get("group_size", 64))

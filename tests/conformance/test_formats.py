@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from awq_ref.packing import awq_gemv, compressed_tensors, gptq
-from awq_ref.quant import QuantSpec, quantize
+from awq_ref.formats import awq_gemv, compressed_tensors, gptq
+from awq_ref.primitives.quant import QuantSpec, quantize
 from conformance import verify
 from tests.conformance.helpers import edit_config, edit_tensors, gptq_config, relayout, unpack_ct_zero_points
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from awq_ref.packing import awq_gemv, gptq
-from awq_ref.quant import QuantSpec
+from awq_ref.formats import awq_gemv, gptq
+from awq_ref.primitives.quant import QuantSpec
 from conformance import verify
 from conformance.loaders import claim, claimed_tp_sizes, fused_out_features, loads
 from tests.conformance.helpers import edit_config, gptq_config, make_checkpoint, relayout

@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 
-from awq_ref.quant import QuantSpec
+from awq_ref.primitives.quant import QuantSpec
 from conformance import verify
 from tests.conformance.helpers import edit_tensors, make_checkpoint, map_packed, repack_natural
 

@@ -4,9 +4,9 @@ import torch
 from safetensors.torch import load_file
 
 import golden
-from awq_ref.checkpoint import load_checkpoint, read_tensors
-from awq_ref.packing import compressed_tensors
-from awq_ref.qlinear import AwqLinear
+from awq_ref.checkpoint.awq import load_checkpoint, read_tensors
+from awq_ref.formats import compressed_tensors
+from awq_ref.modules.qlinear import AwqLinear
 from conformance import verify
 from conformance.convert import convert
 from golden.third_party import EXPECTED, ROOT, checkpoint
@@ -48,7 +48,7 @@ def test_llmcompressor_golden_decodes_to_compressed_tensors_own_weights():
     folder = ROOT / "llmcompressor-awq-ct"
     expected = load_file(folder / EXPECTED)
     tensors = read_tensors(checkpoint("llmcompressor-awq-ct"))
-    from awq_ref.quant import QuantSpec
+    from awq_ref.primitives.quant import QuantSpec
 
     spec = QuantSpec(4, 128, True)
     for key, theirs in expected.items():

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-import awq_ref.qlinear as qlinear
+import awq_ref.modules.qlinear as qlinear
 import golden
-from awq_ref.checkpoint import load_checkpoint
+from awq_ref.checkpoint.awq import load_checkpoint
 from golden.manifest import TOKEN_IDS
 
 GEMM = [n for n in golden.names()

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import golden
-from awq_ref import reproducible
-from awq_ref.checkpoint import read_tensors
-from awq_ref.packing import awq_gemm
+from awq_ref.checkpoint.awq import read_tensors
+from awq_ref.formats import awq_gemm
+from awq_ref.primitives import reproducible
 from golden.manifest import logits_drift, read_manifest, tensor_sha256
 from golden.rebuild import compare, drift
 
@@ -109,7 +109,7 @@ def test_changed_nibble_order_fails_with_a_message_naming_tensor_and_element(mon
 
 
 def test_scales_rounded_through_another_dtype_are_caught(monkeypatch):
-    import awq_ref.rtn as rtn
+    import awq_ref.methods.rtn as rtn
 
     monkeypatch.setattr(rtn, "STORED_SCALE_DTYPE", torch.bfloat16)  # stored as fp16 after bf16 rounding
     lines = drift("llama-gemm-g32-rtn")

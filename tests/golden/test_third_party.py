@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from awq_ref.checkpoint import load_checkpoint
-from awq_ref.qlinear import AwqLinear
+from awq_ref.checkpoint.awq import load_checkpoint
+from awq_ref.modules.qlinear import AwqLinear
 from conformance.dequantized import load_dequantized
 from golden.third_party import EXPECTED, PROVENANCE, ROOT, TOKEN_IDS, checkpoint, names
 

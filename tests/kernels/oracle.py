@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.packing import awq_gemm as gemm_layout
-from awq_ref.quant import QuantizedWeight, QuantSpec
+from awq_ref.formats import awq_gemm as gemm_layout
+from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 U16, UB16, U32 = 2.0**-11, 2.0**-8, 2.0**-24
 UNDERFLOW = {torch.float16: 2.0**-25, torch.bfloat16: 2.0**-134, torch.float32: 2.0**-150}  # eta per dtype

@@ -5,9 +5,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import awq_ref.qlinear as qlinear
-from awq_ref.qlinear import AwqLinear
-from awq_ref.quant import QuantSpec, quantize
+import awq_ref.modules.qlinear as qlinear
+from awq_ref.modules.qlinear import AwqLinear
+from awq_ref.primitives.quant import QuantSpec, quantize
 from kernels import awq_linear, choose_path, dispatch
 from tests.kernels.oracle import Layer, assert_matches_reference, packed, random_activations, random_weight
 from tests.kernels.strategies import EXAMPLES, X_DTYPES, layers
@@ -116,8 +116,8 @@ def test_kernel_backend_rejects_unknown_mode():
 
 def test_tiny_model_logits_match_through_kernels(monkeypatch, triton_device):
     """A quantised tiny Llama gives the same logits through the kernels as through awq_ref."""
-    from awq_ref.rtn import rtn
-    from awq_ref.tiny import tiny_model
+    from awq_ref.data.tiny import tiny_model
+    from awq_ref.methods.rtn import rtn
 
     model = tiny_model("llama", seed=0, hidden=64, intermediate=128, layers=1)
     rtn(model, QuantSpec(4, 32, True), version="gemm")

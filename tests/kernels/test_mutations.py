@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 import kernels.dequant
 import kernels.gemm
 import kernels.gemv
-from awq_ref.packing.awq_gemm import ORDER
-from awq_ref.packing.nibbles import NATURAL_ORDER, pack_last, unpack_last
+from awq_ref.formats.awq_gemm import ORDER
+from awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
 from tests.kernels.oracle import (
     assert_dequant_exact,
     assert_matches_reference,

@@ -134,10 +134,10 @@ def run_llmcompressor(model_dir: Path, blocks: torch.Tensor, group: int, dtype: 
 
 
 def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, config) -> PeerRun:
-    from awq_ref.awq import awq_quantize
-    from awq_ref.checkpoint import AwqConfig, save_checkpoint
-    from awq_ref.models import load_model
-    from awq_ref.quant import QuantSpec
+    from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+    from awq_ref.data.models import load_model
+    from awq_ref.methods.awq import awq_quantize
+    from awq_ref.primitives.quant import QuantSpec
 
     spec = QuantSpec(W_BIT, group, True)
     model = load_model(model_dir)
@@ -152,7 +152,7 @@ def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, confi
 
 def checkpoint_perplexity(folder: Path, windows: torch.Tensor) -> float:
     """Perplexity of any verified checkpoint, dequantised to float32 by our decoder."""
-    from awq_ref.perplexity import perplexity
+    from awq_ref.eval.perplexity import perplexity
     from conformance.dequantized import load_dequantized
 
     model = load_dequantized(folder, torch.float32)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from awq_ref.checkpoint import AwqConfig, save_checkpoint
-from awq_ref.packing import awq_gemv, gptq
-from awq_ref.quant import QuantSpec
-from awq_ref.rtn import rtn
-from awq_ref.tiny import tiny_model
+from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_ref.data.tiny import tiny_model
+from awq_ref.formats import awq_gemv, gptq
+from awq_ref.methods.rtn import rtn
+from awq_ref.primitives.quant import QuantSpec
 from tests.conformance.helpers import edit_config, gptq_config, relayout
 
 SEED, HIDDEN, LAYERS = 0, 128, 1

@@ -14,9 +14,9 @@ On a GPU ``.cpu()`` copies, which is why the tool works there.
 import pytest
 import torch
 
-from awq_ref.checkpoint import load_checkpoint, read_tensors
-from awq_ref.corpus import calibration_texts
-from awq_ref.models import default_model_dir
+from awq_ref.checkpoint.awq import load_checkpoint, read_tensors
+from awq_ref.data.corpus import calibration_texts
+from awq_ref.data.models import default_model_dir
 from conformance import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.peers]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import golden
-from awq_ref.checkpoint import load_checkpoint
-from awq_ref.compat import TRANSFORMERS_MAJOR
+from awq_ref.checkpoint.awq import load_checkpoint
+from awq_ref.model.compat import TRANSFORMERS_MAJOR
 from golden.loaders import autoawq_logits, transformers_logits
 from golden.manifest import TOKEN_IDS
 

@@ -46,8 +46,8 @@ import re
 import pytest
 import torch
 
-from awq_ref.checkpoint import load_checkpoint
-from awq_ref.compat import TRANSFORMERS_MAJOR
+from awq_ref.checkpoint.awq import load_checkpoint
+from awq_ref.model.compat import TRANSFORMERS_MAJOR
 from conformance import verify
 from conformance.loaders import claim, claimed_tp_sizes
 from golden.manifest import TOKEN_IDS, greedy_with_margins

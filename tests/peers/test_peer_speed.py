@@ -1,9 +1,9 @@
 """Speed and perplexity against AutoAWQ 0.2.9 and llm-compressor 0.14 (issue 3 item 6).
 
-Model: ``awq_ref.tiny_lm`` (4 layers, hidden 256, intermediate 768, byte vocabulary, trained
+Model: ``awq_ref.data.tiny_lm`` (4 layers, hidden 256, intermediate 768, byte vocabulary, trained
 briefly on the calibration split so its perplexity means something; a random one scores the
 vocabulary size whatever the method). Calibration: 128 x 512 tokens from the calibration split
-(``awq_ref.calibration``), the same token blocks for every tool. w4, group 128, zero point.
+(``awq_ref.data.calibration``), the same token blocks for every tool. w4, group 128, zero point.
 Every tool computes in bfloat16, its fastest dtype on this CPU (shared notes, peers-on-cpu.md:
 AutoAWQ 175 s in fp16, 47 s in fp32, 20 s in bf16 on this shape with 37 blocks; llm-compressor
 12 s in bf16, 338-804 s in fp32/fp16). Times are the quantise call alone, all in this one run,
@@ -31,11 +31,11 @@ FAST = f"ours (loss on {FAST_LOSS_BLOCKS} blocks)"
 def inputs():
     pytest.importorskip("awq", reason="AutoAWQ 0.2.9: tox -e peers")
     pytest.importorskip("llmcompressor", reason="llm-compressor 0.14: tox -e peers")
-    from awq_ref.calibration import calibration_blocks
-    from awq_ref.corpus import eval_text
-    from awq_ref.models import load_tokenizer
-    from awq_ref.perplexity import make_windows
-    from awq_ref.tiny_lm import tiny_lm_dir
+    from awq_ref.data.calibration import calibration_blocks
+    from awq_ref.data.corpus import eval_text
+    from awq_ref.data.models import load_tokenizer
+    from awq_ref.data.tiny_lm import tiny_lm_dir
+    from awq_ref.eval.perplexity import make_windows
 
     folder = tiny_lm_dir()
     tokenizer = load_tokenizer(folder)
@@ -52,10 +52,10 @@ def all_cores():
 
 
 def _reference_rows(folder, windows) -> dict[str, float]:
-    from awq_ref.models import load_model
-    from awq_ref.perplexity import perplexity
-    from awq_ref.quant import QuantSpec
-    from awq_ref.rtn import rtn
+    from awq_ref.data.models import load_model
+    from awq_ref.eval.perplexity import perplexity
+    from awq_ref.methods.rtn import rtn
+    from awq_ref.primitives.quant import QuantSpec
 
     model = load_model(folder)
     fp = perplexity(model, windows.reshape(-1), seqlen=SEQLEN, batch_size=8).ppl
@@ -78,7 +78,7 @@ def _record(rows, reference, threads) -> None:
 
 
 def test_ours_is_faster_than_autoawq_and_llmcompressor_at_equal_perplexity(inputs, all_cores, benchmark, tmp_path):
-    from awq_ref.awq import AwqSearchConfig
+    from awq_ref.methods.awq import AwqSearchConfig
 
     folder, blocks, windows = inputs
     bf16 = torch.bfloat16

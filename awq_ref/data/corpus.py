@@ -1,0 +1,116 @@
+"""Real English text with no hub: six public-domain Jane Austen novels from Debian.
+
+Provenance: Debian package ``r-cran-janeaustenr`` 1.0.0-1 (package MIT, texts public
+domain, from Project Gutenberg). Its data sit in an R lazy-load database
+(``data/Rdata.rdx`` index + ``Rdata.rdb`` zlib chunks); the PyPI package ``rdata`` reads
+them, so R is not needed. ``apt-get download`` + ``dpkg-deb -x`` fetch and unpack the .deb
+without installing it.
+
+Splits, fixed and disjoint by book:
+  * evaluation (held out): Pride and Prejudice;
+  * calibration: Emma, Mansfield Park, Northanger Abbey, Persuasion, Sense and Sensibility.
+Each book is its lines joined with newlines; the sha256 of every extracted text is pinned.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+import subprocess
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
+
+from awq_ref.checkpoint.atomic import atomic_directory, file_lock
+from awq_ref.data.cache import cache_dir
+from awq_ref.errors import DataError
+
+DEB_PACKAGE, DEB_VERSION = "r-cran-janeaustenr", "1.0.0-1"
+EVAL_BOOKS = ("prideprejudice",)
+CALIB_BOOKS = ("emma", "mansfieldpark", "northangerabbey", "persuasion", "sensesensibility")
+DATA_DIR = "usr/lib/R/site-library/janeaustenr/data"
+SHA256 = {
+    "emma": "dd08b340a56ad4a0a00718d5682528a5a5886ae0aef91c9e0fa528074fa64b75",
+    "mansfieldpark": "e0e9ef3863ea77f51f6070062ee0dd50ad9b933223880617629e4e4963ea40ff",
+    "northangerabbey": "8618a5acf5be50cc6e9b7680c7469fb6012649ab08c709dfc63c6367989fd31d",
+    "persuasion": "726513a6c18bb678427bcbcf7c72d0d20816a67c25b0471b26ddcabf3ebac140",
+    "prideprejudice": "2e44edaa4946d64ad541c68e0224f5d672f43bf3ce2a8a0b0637ad5e02fc6eb3",
+    "sensesensibility": "0996d90842bbe8093f3b8142c1e77d1b20cff52d1d0615f3ed67733653e74e26",
+}
+
+
+def corpus_dir() -> Path:
+    """The extracted books (``<book>.txt``), fetched and extracted on first use."""
+    dest = cache_dir() / "text" / f"janeaustenr-{DEB_VERSION}"
+    if not (dest / "SHA256SUMS").is_file():
+        with file_lock(cache_dir() / "text" / ".janeaustenr.lock"):
+            if not (dest / "SHA256SUMS").is_file():
+                with atomic_directory(dest) as staging:
+                    _extract_books(_fetch_deb(), staging)
+    return dest
+
+
+def _fetch_deb() -> Path:
+    debs = cache_dir() / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{DEB_PACKAGE}_{DEB_VERSION}_*.deb"))
+    if found:
+        return found[0]
+    cmd = ["apt-get", "download", f"{DEB_PACKAGE}={DEB_VERSION}"]
+    try:
+        subprocess.run(cmd, cwd=debs, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        raise DataError(f"could not fetch the text corpus with '{' '.join(cmd)}' (run 'apt-get update' "
+                        f"first, or put the .deb into {debs}): {detail.strip()}") from None
+    return _fetch_deb()
+
+
+def _read_r_object(raw: bytes):
+    import rdata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rdata.conversion.convert(rdata.parser.parse_data(raw))
+
+
+def _extract_books(deb: Path, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
+        data = Path(tmp) / DATA_DIR
+        index = _read_r_object(gzip.decompress((data / "Rdata.rdx").read_bytes()))["variables"]
+        blob = (data / "Rdata.rdb").read_bytes()
+    sums = []
+    for book in sorted(EVAL_BOOKS + CALIB_BOOKS):
+        offset, length = (int(v) for v in index[book])
+        chunk = blob[offset : offset + length]
+        (size,) = struct.unpack(">I", chunk[:4])
+        raw = zlib.decompress(chunk[4:])
+        if len(raw) != size:
+            raise DataError(f"{deb.name}: object {book} decompressed to {len(raw)} bytes, expected {size}")
+        text = "\n".join(str(line) for line in _read_r_object(raw))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if digest != SHA256[book]:
+            raise DataError(f"{deb.name}: {book} extracted with sha256 {digest}, expected {SHA256[book]}")
+        (out / f"{book}.txt").write_text(text, encoding="utf-8")
+        sums.append(f"{digest}  {book}.txt\n")
+    (out / "SHA256SUMS").write_text("".join(sums))
+
+
+def read_books(books: tuple[str, ...]) -> list[str]:
+    folder = corpus_dir()
+    return [(folder / f"{book}.txt").read_text(encoding="utf-8") for book in books]
+
+
+def eval_text() -> str:
+    """The held-out evaluation split (never used for calibration)."""
+    return "\n\n".join(read_books(EVAL_BOOKS))
+
+
+def calibration_texts() -> list[str]:
+    """The calibration split: one string per paragraph (blank-line separated), in book order."""
+    paragraphs = []
+    for book in read_books(CALIB_BOOKS):
+        paragraphs += [p.replace("\n", " ").strip() for p in book.split("\n\n") if p.strip()]
+    return paragraphs

@@ -1,0 +1,93 @@
+"""Tiny seeded random models for fast tests, in three families.
+
+Weights are drawn from our own seeded generator (not transformers' initialisers, which can
+change between releases), so the same seed gives the same bytes on any machine. A few
+input channels of every norm are amplified, giving the activation outliers AWQ exploits.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FAMILIES = ("llama", "qwen2", "opt")
+VOCAB = 512
+
+
+_COMMON = {"vocab_size": VOCAB, "num_attention_heads": 4, "max_position_embeddings": 512,
+           "tie_word_embeddings": False}
+# Explicit, version-independent configs (only keys transformers 4.4x and 5.x both read), so
+# golden checkpoints can write exactly these bytes into config.json.
+TINY_CONFIGS = {
+    "llama": {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_key_value_heads": 2,
+              "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "head_dim": 32,
+              "attention_bias": False, "mlp_bias": False, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "qwen2": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_key_value_heads": 2,
+              "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "use_sliding_window": False,
+              "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "opt": {"architectures": ["OPTForCausalLM"], "model_type": "opt", "activation_function": "relu",
+            "do_layer_norm_before": True, "enable_bias": True, "layer_norm_elementwise_affine": True,
+            "dropout": 0.0, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2, **_COMMON},
+}
+
+
+def tiny_config_dict(family: str, hidden: int = 128, intermediate: int = 256, layers: int = 2) -> dict:
+    """The config of a tiny model as a plain dict: Llama has grouped-query attention (2 KV heads
+    for 4 query heads), Qwen2 has q/k/v biases, OPT has LayerNorm with bias and fc1/fc2."""
+    if family not in TINY_CONFIGS:
+        raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES}")
+    sizes = {"hidden_size": hidden, "num_hidden_layers": layers}
+    if family == "opt":
+        sizes |= {"ffn_dim": intermediate, "word_embed_proj_dim": hidden}
+    else:
+        sizes |= {"intermediate_size": intermediate}
+    if "head_dim" in TINY_CONFIGS[family]:
+        sizes["head_dim"] = hidden // 4
+    return {**TINY_CONFIGS[family], **sizes}
+
+
+def tiny_config(family: str, **sizes):
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(**tiny_config_dict(family, **sizes))
+
+
+@torch.no_grad()
+def _fill(model: nn.Module, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in sorted(model.named_parameters()):
+        if p.dim() >= 2:
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+        elif "norm" in name and name.endswith("weight"):
+            p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
+            p[torch.randperm(p.numel(), generator=gen)[: max(1, p.numel() // 32)]] *= 8
+        else:
+            p.copy_(0.01 * torch.randn(p.shape, generator=gen))
+
+
+def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.float32, **sizes) -> nn.Module:
+    from awq_ref.model.compat import causal_lm_from_config
+
+    model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32)
+    _fill(model, seed)
+    return model.to(dtype).eval()
+
+
+def tiny_tokenizer():
+    """A byte-level tokenizer for the tiny models: ids 0-2 are <unk> <s> </s>, then one id per
+    byte (259 of the 512 ids are used). Needs no training and no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {ch: 3 + i for i, ch in enumerate(sorted(alphabet))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+
+
+def save_tiny_model(folder, family: str = "llama", seed: int = 0, **sizes):
+    """A tiny model folder as the CLI and third-party tools read it: weights, config, tokenizer."""
+    tiny_model(family, seed=seed, **sizes).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder

@@ -1,0 +1,65 @@
+"""AutoAWQ GEMV layout (``version: "gemv"``), also llm-awq's Sep 2023 - Feb 2024 layout.
+
+Written by AutoAWQ ``WQLinear_GEMV.from_linear``; run only by AutoAWQ's CUDA kernels
+(``awq_ext``). vLLM cannot load it, so we read, write and verify it, but do not serve it.
+
+    tensor    shape           dtype   content
+    qweight   [N, K / 8]      int32   codes packed along K (inputs), natural nibble order
+    qzeros    [N, ZW]         int32   zeros packed along the group axis, natural order, 0-padded
+    scales    [N, ZW * 8]     fp16    scales, padded columns are 0
+    bias      [N]             fp16    optional, not handled here
+
+ZW = ceil(ceil((K / G) / 8) / m) * m with m = 1 for G >= 128, 2 for G = 64, 4 for G = 32
+(AutoAWQ ``calculate_zeros_width``; per-channel uses G = K). 4-bit only.
+"""
+from __future__ import annotations
+
+import torch
+
+from awq_ref.formats.nibbles import pack_last, unpack_last
+from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+
+TENSOR_NAMES = ("qweight", "qzeros", "scales")
+_MULTIPLIER = {64: 2, 32: 4}
+
+
+def zeros_width(in_features: int, group_width: int) -> int:
+    if group_width < 128 and group_width not in _MULTIPLIER:
+        raise ValueError(f"the GEMV layout supports group sizes 32, 64 and >= 128, got {group_width}")
+    m = 1 if group_width >= 128 else _MULTIPLIER[group_width]
+    base = -(-(in_features // group_width) // 8)
+    return -(-base // m) * m
+
+
+def shapes(in_features: int, out_features: int, group_width: int) -> dict[str, tuple[int, int]]:
+    zw = zeros_width(in_features, group_width)
+    return {"qweight": (out_features, in_features // 8), "qzeros": (out_features, zw), "scales": (out_features, zw * 8)}
+
+
+def _pad_columns(t: torch.Tensor, width: int) -> torch.Tensor:
+    out = torch.zeros(t.shape[0], width, dtype=t.dtype)
+    out[:, : t.shape[1]] = t
+    return out
+
+
+def pack(qw: QuantizedWeight, scale_dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
+    if qw.spec.bits != 4:
+        raise ValueError(f"the GEMV layout stores 4-bit codes only, got {qw.spec.bits} bits")
+    n, k = qw.shape
+    if k % 8:
+        raise ValueError(f"in_features {k} must be a multiple of 8 for the GEMV layout")
+    zw = zeros_width(k, qw.group_width)
+    return {
+        "qweight": pack_last(qw.q, 4),
+        "qzeros": pack_last(_pad_columns(qw.zeros, zw * 8), 4),
+        "scales": _pad_columns(qw.scales.to(scale_dtype), zw * 8),
+    }
+
+
+def unpack(tensors: dict[str, torch.Tensor], spec: QuantSpec) -> QuantizedWeight:
+    q = unpack_last(tensors["qweight"], 4)
+    k = q.shape[1]
+    groups = k // spec.group_width(k)
+    zeros = unpack_last(tensors["qzeros"], 4)[:, :groups].contiguous()
+    scales = tensors["scales"][:, :groups].contiguous()
+    return QuantizedWeight(q=q, scales=scales, zeros=zeros, spec=spec)

@@ -1,0 +1,55 @@
+"""Scaling groups per architecture, the v->o shape rule, and clear errors for the unknown."""
+import pytest
+from torch import nn
+
+from awq_ref.data.tiny import tiny_model
+from awq_ref.errors import ModelError
+from awq_ref.model.arch import clipped, decoder_layers, scaling_groups
+
+
+def test_llama_gqa_skips_v_to_o_like_autoawq():
+    model = tiny_model("llama")
+    groups = scaling_groups(model, decoder_layers(model)[0])
+    assert [g.prev for g in groups] == ["input_layernorm", "post_attention_layernorm", "mlp.up_proj"]
+
+
+def test_llama_mha_keeps_v_to_o():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=4)
+    model = LlamaForCausalLM(cfg)
+    groups = scaling_groups(model, decoder_layers(model)[0])
+    assert ("self_attn.v_proj", ("self_attn.o_proj",)) in [(g.prev, g.balance) for g in groups]
+
+
+def test_opt_groups():
+    model = tiny_model("opt")
+    groups = scaling_groups(model, decoder_layers(model)[0])
+    assert [(g.prev, g.balance) for g in groups] == [
+        ("self_attn_layer_norm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+        ("self_attn.v_proj", ("self_attn.out_proj",)),
+        ("final_layer_norm", ("fc1",)),
+        ("fc1", ("fc2",)),
+    ]
+
+
+def test_unknown_architecture_names_what_is_missing():
+    class GPTSomething(nn.Module):
+        pass
+
+    with pytest.raises(ModelError, match="unsupported architecture GPTSomething"):
+        scaling_groups(GPTSomething(), nn.Module())
+
+
+def test_missing_module_is_named():
+    model = tiny_model("llama")
+    layer = decoder_layers(model)[0]
+    del layer.post_attention_layernorm
+    with pytest.raises(ModelError, match="post_attention_layernorm"):
+        scaling_groups(model, layer)
+
+
+def test_q_and_k_are_never_clipped():
+    assert not clipped("self_attn.q_proj") and not clipped("self_attn.k_proj")
+    assert clipped("self_attn.v_proj") and clipped("mlp.down_proj") and clipped("fc1")
