@@ -11,9 +11,9 @@ from pathlib import Path
 
 from awq_ref.checkpoint.awq import AwqConfig
 from awq_ref.checkpoint.gptq import save_gptq_checkpoint
+from awq_ref.checkpoint.writer import OutputLayout, awq_output, gptq_output
 from awq_ref.methods.gptq import gptq
 from awq_ref.methods.registry import QuantizeRequest, calibration_ids
-from awq_ref.pipeline.layer_loop import OutputLayout, awq_output, gptq_output
 from awq_ref.pipeline.steps import AwqStep, GptqStep, LayerStep, RtnStep
 
 GPTQ_CHECKPOINT_FORMAT = "gptq"

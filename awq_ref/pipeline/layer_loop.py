@@ -9,77 +9,34 @@ model is limited by disk, not RAM. The order:
      files and shard files whose headers are already final (``safetensors_stream``);
   2. read the tensors that run before layer 0 (embeddings; not the output head), let the
      method take layer 0's calibration inputs, write them, drop them;
-  3. per layer: read it from the memory-mapped source, quantise it (``layer_steps``; kept
+  3. per layer: read it from the memory-mapped source, quantise it (``pipeline.steps``; kept
      layers stay float), write its tensors at their planned offsets, drop it;
   4. read, write and drop the output head unless it is tied to the input embedding;
   5. the caller adds its metadata; every planned tensor must have been written, then the
-     staging folder is renamed into place (``atomic``: an interrupted run leaves no --out).
+     staging folder is renamed into place (``checkpoint.writer``: an interrupted run leaves no --out).
 
 The files are byte for byte those of the in-memory path (load the model, quantise, save) for
 the same inputs; ``tests/awq_ref/pipeline/test_layer_loop.py`` checks it.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from torch import nn
 
-from awq_ref.checkpoint.atomic import atomic_directory
 from awq_ref.checkpoint.awq import (
-    DEFAULT_MAX_SHARD_BYTES,
     META_FILE,
-    AwqConfig,
-    checkpoint_config,
-    copy_side_files,
     stored_tensor,
     write_json,
 )
-from awq_ref.checkpoint.gptq import copy_source_files, gptq_config
 from awq_ref.checkpoint.lazy import LazyModel
-from awq_ref.checkpoint.plan import awq_plan, gptq_plan
-from awq_ref.checkpoint.safetensors_stream import ShardedWriter, TensorSpec
-from awq_ref.methods.gptq import GptqConfig
+from awq_ref.checkpoint.safetensors_stream import ShardedWriter
+from awq_ref.checkpoint.writer import OutputLayout, streamed_checkpoint
 from awq_ref.model.arch import layer_prefix
 from awq_ref.modules.swap import LinearError
 from awq_ref.pipeline.steps import LayerStep, float_tensors
-
-UNSHARDED = 1 << 62  # the GPTQ saver writes one file
-
-
-@dataclass(frozen=True)
-class OutputLayout:
-    plan: dict[str, TensorSpec]
-    config: dict
-    copy_side_files: Callable[[Path | None, Path], None]
-    max_shard_bytes: int
-
-
-def awq_output(model: nn.Module, qcfg: AwqConfig, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> OutputLayout:
-    return OutputLayout(awq_plan(model, qcfg), checkpoint_config(model, qcfg, None), copy_side_files, max_shard_bytes)
-
-
-def gptq_output(model: nn.Module, spec, cfg: GptqConfig, checkpoint_format: str = "gptq") -> OutputLayout:
-    return OutputLayout(gptq_plan(model, spec), gptq_config(model, spec, cfg, checkpoint_format),
-                        copy_source_files, UNSHARDED)
-
-
-@contextlib.contextmanager
-def streamed_checkpoint(out: Path, layout: OutputLayout, source: Path | None,
-                        overwrite: bool = False) -> Iterator[tuple[ShardedWriter, Path]]:
-    """A staging folder with config and side files, and a writer for the planned tensors."""
-    with atomic_directory(out, replace=overwrite) as staging:
-        layout.copy_side_files(source, staging)
-        write_json(staging / "config.json", layout.config)
-        writer = ShardedWriter(staging, layout.plan, layout.max_shard_bytes)
-        try:
-            yield writer, staging
-        finally:
-            writer.close()
-        writer.finish()
 
 
 def output_head_names(model: nn.Module) -> list[str]:

@@ -9,6 +9,7 @@ import torch
 from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint
 from awq_ref.checkpoint.gptq import save_gptq_checkpoint
 from awq_ref.checkpoint.lazy import open_lazy
+from awq_ref.checkpoint.writer import awq_output, gptq_output
 from awq_ref.data.models import load_model
 from awq_ref.data.tiny import tiny_model, tiny_tokenizer
 from awq_ref.methods.awq import awq_quantize
@@ -16,7 +17,7 @@ from awq_ref.methods.gptq import gptq
 from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.methods.rtn import rtn
 from awq_ref.model.arch import decoder_layers
-from awq_ref.pipeline.layer_loop import awq_output, gptq_output, quantize_folder
+from awq_ref.pipeline.layer_loop import quantize_folder
 from awq_ref.pipeline.steps import AwqStep, GptqStep, RtnStep
 from awq_ref.primitives.quant import QuantSpec
 
