@@ -17,6 +17,8 @@ Sections and the keys each payload must carry (other keys are kept as given)::
     sensitivity        model, layer, score                    (optional: rank, metric, group)
     benchmarks         name                                   (optional: mean, median, min, max,
                                                                stddev, rounds, unit)
+    decode_speed       model, speedup                         (optional: tokens_per_s,
+                                                               fp16_tokens_per_s, new_tokens, ...)
 
 Values are turned into plain JSON types when recorded (numpy / torch scalars become
 floats), so a payload can never break the results file later.
@@ -43,6 +45,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "findings": ("checkpoint", "rule", "severity", "message"),
     "sensitivity": ("model", "layer", "score"),
     "benchmarks": ("name",),
+    "decode_speed": ("model", "speedup"),
 }
 SECTIONS: tuple[str, ...] = tuple(REQUIRED_KEYS)
 SPOOL_ENV = "AWQ_HARNESS_RESULTS_SPOOL"

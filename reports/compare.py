@@ -2,8 +2,11 @@
 
 Rules (defaults in ``Thresholds``):
 
-* kernel speed-up: a (kernel, shape, batch, group size) record whose speed-up fell below
-  the baseline's by more than the speed band;
+* kernel speed-up: a (kernel, shape, batch, group size) record whose speed-up left the
+  two-sided band ``baseline * (1 +- speed band)``. Slower is a regression; faster is flagged too,
+  as a stale baseline, so that later regressions are measured against a current number (rewrite
+  it on purpose: ``reports.baselines``). The GPU kernel benchmark judges its records by this
+  same comparison;
 * perplexity: a (model, method, bits, group size, evaluator, dataset) entry, or a point of a
   calibration curve, whose perplexity rose by more than the allowed relative delta, or
   that became non-finite;
@@ -28,6 +31,7 @@ CALIBRATION_KEY = ("model", "method", "bits", "group_size", "n_samples")
 FINDING_KEY = ("checkpoint", "rule", "file", "tensor")
 BENCHMARK_KEY = ("name",)
 FLAGGED_SEVERITIES = ("error", "warning")
+STALE_KERNEL_BASELINE = "stale kernel baseline"
 FAILING_OUTCOMES = ("failed", "error")
 
 
@@ -38,7 +42,8 @@ class Thresholds:
     bench_band: float = 0.25
 
     def rules(self) -> list[str]:
-        return [f"kernel speed-up more than {self.speed_band:.0%} below the baseline's",
+        return [f"kernel speed-up more than {self.speed_band:.0%} below the baseline's, or more than "
+                f"{self.speed_band:.0%} above it (a stale baseline: rewrite it)",
                 f"perplexity more than {self.ppl_delta:.1%} above the baseline's (or not finite)",
                 "any new error or warning finding from the verifier",
                 "a test that passed in the baseline now fails",
@@ -90,8 +95,8 @@ def compare(current: Results, baseline: Results, thresholds: Thresholds | None =
     dry = sum(1 for e in current.sections["kernel_speedups"] if e.get("dry_run"))
     if dry:
         result.notes.append(f"{dry} dry-run kernel record(s) (CPU harness check, no real timing) not compared")
-    for kind, section, fields, metric, verdict in _metric_rules(thresholds):
-        _compare_metric(result, kind, section, current, baseline, fields, metric, verdict)
+    for rule in _metric_rules(thresholds):
+        _compare_metric(result, rule, current, baseline)
     result.regressions += new_findings(current, baseline) + newly_failing_tests(current, baseline)
     return result
 
@@ -99,19 +104,34 @@ def compare(current: Results, baseline: Results, thresholds: Thresholds | None =
 Verdict = Callable[[float, float], int]  # -1 worse, 0 within the band, +1 better
 
 
-def _metric_rules(t: Thresholds) -> list[tuple[str, str, tuple[str, ...], str, Verdict]]:
-    return [("kernel speed-up", "kernel_speedups", KERNEL_KEY, "speedup", _lower_is_worse(t.speed_band)),
-            ("perplexity", "perplexity", PERPLEXITY_KEY, "ppl", _higher_is_worse(t.ppl_delta)),
-            ("calibration curve", "calibration_curve", CALIBRATION_KEY, "ppl", _higher_is_worse(t.ppl_delta)),
-            ("benchmark median", "benchmarks", BENCHMARK_KEY, "median", _higher_is_worse(t.bench_band))]
+@dataclass(frozen=True)
+class MetricRule:
+    kind: str
+    section: str
+    fields: tuple[str, ...]
+    metric: str
+    verdict: Verdict
+    better_is_stale: bool = False  # better than the band flags the baseline as stale
 
 
-def _lower_is_worse(band: float) -> Verdict:
-    def verdict(now: float, before: float) -> int:
-        if not math.isfinite(now):
-            return -1
-        return -1 if now < before * (1 - band) else (1 if now > before * (1 + band) else 0)
-    return verdict
+def _metric_rules(t: Thresholds) -> list[MetricRule]:
+    return [MetricRule("kernel speed-up", "kernel_speedups", KERNEL_KEY, "speedup", _speed_band(t.speed_band),
+                       better_is_stale=True),
+            MetricRule("perplexity", "perplexity", PERPLEXITY_KEY, "ppl", _higher_is_worse(t.ppl_delta)),
+            MetricRule("calibration curve", "calibration_curve", CALIBRATION_KEY, "ppl",
+                       _higher_is_worse(t.ppl_delta)),
+            MetricRule("benchmark median", "benchmarks", BENCHMARK_KEY, "median", _higher_is_worse(t.bench_band))]
+
+
+def speed_band_verdict(now: float, before: float, band: float) -> int:
+    """-1 below ``before * (1 - band)`` (or not finite), +1 above ``before * (1 + band)``, else 0."""
+    if not math.isfinite(now):
+        return -1
+    return -1 if now < before * (1 - band) else (1 if now > before * (1 + band) else 0)
+
+
+def _speed_band(band: float) -> Verdict:
+    return lambda now, before: speed_band_verdict(now, before, band)
 
 
 def _higher_is_worse(delta: float) -> Verdict:
@@ -122,21 +142,28 @@ def _higher_is_worse(delta: float) -> Verdict:
     return verdict
 
 
-def _compare_metric(result: Comparison, kind: str, section: str, current: Results, baseline: Results,
-                    fields: tuple[str, ...], metric: str, verdict: Verdict) -> None:
-    now = index(_measured(current.sections[section]), fields)
-    base = index(_measured(baseline.sections[section]), fields)
+def _compare_metric(result: Comparison, rule: MetricRule, current: Results, baseline: Results) -> None:
+    now = index(_measured(current.sections[rule.section]), rule.fields)
+    base = index(_measured(baseline.sections[rule.section]), rule.fields)
     for key in (key for key in now if key in base):
-        before, after = base[key].get(metric), now[key].get(metric)
+        before, after = base[key].get(rule.metric), now[key].get(rule.metric)
         if before is None or after is None:
             continue
-        outcome = verdict(float(after), float(before))
+        outcome = rule.verdict(float(after), float(before))
         if outcome:
-            entry = Regression(kind, describe_key(fields, key), f"{before:.4g}", f"{after:.4g}",
-                               _relative_change(float(after), float(before)), section, key)
-            (result.regressions if outcome < 0 else result.improvements).append(entry)
-    result.missing += [f"{kind}: {describe_key(fields, key)}" for key in base if key not in now]
-    result.added += [f"{kind}: {describe_key(fields, key)}" for key in now if key not in base]
+            _note_change(result, rule, key, float(after), float(before), outcome)
+    result.missing += [f"{rule.kind}: {describe_key(rule.fields, key)}" for key in base if key not in now]
+    result.added += [f"{rule.kind}: {describe_key(rule.fields, key)}" for key in now if key not in base]
+
+
+def _note_change(result: Comparison, rule: MetricRule, key: tuple, after: float, before: float,
+                 outcome: int) -> None:
+    stale = outcome > 0 and rule.better_is_stale
+    kind = STALE_KERNEL_BASELINE if stale else rule.kind
+    change = _relative_change(after, before) + (", faster than the band" if stale else "")
+    entry = Regression(kind, describe_key(rule.fields, key), f"{before:.4g}", f"{after:.4g}", change,
+                       rule.section, key)
+    (result.regressions if outcome < 0 or stale else result.improvements).append(entry)
 
 
 def _measured(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

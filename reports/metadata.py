@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -65,3 +66,13 @@ def device_name() -> str:
 def _torch_cuda_version() -> str | None:
     torch = sys.modules.get("torch")
     return getattr(getattr(torch, "version", None), "cuda", None)
+
+
+def device_slug(device: str) -> str:
+    """The GPU name as a file-name and cache-key word: lower case, each run of characters other
+    than a letter or digit one ``-`` ("NVIDIA A10" -> "nvidia-a10", "NVIDIA H100 80GB HBM3" ->
+    "nvidia-h100-80gb-hbm3"). Per-GPU baselines and the CI cache keys are named by it."""
+    slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+    if not slug:
+        raise ValueError(f"device name {device!r} has no letter or digit to name a baseline by")
+    return slug

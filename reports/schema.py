@@ -36,6 +36,7 @@ NUMERIC_KEYS: dict[str, tuple[str, ...]] = {
     "findings": (),
     "sensitivity": ("score",),
     "benchmarks": (),
+    "decode_speed": ("speedup",),
 }
 
 

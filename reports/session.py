@@ -3,6 +3,8 @@
 A subcommand such as ``awq-harness eval --results-json PATH`` wraps its work in
 ``recording_to(PATH)``; every ``record(...)`` made inside lands in a results file with the
 same schema and run metadata as the pytest plugin writes, ready for ``awq-harness report``.
+Records gathered some other way (the kernel benchmark's session lists) are written with
+``write_sections(path, sections)``, each entry checked as ``record`` checks it.
 """
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from reports.collect import Collector, collecting
+from reports.collect import Collector, check_record, collecting
 from reports.metadata import run_metadata
 from reports.schema import build_document, write_results
 
@@ -27,7 +29,14 @@ def recording_to(path: str | Path, command: list[str] | None = None) -> Iterator
             yield collector
             exitstatus = 0
         finally:
-            run = run_metadata(Path(__file__).resolve().parents[1])
-            run.update(command=command if command is not None else sys.argv, exitstatus=exitstatus,
-                       duration_s=round(time.monotonic() - started, 3))
-            write_results(path, build_document(run, [], collector.sections))
+            write_sections(path, collector.sections, command, exitstatus, time.monotonic() - started)
+
+
+def write_sections(path: str | Path, sections: dict[str, list[dict[str, Any]]], command: list[str] | None = None,
+                   exitstatus: int = 0, duration_s: float | None = None) -> None:
+    """Write ``sections`` (by name, as ``reports.collect`` names them) as a results file with this run's metadata."""
+    checked = {name: [check_record(name, entry) for entry in entries] for name, entries in sections.items()}
+    run = run_metadata(Path(__file__).resolve().parents[1])
+    run.update(command=command if command is not None else sys.argv, exitstatus=exitstatus,
+               duration_s=None if duration_s is None else round(duration_s, 3))
+    write_results(path, build_document(run, [], checked))

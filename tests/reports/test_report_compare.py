@@ -1,9 +1,10 @@
 """reports.compare: regressions against a baseline, by the stated thresholds."""
 import json
 
+import pytest
 from report_samples import NEW_FINDING_RULE, REGRESSED_KERNEL, REGRESSED_PPL, good_run, inject_regression, next_run
 
-from reports.compare import Thresholds, compare
+from reports.compare import KERNEL_KEY, STALE_KERNEL_BASELINE, Thresholds, compare, key_of, speed_band_verdict
 from reports.schema import load_results
 
 
@@ -55,11 +56,30 @@ def test_device_mismatch_is_noted(tmp_path):
     assert "NVIDIA A10" in comparison.notes[0] and "NVIDIA L4" in comparison.notes[0]
 
 
-def test_faster_kernel_is_an_improvement_not_a_regression(tmp_path):
+@pytest.mark.parametrize("now,verdict", [
+    (2.0, 0), (1.81, 0), (2.19, 0),         # inside baseline * (1 +- 0.10)
+    (1.79, -1), (float("nan"), -1),          # below the band, or no longer a number
+    (2.21, 1),                               # above the band
+])
+def test_speed_band_is_two_sided(now, verdict):
+    assert speed_band_verdict(now, 2.0, 0.10) == verdict
+
+
+def test_faster_kernel_beyond_the_band_flags_a_stale_baseline(tmp_path):
     doc = next_run()
-    doc["sections"]["kernel_speedups"][0]["speedup"] *= 1.5
+    row = doc["sections"]["kernel_speedups"][0]
+    row["speedup"] *= 1.5
     comparison = compare(saved(tmp_path, "cur.json", doc), saved(tmp_path, "base.json", good_run()))
-    assert comparison.regressions == [] and len(comparison.improvements) == 1
+    (stale,) = comparison.regressions
+    assert stale.kind == STALE_KERNEL_BASELINE and "faster than the band" in stale.change
+    assert stale.key == key_of(row, KERNEL_KEY) and comparison.improvements == []
+
+
+def test_lower_perplexity_is_an_improvement_not_a_regression(tmp_path):
+    doc = next_run()
+    doc["sections"]["perplexity"][0]["ppl"] *= 0.9
+    comparison = compare(saved(tmp_path, "cur.json", doc), saved(tmp_path, "base.json", good_run()))
+    assert comparison.regressions == [] and [r.kind for r in comparison.improvements] == ["perplexity"]
 
 
 def test_dry_run_kernel_records_are_not_compared(tmp_path):
