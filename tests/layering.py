@@ -42,8 +42,10 @@ IMPORT_RULES = (
     ImportRule("kernels never imports conformance", "kernels", ("conformance",)),
     ImportRule("kernels outside kernels/bench never imports reports", "kernels", ("reports",),
                exempt=("kernels/bench",)),
-    ImportRule("kernels/bench records its results through reports.collect only", "kernels/bench",
-               ("reports",), allowed=("reports.collect",)),
+    # reports.session too: a benchmark session's records are written as a results file of the
+    # report's schema, so the report, its comparison and the baselines read them like any other.
+    ImportRule("kernels/bench records its results through reports.collect only and writes them with "
+               "reports.session", "kernels/bench", ("reports",), allowed=("reports.collect", "reports.session")),
     ImportRule("reports imports nothing from awq_ref, conformance or kernels", "reports",
                ("awq_ref", "conformance", "kernels")),
 )

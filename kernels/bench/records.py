@@ -1,63 +1,47 @@
-"""Benchmark records (schema in kernels/bench/__init__.py) and where they go: a results file
-of their own and the regression report (``reports.collect``, the one way bench results reach it)."""
+"""Benchmark records: each one is an entry of the regression report's ``kernel_speedups``
+section (fields in kernels/bench/__init__.py), so a kernel record needs no translation to be
+reported, compared with a baseline (``reports.compare``) or written to a baseline.
+
+A record goes to the report being collected with ``send_to_report`` (``reports.collect``); a
+session's records are also written as a results file of the same schema (``write_results``,
+through ``reports.session``), which ``awq-harness report`` reads like any other."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from kernels.bench import baselines, roofline
+from kernels.bench import roofline
 from kernels.bench.shapes import BenchCase
 from reports.collect import record as report_record
+from reports.session import write_sections
 
-SCHEMA = 1
-FIELDS = ("kernel", "path", "shape", "M", "N", "K", "group_size", "dtype", "time_ms", "fp16_time_ms",
-          "speedup", "achieved_gbps", "achieved_tflops", "roofline_bound", "threshold", "passed",
-          "device", "dry_run", "timer")
+SECTION = "kernel_speedups"
+FIELDS = ("kernel", "path", "shape", "batch", "N", "K", "group_size", "dtype", "time_ms", "ref_time_ms",
+          "speedup", "gbps", "tflops", "bound", "device", "dry_run", "timer")
 
 
-def make_record(case: BenchCase, path: str, time_ms: float, fp16_time_ms: float, device: str,
-                dry_run: bool, timer: str, baseline: dict | None) -> dict:
+def make_record(case: BenchCase, path: str, time_ms: float, ref_time_ms: float, device: str,
+                dry_run: bool, timer: str) -> dict:
     seconds = time_ms / 1e3
-    speedup = fp16_time_ms / time_ms
-    record = {
+    return {
         "kernel": case.kernel, "path": path, "shape": case.shape,
-        "M": case.m, "N": case.n, "K": case.k, "group_size": case.group_size, "dtype": "float16",
-        "time_ms": time_ms, "fp16_time_ms": fp16_time_ms, "speedup": speedup,
-        "achieved_gbps": roofline.awq_bytes(case.m, case.k, case.n, case.group_size) / seconds / 1e9,
-        "achieved_tflops": roofline.flops(case.m, case.k, case.n) / seconds / 1e12,
-        "roofline_bound": roofline.speedup_bound(case.m, case.k, case.n, case.group_size),
-        "threshold": None, "passed": None,
+        "batch": case.m, "N": case.n, "K": case.k, "group_size": case.group_size, "dtype": "float16",
+        "time_ms": time_ms, "ref_time_ms": ref_time_ms, "speedup": ref_time_ms / time_ms,
+        "gbps": roofline.awq_bytes(case.m, case.k, case.n, case.group_size) / seconds / 1e9,
+        "tflops": roofline.flops(case.m, case.k, case.n) / seconds / 1e12,
+        "bound": roofline.speedup_bound(case.m, case.k, case.n, case.group_size),
         "device": device, "dry_run": dry_run, "timer": timer,
     }
-    return apply_baseline(record, baseline)
 
 
 def record_key(record: dict) -> str:
-    return f"{record['kernel']}|{record['shape']}|M={record['M']}"
-
-
-def apply_baseline(record: dict, baseline: dict | None) -> dict:
-    """A copy of ``record`` with threshold and passed judged against ``baseline``."""
-    band = baselines.threshold(baseline, record_key(record))
-    return {**record, "threshold": band, "passed": baselines.within(record["speedup"], band)}
-
-
-def write_results(path: Path, records: list[dict], decode: list[dict] | None = None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"schema": SCHEMA, "records": records, "decode": decode or []}
-    path.write_text(json.dumps(data, indent=1) + "\n")
-
-
-def report_payload(record: dict) -> dict:
-    """The record in the shape of the report's ``kernel_speedups`` section."""
-    return {"kernel": record["kernel"], "shape": record["shape"], "batch": record["M"],
-            "speedup": record["speedup"], "bound": record["roofline_bound"],
-            "group_size": record["group_size"], "time_ms": record["time_ms"],
-            "ref_time_ms": record["fp16_time_ms"], "gbps": record["achieved_gbps"],
-            "tflops": record["achieved_tflops"], "dry_run": record["dry_run"]}
+    return f"{record['kernel']}|{record['shape']}|M={record['batch']}"
 
 
 def send_to_report(record: dict) -> None:
     """Hand the record to the regression report (kept only while a results file is being collected)."""
-    report_record("kernel_speedups", report_payload(record))
+    report_record(SECTION, record)
+
+
+def write_results(path: Path, records: list[dict], decode: list[dict] | None = None) -> None:
+    """A results file (``reports.schema``) with the records and the decode records (kernels/bench/decode.py)."""
+    write_sections(path, {SECTION: records, "decode_speed": decode or []})

@@ -42,14 +42,14 @@ def synchronized(fn, device: str):
     return lambda: (fn(), torch.cuda.synchronize(device))
 
 
-def run_case(case: BenchCase, device: str, dry_run: bool, baseline: dict | None):
+def run_case(case: BenchCase, device: str, dry_run: bool):
     """(record, the timed kernel call) for one case."""
     t = random_layer(case, device)
     x = torch.randn(case.m, case.k, generator=torch.Generator().manual_seed(1)).half().to(device)
     w16 = torch.randn(case.k, case.n, generator=torch.Generator().manual_seed(2)).half().to(device)
     call = kernel_call(case, x, t)
     time_ms, timer = median_ms(call, dry_run)
-    fp16_time_ms, _ = median_ms(lambda: torch.matmul(x, w16), dry_run)
+    ref_time_ms, _ = median_ms(lambda: torch.matmul(x, w16), dry_run)
     path = choose_path(case.m) if case.kernel == "awq_linear" else case.kernel
-    record = make_record(case, path, time_ms, fp16_time_ms, device_name(device, dry_run), dry_run, timer, baseline)
+    record = make_record(case, path, time_ms, ref_time_ms, device_name(device, dry_run), dry_run, timer)
     return record, synchronized(call, device)
