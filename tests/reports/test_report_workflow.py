@@ -1,11 +1,17 @@
 """The sample GPU workflow: runs the gpu tests with the plugin, reports against a per-GPU
-baseline, uploads the report whatever happened; every shell step is valid bash."""
+baseline, uploads the report whatever happened; every shell step is valid bash; the GPU is
+named by the same function as the code's baseline files."""
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from reports.baselines import REPO_ROOT, baseline_path
+from reports.metadata import device_slug
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a transformers dependency) is needed to read the workflow")
 
@@ -53,3 +59,39 @@ def test_every_run_block_is_valid_bash(steps):
         script = re.sub(r"\$\{\{[^}]*\}\}", "x", step["run"])
         checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
         assert checked.returncode == 0, f"{step.get('name')}: {checked.stderr}"
+
+
+def gpu_name_step(steps):
+    (step,) = [s for s in steps if s.get("id") == "gpu"]
+    return step
+
+
+def test_gpu_is_named_by_the_shared_slug_not_by_shell(steps):
+    script = gpu_name_step(steps)["run"]
+    assert "reports.baselines slug" in script and "reports.baselines path" in script
+    assert not re.search(r"\btr\b|\bsed\b|\bawk\b", script), "the workflow must not make its own slug"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+@pytest.mark.parametrize("gpu", ["NVIDIA A10", "NVIDIA H100 80GB HBM3"])
+def test_workflow_and_code_give_the_gpu_the_same_name(steps, tmp_path, gpu):
+    """Run the naming step with a stand-in nvidia-smi and compare its outputs with the code's."""
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(f'#!/usr/bin/env bash\nif [ $# -gt 0 ]; then echo "{gpu}"; echo "other GPU"; fi\n')
+    smi.chmod(0o755)
+    outputs = tmp_path / "github_output"
+    script = gpu_name_step(steps)["run"].replace(".venv/bin/python", sys.executable)
+    env = {**os.environ, "PATH": f"{smi.parent}{os.pathsep}{os.environ['PATH']}", "GITHUB_OUTPUT": str(outputs),
+           "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    named = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert named == {"slug": device_slug(gpu), "baseline": baseline_path(gpu).relative_to(REPO_ROOT).as_posix()}
+
+
+def test_report_prefers_the_committed_baseline_the_code_reads(steps):
+    script = step_running(steps, "awq-harness report")["run"]
+    assert '[ -f "${{ steps.gpu.outputs.baseline }}" ]' in script
+    assert script.index("steps.gpu.outputs.baseline") < script.index("baseline/results.json")
