@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="HTML", help="where to write the report")
     defaults = Thresholds()
     parser.add_argument("--speed-band", type=float, default=defaults.speed_band,
-                        help="flag a kernel speed-up that fell by more than this share (default %(default)s)")
+                        help="flag a kernel speed-up outside this share of its baseline, either way (faster means a "
+                             "stale baseline; default %(default)s)")
     parser.add_argument("--ppl-delta", type=float, default=defaults.ppl_delta,
                         help="flag a perplexity that rose by more than this share (default %(default)s)")
     parser.add_argument("--bench-band", type=float, default=defaults.bench_band,
