@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from awq_ref.pipeline.steps import AwqStep, GptqStep, RtnStep
 
 from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint
 from awq_ref.checkpoint.gptq import save_gptq_checkpoint
@@ -18,7 +19,6 @@ from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.methods.rtn import rtn
 from awq_ref.model.arch import decoder_layers
 from awq_ref.pipeline.layer_loop import quantize_folder
-from awq_ref.pipeline.steps import AwqStep, GptqStep, RtnStep
 from awq_ref.primitives.quant import QuantSpec
 
 IDS = torch.randint(0, 512, (4, 32), generator=torch.Generator().manual_seed(5))
