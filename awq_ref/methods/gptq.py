@@ -166,7 +166,7 @@ class HessianAccumulator:
 
 @dataclass
 class GptqResult:
-    weights: dict[str, GptqWeight] = field(default_factory=dict)  # kept only with keep_weights
+    weights: dict[str, GptqWeight] = field(default_factory=dict)  # kept when a layout is written
     errors: list[LinearError] = field(default_factory=list)
     seconds: float = 0.0
 
