@@ -23,17 +23,14 @@ def golden_dir(name: str) -> Path:
 
 
 def calibration_ids() -> torch.Tensor:
-    """AWQ goldens calibrate on 8 x 64 token ids from a fixed generator (tiny vocab: 512)."""
+    """Calibrated goldens calibrate on 8 x 64 token ids from a fixed generator (tiny vocab: 512)."""
     return torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(1234))
 
 
 def _quantised_model(spec: GoldenSpec, layout: str):
     """The tiny model quantised in place by the spec's registered method (default settings)."""
-    method = get_method(spec.method)
-    if layout not in method.formats:
-        raise ValueError(f"{spec.name}: method {spec.method!r} writes {method.formats}, not {layout!r}")
     model = tiny_model(spec.family, spec.seed)
-    run_step(model, method_step(method, QuantizeRequest(spec.quant, layout), calibration_ids()))
+    run_step(model, method_step(spec.method, QuantizeRequest(spec.quant, layout), calibration_ids()))
     return model
 
 
@@ -57,10 +54,10 @@ def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
 @contextlib.contextmanager
 def _numerics(spec: GoldenSpec):
     """Calibrated goldens run forwards and searches whose rounding depends on the CPU's kernels:
-    they are built on the pinned path (``awq_ref.primitives.reproducible``) or not at all. RTN and converted
-    goldens are elementwise on the weights, the same bytes on any CPU, so tests may rebuild them
-    in their own (unpinned) process."""
-    if spec.method == "rtn" and not reproducible.is_pinned():
+    they are built on the pinned path (``awq_ref.primitives.reproducible``) or not at all. Uncalibrated
+    methods (RTN) and converted goldens are elementwise on the weights, the same bytes on any CPU, so
+    tests may rebuild them in their own (unpinned) process."""
+    if not get_method(spec.method).calibrated and not reproducible.is_pinned():
         yield
         return
     with reproducible.pinned(f"golden {spec.name}"):

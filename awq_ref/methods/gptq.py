@@ -271,5 +271,4 @@ class GptqOptions:
                                                 static_groups=args.gptq_static_groups, compute_dtype=dtype))
 
 
-GPTQ = Method("gptq", _step, formats=("gptq",), calibrated=True, options=GptqOptions(),
-              summary="Hessian-weighted error feedback, GPTQ's own layout")
+GPTQ = Method("gptq", _step, formats=("gptq",), calibrated=True, options=GptqOptions())

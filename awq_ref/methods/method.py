@@ -99,4 +99,3 @@ class Method:
     keeps_float: bool = False
     options: MethodOptions | None = None
     metadata: Callable[[object], dict] = no_metadata
-    summary: str = ""

@@ -55,5 +55,4 @@ class RtnStep(LayerStep):
         return copy.deepcopy(layer)
 
 
-RTN = Method("rtn", lambda request, calib_ids: RtnStep(request), keeps_float=True,
-             summary="round to nearest, no calibration")
+RTN = Method("rtn", lambda request, calib_ids: RtnStep(request), keeps_float=True)

@@ -75,5 +75,4 @@ class AwqOptions:
                                                     loss_blocks=args.loss_blocks))
 
 
-AWQ = Method("awq", _step, calibrated=True, keeps_float=True, options=AwqOptions(),
-             summary="activation-aware scale search, then round to nearest")
+AWQ = Method("awq", _step, calibrated=True, keeps_float=True, options=AwqOptions())
