@@ -9,8 +9,8 @@ import torch
 
 from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
 from awq_ref.data.tiny import tiny_config_dict, tiny_model
-from awq_ref.methods.awq import AwqSearchConfig, awq_quantize
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_ref.pipeline.quantize import method_step, run_step
 from awq_ref.primitives import reproducible
 from golden.manifest import build_manifest, write_manifest
 from golden.specs import GoldenSpec
@@ -23,18 +23,14 @@ def golden_dir(name: str) -> Path:
 
 
 def calibration_ids() -> torch.Tensor:
-    """AWQ goldens calibrate on 8 x 64 token ids from a fixed generator (tiny vocab: 512)."""
+    """Calibrated goldens calibrate on 8 x 64 token ids from a fixed generator (tiny vocab: 512)."""
     return torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(1234))
 
 
 def _quantised_model(spec: GoldenSpec, layout: str):
+    """The tiny model quantised in place by the spec's registered method (default settings)."""
     model = tiny_model(spec.family, spec.seed)
-    if spec.method == "rtn":
-        rtn(model, spec.quant, layout)
-    elif spec.method == "awq":
-        awq_quantize(model, calibration_ids(), spec.quant, AwqSearchConfig(), mode="real", version=layout)
-    else:
-        raise ValueError(f"{spec.name}: method {spec.method!r} has no golden builder")
+    run_step(model, method_step(spec.method, QuantizeRequest(spec.quant, layout), calibration_ids()))
     return model
 
 
@@ -47,21 +43,21 @@ def _save_awq(spec: GoldenSpec, out: Path, layout: str, overwrite: bool) -> None
 def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
     """GPTQ (v1 ``checkpoint_format: gptq``, symmetric so every zero fits v1's z - 1)."""
     from awq_ref.checkpoint.gptq import save_gptq_checkpoint
-    from awq_ref.methods.gptq import GptqConfig, gptq
 
-    model, cfg = tiny_model(spec.family, spec.seed), GptqConfig()
-    result = gptq(model, calibration_ids(), spec.quant, cfg, keep_weights=True)
+    model, request = tiny_model(spec.family, spec.seed), QuantizeRequest(spec.quant, "gptq")
+    step = method_step(spec.method, request, calibration_ids())
+    run_step(model, step)  # the GPTQ step keeps every linear's codes for the layout
     config = {**tiny_config_dict(spec.family), "torch_dtype": "float16"}
-    save_gptq_checkpoint(model, result.weights, out, cfg, overwrite=overwrite, base_config=config)
+    save_gptq_checkpoint(model, step.result.weights, out, request.gptq, overwrite=overwrite, base_config=config)
 
 
 @contextlib.contextmanager
 def _numerics(spec: GoldenSpec):
     """Calibrated goldens run forwards and searches whose rounding depends on the CPU's kernels:
-    they are built on the pinned path (``awq_ref.primitives.reproducible``) or not at all. RTN and converted
-    goldens are elementwise on the weights, the same bytes on any CPU, so tests may rebuild them
-    in their own (unpinned) process."""
-    if spec.method == "rtn" and not reproducible.is_pinned():
+    they are built on the pinned path (``awq_ref.primitives.reproducible``) or not at all. Uncalibrated
+    methods (RTN) and converted goldens are elementwise on the weights, the same bytes on any CPU, so
+    tests may rebuild them in their own (unpinned) process."""
+    if not get_method(spec.method).calibrated and not reproducible.is_pinned():
         yield
         return
     with reproducible.pinned(f"golden {spec.name}"):

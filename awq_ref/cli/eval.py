@@ -13,7 +13,7 @@ from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
 from awq_ref.cli.method_options import add_method_options, requested_methods
 from awq_ref.data.models import DEFAULT_GROUP_SIZE
 from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint, evaluate_float, evaluate_method
-from awq_ref.methods.registry import METHODS
+from awq_ref.methods.registry import method_names
 from awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
 
 
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="default", help="'default' or a float model folder (the fp row)")
     p.add_argument("--checkpoint", action="append", default=[], help="a quantised checkpoint (repeatable)")
-    p.add_argument("--methods", default="", help=f"comma list quantised in memory, from {sorted(METHODS)}")
+    p.add_argument("--methods", default="", help=f"comma list quantised in memory, from {method_names()}")
     p.add_argument("--w-bit", type=_int_list, default=[4], help="comma list of bit widths for --methods")
     p.add_argument("--group-size", type=_int_list, default=[DEFAULT_GROUP_SIZE], help="comma list")
     p.add_argument("--no-zero-point", action="store_true")

@@ -14,9 +14,11 @@ import torch
 from awq_ref.checkpoint.awq import load_checkpoint
 from awq_ref.cli.method_options import requested_methods
 from awq_ref.data.models import load_model, load_tokenizer
+from awq_ref.eval.evaluate import method_tokenizer
 from awq_ref.eval.lm_eval_task import held_out_documents, lm_eval_perplexity
 from awq_ref.eval.perplexity import perplexity
-from awq_ref.methods.registry import QuantizeRequest, run_method
+from awq_ref.methods.registry import QuantizeRequest
+from awq_ref.pipeline.quantize import quantize_model
 
 
 def add_lm_eval_options(p) -> None:
@@ -35,7 +37,7 @@ def _models(args):
 
 def _quantised(model_name: str, method: str, request: QuantizeRequest, dtype: torch.dtype):
     model = load_model(model_name, torch.float32)
-    run_method(method, model, load_tokenizer(model_name), request)
+    quantize_model(model, method, request, method_tokenizer(model_name, method))
     return model.to(dtype)
 
 

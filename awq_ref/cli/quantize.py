@@ -1,41 +1,44 @@
 """``awq-harness quantize``: quantise a float model and write an AWQ (or GPTQ) checkpoint.
 
 By default one decoder layer at a time (``awq_ref.pipeline.layer_loop``): memory is one layer plus
-its activations, and the files are byte for byte those of ``--in-memory``, which loads the
-whole float model first (the older path, kept for comparison and as a fallback).
+its activations. ``--in-memory`` loads the whole float model first and runs the same loop with
+the same method step and the same writer, so the files are byte for byte the same.
+The method (``--method``, from ``awq_ref.methods.registry``) says which formats it writes,
+whether it reads calibration data and whether it can keep layers or linears in float.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
 from awq_ref.checkpoint.lazy import open_lazy
 from awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
-from awq_ref.cli.quantize_formats import layer_step, output_layout, save_gptq_in_memory
 from awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_ref.errors import HarnessError
-from awq_ref.methods.registry import CALIBRATED, METHODS, QuantizeRequest, run_method
+from awq_ref.methods.method import Method
+from awq_ref.methods.registry import QuantizeRequest, get_method, method_names
 from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
 from awq_ref.pipeline.keep import KeepPlan, parse_keep
-from awq_ref.pipeline.keep_step import KeepLinearsStep, folded_before_quantizing, restore_kept_linears
-from awq_ref.pipeline.layer_loop import quantize_folder
+from awq_ref.pipeline.keep_step import KeepLinearsStep, check_keeps_float
+from awq_ref.pipeline.layer_loop import Loaded, quantize_folder
+from awq_ref.pipeline.quantize import method_step, output_layout
 from awq_ref.primitives.quant import QuantError, QuantSpec
+
+FORMATS = ("gemm", "gemv", "gptq")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("quantize", help="quantise a model and save an AWQ checkpoint",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="default", help="'default' (SmolLM2-135M-Instruct) or a model folder")
-    p.add_argument("--method", default="rtn", choices=sorted(METHODS))
+    p.add_argument("--method", default="rtn", choices=method_names())
     p.add_argument("--w-bit", type=int, default=4, help="weight bits")
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE, help="inputs per group, -1 per channel")
-    p.add_argument("--format", default="gemm", choices=["gemm", "gemv", "gptq"],
+    p.add_argument("--format", default="gemm", choices=list(FORMATS),
                    help="AutoAWQ layout, or GPTQ's own layout (--method gptq only)")
     p.add_argument("--no-zero-point", action="store_true", help="symmetric quantisation")
     p.add_argument("--calib-samples", type=int, default=128, help="calibration blocks (calibrated methods)")
@@ -64,15 +67,13 @@ def _request(args) -> QuantizeRequest:
     return with_method_options(QuantizeRequest(spec, args.format, args.calib_samples, args.seqlen, args.seed), args)
 
 
-def check_method_format(method: str, fmt: str, keep: str | None) -> None:
-    """GPTQ's numbers go only to GPTQ's layout, and only GPTQ's numbers do: the layout's
-    quantization_config (quant_method gptq, damp_percent, desc_act) says how they were made."""
-    if method == "gptq" and fmt != "gptq":
-        raise HarnessError(f"gptq cannot write AWQ layouts (--format {fmt}); use --format gptq")
-    if fmt == "gptq" and method != "gptq":
-        raise HarnessError(f"--format gptq stores GPTQ's own numbers; --method {method} writes --format gemm|gemv")
-    if fmt == "gptq" and keep:
-        raise HarnessError("--keep-layers: the GPTQ layout has no float layers; use --format gemm|gemv")
+def check_method_format(method: Method, fmt: str, keep: str | None) -> None:
+    """A method writes only its own formats: GPTQ's numbers go only to GPTQ's layout (its
+    quantization_config says how they were made), and only GPTQ's numbers do."""
+    if fmt not in method.formats:
+        raise HarnessError(f"--method {method.name} writes --format {'|'.join(method.formats)}, not --format {fmt}")
+    if keep:
+        check_keeps_float(method)
 
 
 def _check_fits(model, request: QuantizeRequest) -> None:
@@ -99,17 +100,12 @@ def _progress(method: str, request: QuantizeRequest, layers: int):
             raise HarnessError(f"cannot quantise with {method}: {err}") from None
 
 
-def _quantize(model, tokenizer, method: str, request: QuantizeRequest) -> list:
-    with _progress(method, request, len(decoder_layers(model))) as on_layer:
-        return run_method(method, model, tokenizer, request, on_layer=on_layer)
-
-
 def _print_summary(args, errors: list, seconds: float, source: Path, out: Path) -> None:
     worst = sorted(errors, key=lambda e: e.rel_error, reverse=True)[:5]
     mean = sum(e.rel_error for e in errors) / len(errors)
     src, dst = _folder_bytes(source), _folder_bytes(out)
     print(f"quantised {len(errors)} linears in {seconds:.1f} s -> {out}")
-    if args.method in CALIBRATED:
+    if get_method(args.method).calibrated:
         print(f"calibration dtype: {calibration_dtype(args).describe()}")
     print(f"size: {dst / 1e6:.1f} MB (source {src / 1e6:.1f} MB, {dst / max(src, 1):.2f}x)")
     print(f"weight error ||W_hat - W|| / ||W||: mean {mean:.4f}, worst:")
@@ -117,66 +113,34 @@ def _print_summary(args, errors: list, seconds: float, source: Path, out: Path) 
         print(f"  {e.rel_error:.4f}  {e.name}")
 
 
-def _restore_float_layers(model, originals: dict[int, object]) -> list[str]:
-    """Put the kept layers back as they were; AWQ and RTN treat layers independently (the next
-    layer's calibration input is the float output), so this equals never quantising them."""
-    layers = decoder_layers(model)
-    for i, layer in originals.items():
-        layers[i] = layer
-    return [f"{layer_prefix(model)}.{i}." for i in sorted(originals)]
-
-
-def _meta(args, request: QuantizeRequest, keep: KeepPlan, errors: list) -> dict:
-    return {"method": args.method, "request": request.to_json(), "source": str(args.model),
+def _meta(args, method: Method, request: QuantizeRequest, keep: KeepPlan, errors: list) -> dict:
+    return {"method": method.name, "request": request.to_json(), "source": str(args.model),
             "calib_dtype_choice": calibration_dtype(args).to_json(),
-            "keep_layers": keep.layers, "keep_linears": keep.linears,
+            "keep_layers": keep.layers, "keep_linears": keep.linears, **method.metadata(request),
             "linear_errors": {e.name: e.rel_error for e in errors}}
 
 
-def _quantize_streamed(args, source: Path, out: Path, request: QuantizeRequest, tokenizer) -> list:
-    lazy = open_lazy(source)
-    _check_fits(lazy.model, request)
-    keep = parse_keep(args.keep_layers, lazy.model)
-    prefix = layer_prefix(lazy.model)
-    layout = output_layout(lazy.model, request, keep.not_converted(prefix))
-    with _progress(args.method, request, len(lazy.layers)) as on_layer:
-        step = KeepLinearsStep(layer_step(args.method, request, tokenizer), args.method, request,
-                               keep.linears_by_layer(prefix))
-        return quantize_folder(lazy, out, step, layout, keep.layers,
-                               lambda errors: _meta(args, request, keep, errors), args.overwrite, on_layer)
-
-
-def _quantize_in_memory(args, source: Path, out: Path, request: QuantizeRequest, tokenizer) -> list:
-    model = load_model(source)
-    _check_fits(model, request)
-    if args.format == "gptq":
-        with _progress(args.method, request, len(decoder_layers(model))) as on_layer:
-            def meta(errors):
-                return _meta(args, request, KeepPlan(), errors)
-
-            return save_gptq_in_memory(model, tokenizer, request, out, source, meta, args.overwrite, on_layer)
-    keep = parse_keep(args.keep_layers, model)
-    originals = {i: copy.deepcopy(decoder_layers(model)[i]) for i in keep.layers}
-    folded = folded_before_quantizing(model, args.method, tokenizer, request, keep)
-    errors = _quantize(model, tokenizer, args.method, request)
-    restore_kept_linears(model, folded, keep)
-    _restore_float_layers(model, originals)
-    not_converted = keep.not_converted(layer_prefix(model))
-    errors = [e for e in errors if not any(e.name.startswith(prefix) for prefix in not_converted or [])]
-    save_checkpoint(model, out, AwqConfig(request.spec, request.version, not_converted), source=source,
-                    meta=_meta(args, request, keep, errors), overwrite=args.overwrite)
-    return errors
+def _quantize(args, source, out: Path, method: Method, request: QuantizeRequest, tokenizer) -> list:
+    """``source``: the folder read lazily, or the model loaded (``--in-memory``); the same loop."""
+    _check_fits(source.model, request)
+    keep = parse_keep(args.keep_layers, source.model)
+    prefix = layer_prefix(source.model)
+    layout = output_layout(source.model, request, keep.not_converted(prefix))
+    with _progress(method.name, request, len(source.layers)) as on_layer:
+        step = KeepLinearsStep(method_step(method, request, tokenizer), method, keep.linears_by_layer(prefix))
+        return quantize_folder(source, out, step, layout, keep.layers,
+                               lambda errors: _meta(args, method, request, keep, errors), args.overwrite, on_layer)
 
 
 def run(args) -> int:
-    out, source = Path(args.out), resolve_model_dir(args.model)
+    out, folder = Path(args.out), resolve_model_dir(args.model)
     if out.exists() and not args.overwrite:
         raise HarnessError(f"{out} already exists (use --overwrite to replace it)")
-    request = _request(args)
-    check_method_format(args.method, args.format, args.keep_layers)
-    tokenizer = load_tokenizer(source) if args.method in CALIBRATED else None
+    request, method = _request(args), get_method(args.method)
+    check_method_format(method, args.format, args.keep_layers)
+    tokenizer = load_tokenizer(folder) if method.calibrated else None
     started = time.perf_counter()
-    quantize = _quantize_in_memory if args.in_memory else _quantize_streamed
-    errors = quantize(args, source, out, request, tokenizer)
-    _print_summary(args, errors, time.perf_counter() - started, source, out)
+    source = Loaded(load_model(folder), folder) if args.in_memory else open_lazy(folder)
+    errors = _quantize(args, source, out, method, request, tokenizer)
+    _print_summary(args, errors, time.perf_counter() - started, folder, out)
     return 0

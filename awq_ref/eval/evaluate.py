@@ -1,7 +1,8 @@
 """Perplexity rows for the float model, in-memory quantised variants and saved checkpoints.
 
-In-memory variants are fake-quantised (weights replaced by (q - z) * s with fp16 scales),
-which gives the same numbers as the packed checkpoint and works for any bit width.
+In-memory variants are fake-quantised by the method's own step over the layer loop
+(``awq_ref.pipeline.quantize``: weights replaced by (q - z) * s with fp16 scales), which gives
+the same numbers as the packed checkpoint and works for any bit width.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from awq_ref.checkpoint.awq import load_checkpoint, read_config
 from awq_ref.data.corpus import eval_text
 from awq_ref.data.models import load_model, load_tokenizer
 from awq_ref.eval.perplexity import Perplexity, perplexity, tokenize_text
-from awq_ref.methods.registry import QuantizeRequest, run_method
+from awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_ref.pipeline.quantize import quantize_model
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class EvalRow:
                 "seconds": round(self.seconds, 3), **self.result.to_json()}
 
 
+def method_tokenizer(model_name: str, method: str):
+    """The model's tokenizer if ``method`` draws calibration data from it, else None."""
+    return load_tokenizer(model_name) if get_method(method).calibrated else None
+
+
 def eval_tokens(model: str) -> torch.Tensor:
     return tokenize_text(load_tokenizer(model), eval_text())
 
@@ -59,7 +66,7 @@ def evaluate_method(model_name: str, method: str, request: QuantizeRequest, toke
                     settings: EvalSettings) -> EvalRow:
     model = load_model(model_name, torch.float32)
     started = time.perf_counter()
-    run_method(method, model, load_tokenizer(model_name), replace(request, version=None))
+    quantize_model(model, method, replace(request, version=None), method_tokenizer(model_name, method))
     quant_seconds = time.perf_counter() - started
     result, seconds = _score(model.to(settings.dtype), tokens, settings)
     spec = request.spec

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
-from awq_ref.model.arch import architecture_of, decoder_layers, layer_prefix, linears_in
-from awq_ref.model.walk import first_layer_inputs, layer_forward, run_layer
+from awq_ref.methods.method import CalibratedStep, Method
+from awq_ref.model.arch import architecture_of, layer_prefix, linears_in
+from awq_ref.model.walk import layer_forward, run_layer
 from awq_ref.modules.swap import LinearError, relative_error
 from awq_ref.primitives.compute_dtype import COMPUTE_DTYPES
 from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
@@ -165,7 +166,7 @@ class HessianAccumulator:
 
 @dataclass
 class GptqResult:
-    weights: dict[str, GptqWeight] = field(default_factory=dict)  # kept only with keep_weights
+    weights: dict[str, GptqWeight] = field(default_factory=dict)  # kept when a layout is written
     errors: list[LinearError] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -219,16 +220,55 @@ def gptq_layer(model, master, hidden, kwargs, spec, cfg, prefix, result, keep_we
     return run_layer(work, hidden, kwargs)
 
 
-@torch.no_grad()
-def gptq(model: nn.Module, calib_ids: torch.Tensor, spec: QuantSpec, cfg: GptqConfig = GptqConfig(),
-         keep_weights: bool = False, on_layer=None) -> GptqResult:
-    """GPTQ on every decoder-layer linear of ``model``, in place (weights become w_hat)."""
-    start, result = time.perf_counter(), GptqResult()
-    hidden, kwargs = first_layer_inputs(model, calib_ids, COMPUTE_DTYPES[cfg.compute_dtype])
-    for i, layer in enumerate(decoder_layers(model)):
-        prefix = f"{layer_prefix(model)}.{i}."
-        hidden = gptq_layer(model, layer, hidden, kwargs, spec, cfg, prefix, result, keep_weights)
-        if on_layer:
-            on_layer(i)
-    result.seconds = time.perf_counter() - start
-    return result
+GPTQ_CHECKPOINT_FORMAT = "gptq"  # v1: what AutoGPTQ, GPTQModel and vLLM read by default
+
+
+class GptqStep(CalibratedStep):
+    """GPTQ on one layer; the next layer's input is the quantised layer's output. Weights become
+    w_hat in place; with a version ("gptq") the codes are kept for the GPTQ layout's tensors."""
+
+    def __init__(self, request, calib_ids: torch.Tensor, checkpoint_format: str = GPTQ_CHECKPOINT_FORMAT):
+        super().__init__(calib_ids, COMPUTE_DTYPES[request.gptq.compute_dtype])
+        self.request, self.checkpoint_format, self.result = request, checkpoint_format, GptqResult()
+        self.started = time.perf_counter()
+
+    def quantize(self, model, index, layer):
+        before = len(self.result.errors)
+        self.hidden = gptq_layer(model, layer, self.hidden, self.kwargs, self.request.spec, self.request.gptq,
+                                 f"{layer_prefix(model)}.{index}.", self.result, self.request.version is not None)
+        self.result.seconds = time.perf_counter() - self.started
+        return self.result.errors[before:]
+
+    def keep(self, model, index, layer):
+        raise ValueError("GPTQ's layout has no float layers (modules_to_not_convert)")
+
+    def tensors(self, prefix, layer):
+        from awq_ref.checkpoint.gptq import gptq_tensors  # it stores GptqWeight: imports this module
+
+        weights = {name: qw for name, qw in self.result.weights.items() if name.startswith(prefix)}
+        state = {prefix + name: t for name, t in layer.state_dict().items()}
+        for name in weights:
+            del self.result.weights[name]
+        return gptq_tensors(state, weights, self.checkpoint_format)
+
+
+def _step(request, calib_ids):
+    if request.modules_to_not_convert:
+        raise ValueError("gptq: modules_to_not_convert is not supported yet")
+    return GptqStep(request, calib_ids)
+
+
+class GptqOptions:
+    def add_flags(self, g) -> None:
+        g.add_argument("--gptq-damp", type=float, default=GptqConfig.damp, help="GPTQ dampening (x mean diag H)")
+        g.add_argument("--gptq-block-size", type=int, default=GptqConfig.block_size)
+        g.add_argument("--gptq-act-order", action="store_true", help="GPTQ columns by decreasing Hessian diagonal")
+        g.add_argument("--gptq-static-groups", action="store_true")
+
+    def configure(self, request, args, dtype: str):
+        return replace(request, gptq=GptqConfig(damp=args.gptq_damp, block_size=args.gptq_block_size,
+                                                act_order=args.gptq_act_order,
+                                                static_groups=args.gptq_static_groups, compute_dtype=dtype))
+
+
+GPTQ = Method("gptq", _step, formats=("gptq",), calibrated=True, options=GptqOptions())

@@ -5,12 +5,13 @@ norms and lm_head stay float), as AutoAWQ does.
 """
 from __future__ import annotations
 
-from typing import Callable
+import copy
 
 import torch
 from torch import nn
 
-from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
+from awq_ref.methods.method import LayerStep, Method
+from awq_ref.model.arch import layer_prefix, linears_in
 from awq_ref.modules.swap import LinearError, excluded, relative_error, replace_linears
 from awq_ref.primitives.quant import QuantizedWeight, QuantSpec, quantize
 
@@ -39,13 +40,19 @@ def rtn_quantize_layer(layer: nn.Module, spec: QuantSpec, version: str | None, s
     return errors
 
 
-@torch.no_grad()
-def rtn(model: nn.Module, spec: QuantSpec, version: str | None, skip: list[str] | None = None,
-        on_layer: Callable[[int], None] | None = None) -> list[LinearError]:
-    """Quantise ``model`` in place (``version=None``: fake-quantise); return the per-linear error."""
-    errors = []
-    for i, layer in enumerate(decoder_layers(model)):
-        errors += rtn_quantize_layer(layer, spec, version, skip, f"{layer_prefix(model)}.{i}.")
-        if on_layer:
-            on_layer(i)
-    return errors
+class RtnStep(LayerStep):
+    """Each layer on its own; kept layers and linears need nothing carried, and RTN folds nothing,
+    so a kept linear's float copy is the float layer itself."""
+
+    def __init__(self, request):
+        self.request = request
+
+    def quantize(self, model, index, layer):
+        return rtn_quantize_layer(layer, self.request.spec, self.request.version,
+                                  self.request.modules_to_not_convert, f"{layer_prefix(model)}.{index}.")
+
+    def float_copy(self, model, index, layer):
+        return copy.deepcopy(layer)
+
+
+RTN = Method("rtn", lambda request, calib_ids: RtnStep(request), keeps_float=True)

@@ -11,62 +11,46 @@ ones, so it picks the scales of the run that wrote the checkpoint (``check_same_
 compares the folded norms with the checkpoint's). Cost: float forwards of the calibration
 blocks up to the last requested layer, plus one layer's scale search per requested layer
 (no clip search, no quantisation). RTN folds nothing: its basis is the float model itself.
+Which method can make such copies, and how, is the method's own (``LayerStep.float_copy``).
 """
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from awq_ref.checkpoint.awq import META_FILE
 from awq_ref.errors import HarnessError
+from awq_ref.methods.awq import AwqSearchConfig
+from awq_ref.methods.registry import QuantizeRequest, get_method, methods
 from awq_ref.model.arch import decoder_layers
-from awq_ref.model.walk import first_layer_inputs, run_layer
-
-SUPPORTED = ("awq", "rtn")
-
-
-def fold_layer_copy(layer: nn.Module, model: nn.Module, hidden: torch.Tensor, kwargs: dict, request,
-                    index: int) -> tuple[nn.Module, torch.Tensor]:
-    """A folded float copy of ``layer`` (AWQ, given its calibration input) and the next layer's input."""
-    from awq_ref.methods.awq.driver import AwqResult, awq_layer
-
-    folded = copy.deepcopy(layer)
-    out = awq_layer(folded, model, hidden, kwargs, request.spec, request.awq, "scale_only",
-                    request.version or "gemm", index, AwqResult(), False)
-    return folded, out
+from awq_ref.pipeline.quantize import method_step
+from awq_ref.primitives.quant import QuantSpec
 
 
 @torch.no_grad()
 def folded_layers(model: nn.Module, method: str, tokenizer, request, indices: list[int]) -> dict[int, nn.Module]:
-    """Folded float copies of the decoder layers ``indices`` of float ``model`` (left unchanged)."""
-    layers = decoder_layers(model)
-    if method == "rtn" or not indices:
-        return {i: copy.deepcopy(layers[i]) for i in indices}
-    if method not in SUPPORTED:
-        raise HarnessError(f"single linears can be kept in float for methods {SUPPORTED}, not {method!r}")
-    from awq_ref.methods.registry import calibration_ids
-
-    dtype = request.awq.torch_dtype
-    hidden, kwargs = first_layer_inputs(model, calibration_ids(tokenizer, request), dtype)
-    folded = {}
+    """Folded float copies of the decoder layers ``indices`` of float ``model`` (left unchanged):
+    the method's step walks the float layers (``keep``) and makes each copy (``float_copy``)."""
+    record = get_method(method)
+    if not record.keeps_float:
+        raise HarnessError(f"single linears can be kept in float with --method "
+                           f"{'|'.join(m.name for m in methods() if m.keeps_float)}, not {method!r}")
+    if not indices:
+        return {}
+    step, layers, folded = method_step(record, request, tokenizer), decoder_layers(model), {}
+    step.begin(model)
     for i in range(max(indices) + 1):
         if i in indices:
-            folded[i], hidden = fold_layer_copy(layers[i], model, hidden, kwargs, request, i)
-        else:
-            hidden = run_layer(copy.deepcopy(layers[i]).to(dtype), hidden, kwargs)
+            folded[i] = step.float_copy(model, i, layers[i])
+        step.keep(model, i, layers[i])
     return folded
 
 
 def checkpoint_request(checkpoint: str | Path):
     """The method and QuantizeRequest recorded in an awq-harness checkpoint's ``awq_harness.json``."""
-    from awq_ref.checkpoint.awq import META_FILE
-    from awq_ref.methods.awq import AwqSearchConfig
-    from awq_ref.methods.registry import QuantizeRequest
-    from awq_ref.primitives.quant import QuantSpec
-
     path = Path(checkpoint) / META_FILE
     try:
         meta = json.loads(path.read_text())

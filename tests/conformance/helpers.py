@@ -10,7 +10,8 @@ from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
 from awq_ref.data.tiny import tiny_model
 from awq_ref.formats import awq_gemm
 from awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec
 
 Q_PROJ = "model.layers.0.self_attn.q_proj"
@@ -21,7 +22,7 @@ def make_checkpoint(out: Path, family: str = "llama", seed: int = 0, spec: Quant
     model = tiny_model(family, seed, **sizes)
     if reference is not None:
         model.save_pretrained(reference)
-    rtn(model, spec, "gemm")
+    quantize_model(model, "rtn", QuantizeRequest(spec, "gemm"))
     kwargs = {"max_shard_bytes": max_shard_bytes} if max_shard_bytes else {}
     return save_checkpoint(model, out, AwqConfig(spec, "gemm"), **kwargs)
 

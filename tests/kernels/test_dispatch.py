@@ -117,10 +117,11 @@ def test_kernel_backend_rejects_unknown_mode():
 def test_tiny_model_logits_match_through_kernels(monkeypatch, triton_device):
     """A quantised tiny Llama gives the same logits through the kernels as through awq_ref."""
     from awq_ref.data.tiny import tiny_model
-    from awq_ref.methods.rtn import rtn
+    from awq_ref.methods.registry import QuantizeRequest
+    from awq_ref.pipeline.quantize import quantize_model
 
     model = tiny_model("llama", seed=0, hidden=64, intermediate=128, layers=1)
-    rtn(model, QuantSpec(4, 32, True), version="gemm")
+    quantize_model(model, "rtn", QuantizeRequest(QuantSpec(4, 32, True), "gemm"))
     model = model.to(triton_device)
     ids = torch.randint(0, 512, (1, 6), generator=torch.Generator().manual_seed(0)).to(triton_device)
     monkeypatch.setattr(qlinear, "KERNELS", "torch")

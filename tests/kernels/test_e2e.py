@@ -8,8 +8,9 @@ import copy
 import pytest
 import torch
 
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.modules.qlinear import kernel_backend
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec
 from kernels.bench.decode import decode_record
 from tests.kernels.oracle import tolerance
@@ -17,7 +18,8 @@ from tests.kernels.oracle import tolerance
 
 def quantised_copy(model, group_size: int):
     quantised = copy.deepcopy(model).float()
-    rtn(quantised, QuantSpec(4, group_size, True), version="gemm")  # on the CPU: AwqLinear buffers are CPU
+    # on the CPU: AwqLinear buffers are CPU
+    quantize_model(quantised, "rtn", QuantizeRequest(QuantSpec(4, group_size, True), "gemm"))
     return quantised
 
 

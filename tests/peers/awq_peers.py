@@ -136,13 +136,17 @@ def run_llmcompressor(model_dir: Path, blocks: torch.Tensor, group: int, dtype: 
 def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, config) -> PeerRun:
     from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
     from awq_ref.data.models import load_model
-    from awq_ref.methods.awq import awq_quantize
+    from awq_ref.methods.awq import AwqStep
+    from awq_ref.methods.registry import QuantizeRequest
+    from awq_ref.pipeline.quantize import run_step
     from awq_ref.primitives.quant import QuantSpec
 
     spec = QuantSpec(W_BIT, group, True)
     model = load_model(model_dir)
     start = time.perf_counter()
-    result = awq_quantize(model, blocks, spec, config, mode="real", version="gemm", keep_tensors=True)
+    step = AwqStep(QuantizeRequest(spec, "gemm", awq=config), blocks, mode="real", keep_tensors=True)
+    run_step(model, step)
+    result = step.result
     seconds = time.perf_counter() - start
     save_checkpoint(model, out, AwqConfig(spec, "gemm"), source=model_dir)
     name = "ours" if config.loss_blocks is None else f"ours (loss on {config.loss_blocks} blocks)"

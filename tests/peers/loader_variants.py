@@ -15,7 +15,8 @@ from typing import Callable
 from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
 from awq_ref.data.tiny import tiny_model
 from awq_ref.formats import awq_gemv, gptq
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec
 from tests.conformance.helpers import edit_config, gptq_config, relayout
 
@@ -35,7 +36,7 @@ class Variant:
 def _gemm(v: Variant, out: Path) -> Path:
     spec = QuantSpec(4, v.group, v.zero_point)
     model = tiny_model("llama", SEED, hidden=HIDDEN, intermediate=v.intermediate, layers=LAYERS)
-    rtn(model, spec, "gemm")
+    quantize_model(model, "rtn", QuantizeRequest(spec, "gemm"))
     return save_checkpoint(model, out, AwqConfig(spec, "gemm"))
 
 

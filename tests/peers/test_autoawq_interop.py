@@ -13,8 +13,9 @@ from awq.utils.packing_utils import dequantize_gemm  # noqa: E402
 
 from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint  # noqa: E402
 from awq_ref.data.tiny import tiny_model  # noqa: E402
-from awq_ref.methods.rtn import rtn  # noqa: E402
+from awq_ref.methods.registry import QuantizeRequest  # noqa: E402
 from awq_ref.modules.qlinear import AwqLinear  # noqa: E402
+from awq_ref.pipeline.quantize import quantize_model  # noqa: E402
 from awq_ref.primitives.quant import QuantSpec  # noqa: E402
 
 GROUP = 64
@@ -73,7 +74,7 @@ def our_checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ours") / "ck"
     model = tiny_model("llama", seed=5)
     spec = QuantSpec(4, GROUP)
-    rtn(model, spec, "gemm")
+    quantize_model(model, "rtn", QuantizeRequest(spec, "gemm"))
     save_checkpoint(model, folder, AwqConfig(spec, "gemm"))
     return folder
 

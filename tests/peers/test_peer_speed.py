@@ -54,12 +54,13 @@ def all_cores():
 def _reference_rows(folder, windows) -> dict[str, float]:
     from awq_ref.data.models import load_model
     from awq_ref.eval.perplexity import perplexity
-    from awq_ref.methods.rtn import rtn
+    from awq_ref.methods.registry import QuantizeRequest
+    from awq_ref.pipeline.quantize import quantize_model
     from awq_ref.primitives.quant import QuantSpec
 
     model = load_model(folder)
     fp = perplexity(model, windows.reshape(-1), seqlen=SEQLEN, batch_size=8).ppl
-    rtn(model, QuantSpec(4, GROUP), None)
+    quantize_model(model, "rtn", QuantizeRequest(QuantSpec(4, GROUP), None))
     return {"float": fp, "rtn w4 g128": perplexity(model, windows.reshape(-1), seqlen=SEQLEN, batch_size=8).ppl}
 
 

@@ -1,9 +1,10 @@
 """Activation-aware weight quantisation (Lin et al. 2023), written to read like the paper.
 
-``awq_quantize(model, calib_ids, spec, AwqSearchConfig())`` runs the search layer by layer.
+``AwqStep`` (``method``) runs the search on one decoder layer; the pipeline drives it over the model.
 Modules: ``stats`` (s_X, s_W), ``scale`` (grid search), ``fold`` (exact reparametrisation),
-``clip`` (clip search), ``capture`` (layer inputs), ``driver`` (the loop), ``config`` (every
-choice, recorded in checkpoint metadata), ``fakequant`` (fast quantise-dequantise).
+``clip`` (clip search), ``blocks`` (loss blocks), ``driver`` (one layer), ``method`` (the step, flags
+and registry record), ``config`` (every choice, recorded in checkpoint metadata), ``fakequant``
+(fast quantise-dequantise).
 
 Where the three public implementations differ, the default is AutoAWQ's:
 
@@ -19,6 +20,7 @@ losses, folding and quantisation math in float32; calibration blocks counted as 
 not rows (``awq_ref.data.calibration``).
 """
 from awq_ref.methods.awq.config import AwqSearchConfig
-from awq_ref.methods.awq.driver import AwqResult, awq_quantize
+from awq_ref.methods.awq.driver import AwqResult
+from awq_ref.methods.awq.method import AWQ, AwqStep
 
-__all__ = ["AwqSearchConfig", "AwqResult", "awq_quantize"]
+__all__ = ["AWQ", "AwqSearchConfig", "AwqResult", "AwqStep"]

@@ -1,6 +1,7 @@
-"""AWQ, layer by layer: the driver that ties statistics, scale search, folding and clipping.
+"""AWQ on one decoder layer: the driver that ties statistics, scale search, folding and clipping.
 
-For each decoder layer (AutoAWQ ``AwqQuantizer.quantize``):
+For each decoder layer (AutoAWQ ``AwqQuantizer.quantize``; ``method.AwqStep`` calls this per layer,
+``awq_ref.pipeline.layer_loop`` drives the layers):
   1. run a working copy of the float layer (in the compute dtype) on its inputs, recording
      every linear's input; its output is the next layer's input. As in llm-awq and AutoAWQ
      this is the float output *before* any scaling or quantisation (no error propagation;
@@ -17,7 +18,6 @@ Memory beyond the model itself: one working copy of a layer plus its activations
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -29,8 +29,8 @@ from awq_ref.methods.awq.config import AwqSearchConfig
 from awq_ref.methods.awq.fold import fold_scales
 from awq_ref.methods.awq.scale import ScaleChoice, search_scale
 from awq_ref.methods.awq.stats import activation_mean, weight_mean
-from awq_ref.model.arch import clipped, decoder_layers, layer_prefix, linears_in, scaling_groups
-from awq_ref.model.walk import first_layer_inputs, layer_forward
+from awq_ref.model.arch import clipped, layer_prefix, linears_in, scaling_groups
+from awq_ref.model.walk import layer_forward
 from awq_ref.modules.swap import LinearError, relative_error, replace_linears
 from awq_ref.primitives.quant import QuantizedWeight, QuantSpec, quantize
 
@@ -124,20 +124,3 @@ def awq_layer(master: nn.Module, model: nn.Module, hidden: torch.Tensor, kwargs:
             result.clips.update({prefix + k: v for k, v in clips.items()})
         result.errors += quantize_layer(master, spec, mode, version, prefix)
     return out
-
-
-@torch.no_grad()
-def awq_quantize(model: nn.Module, calib_ids: torch.Tensor, spec: QuantSpec, cfg: AwqSearchConfig = AwqSearchConfig(),
-                 mode: str = "fake", version: str = "gemm", keep_tensors: bool = False,
-                 on_layer=None) -> AwqResult:
-    """Run AWQ on ``model`` in place (its float weights are the float32 master copy)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    start, result = time.perf_counter(), AwqResult()
-    hidden, kwargs = first_layer_inputs(model, calib_ids, cfg.torch_dtype)
-    for i, layer in enumerate(decoder_layers(model)):
-        hidden = awq_layer(layer, model, hidden, kwargs, spec, cfg, mode, version, i, result, keep_tensors)
-        if on_layer:
-            on_layer(i)
-    result.seconds = time.perf_counter() - start
-    return result

@@ -6,7 +6,8 @@ import torch
 
 from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
 from awq_ref.data.tiny import tiny_model
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec
 
 
@@ -20,7 +21,7 @@ def fp16_exact_tiny(family: str, seed: int = 0):
 
 def quantized_tiny(family="llama", spec=QuantSpec(4, 64), version="gemm", seed=0):
     model = fp16_exact_tiny(family, seed)
-    rtn(model, spec, version)
+    quantize_model(model, "rtn", QuantizeRequest(spec, version))
     return model
 
 

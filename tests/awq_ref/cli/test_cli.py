@@ -11,8 +11,9 @@ import torch
 from awq_ref.checkpoint.awq import load_checkpoint
 from awq_ref.cli import main
 from awq_ref.data.tiny import tiny_model
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.modules.qlinear import AwqLinear
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec
 
 
@@ -28,7 +29,7 @@ def _assert_is_the_rtn_model(loaded, spec: QuantSpec, version: str) -> None:
     AwqLinear of that spec and layout whose dequantised weight is exactly the fake-quantised one,
     and the same logits (up to the fp16 scales' arithmetic; the float model is far further off)."""
     expected = tiny_model("llama")
-    rtn(expected, spec, None)
+    quantize_model(expected, "rtn", QuantizeRequest(spec, None))
     quantised = {n: m for n, m in loaded.named_modules() if isinstance(m, AwqLinear)}
     assert len(quantised) == 14
     for name, module in quantised.items():

@@ -39,10 +39,11 @@ def test_gptq_format_verifies_as_gptq(model_dir, tmp_path, capsys, symmetric):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "rtn", "--format", "gptq"], "--format gptq stores GPTQ's own numbers; --method rtn"),
-    (["--method", "awq", "--format", "gptq"], "--format gptq stores GPTQ's own numbers; --method awq"),
-    (["--method", "gptq", "--format", "gemv"], "gptq cannot write AWQ layouts (--format gemv); use --format gptq"),
-    (["--method", "gptq", "--format", "gptq", "--keep-layers", "0"], "the GPTQ layout has no float layers"),
+    (["--method", "rtn", "--format", "gptq"], "--method rtn writes --format gemm|gemv, not --format gptq"),
+    (["--method", "awq", "--format", "gptq"], "--method awq writes --format gemm|gemv, not --format gptq"),
+    (["--method", "gptq", "--format", "gemv"], "--method gptq writes --format gptq, not --format gemv"),
+    (["--method", "gptq", "--format", "gptq", "--keep-layers", "0"],
+     "--keep-layers: --method gptq keeps no layers or linears in float (use --method awq|rtn)"),
 ])
 def test_mismatched_method_and_format_is_one_clear_line(model_dir, tmp_path, capsys, args, message):
     assert main(["quantize", "--model", str(model_dir), *args, *CALIB, "--out", str(tmp_path / "x")]) == 2

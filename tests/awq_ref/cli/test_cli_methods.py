@@ -74,7 +74,7 @@ def test_quantize_with_gptq_into_an_awq_layout_is_a_clear_error(model_dir, tmp_p
             str(tmp_path / "g"),
         ]
     )
-    assert code == 2 and "gptq cannot write AWQ layouts" in capsys.readouterr().err
+    assert code == 2 and "--method gptq writes --format gptq, not --format gemm" in capsys.readouterr().err
 
 
 def test_eval_table_with_lm_eval(model_dir, tmp_path, capsys):

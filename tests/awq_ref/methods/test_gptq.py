@@ -8,7 +8,9 @@ from safetensors.torch import load_file
 from awq_ref.checkpoint.gptq import save_gptq_checkpoint
 from awq_ref.data.tiny import tiny_model
 from awq_ref.formats import gptq as gptq_layout
-from awq_ref.methods.gptq import GptqConfig, gptq, gptq_weight
+from awq_ref.methods.gptq import GptqConfig, GptqStep, gptq_weight
+from awq_ref.methods.registry import QuantizeRequest
+from awq_ref.pipeline.quantize import run_step
 from awq_ref.primitives.quant import QuantSpec
 
 SPEC = QuantSpec(4, 32)
@@ -69,8 +71,9 @@ def test_same_seed_same_bytes_and_standard_layout(tmp_path):
     runs = []
     for _ in range(2):
         model = tiny_model("llama", seed=5)
-        result = gptq(model, ids, QuantSpec(4, 64), keep_weights=True)
-        runs.append(result)
+        step = GptqStep(QuantizeRequest(QuantSpec(4, 64), "gptq"), ids)
+        run_step(model, step)
+        runs.append(step.result)
     first, second = runs
     assert first.weights.keys() == second.weights.keys()
     for name in first.weights:

@@ -6,10 +6,11 @@ import torch
 
 from awq_ref.data.tiny import tiny_model
 from awq_ref.eval.holdout import selection_and_validation
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.mixed_precision.group_sensitivity import group_sensitivity, linear_groups
 from awq_ref.mixed_precision.plan import extra_bytes, measure, plan_keep_groups
 from awq_ref.model.arch import decoder_layers
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec, pseudo_quantize
 
 
@@ -54,7 +55,7 @@ def test_the_damaged_group_ranks_first_and_the_plan_keeps_only_it(family):
 def test_group_plans_of_an_rtn_checkpoint_keep_float_linears_for_fewer_bytes_than_a_layer():
     reference, ids = _confident("llama", seed=4)
     quantized = copy.deepcopy(reference)
-    rtn(quantized, QuantSpec(4, 32), "gemm")
+    quantize_model(quantized, "rtn", QuantizeRequest(QuantSpec(4, 32), "gemm"))
     layers = decoder_layers(reference)
     folded = {i: layers[i] for i in range(3)}  # RTN folds nothing
     groups = group_sensitivity(reference, folded, quantized, ids)

@@ -8,11 +8,12 @@ from awq_ref.checkpoint import lazy
 from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, save_checkpoint
 from awq_ref.data.tiny import tiny_model
 from awq_ref.eval.perplexity import perplexity
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.mixed_precision.layerwise import compare_layerwise
 from awq_ref.mixed_precision.plan import plan_keep_layers
 from awq_ref.mixed_precision.sensitivity import layer_sensitivity
 from awq_ref.model.arch import decoder_layers
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec, pseudo_quantize
 
 WINDOWS = torch.randint(0, 512, (2, 64), generator=torch.Generator().manual_seed(0))
@@ -26,7 +27,7 @@ def pair(request, tmp_path_factory):
     for p in model.parameters():
         p.data = p.data.half().float()  # what the float folder stores
     model.save_pretrained(root / "fp")
-    rtn(model, QuantSpec(4, 32), "gemm")
+    quantize_model(model, "rtn", QuantizeRequest(QuantSpec(4, 32), "gemm"))
     save_checkpoint(model, root / "q", AwqConfig(QuantSpec(4, 32), "gemm"))
     return root / "fp", root / "q"
 

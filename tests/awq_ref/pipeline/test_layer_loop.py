@@ -1,5 +1,5 @@
-"""Quantising one decoder layer at a time writes the files the in-memory path writes, byte for byte,
-with only one decoder layer in memory at a time."""
+"""Quantising one decoder layer at a time writes the files the whole-model savers write for the
+same model quantised in memory, byte for byte, with only one decoder layer in memory at a time."""
 import filecmp
 from pathlib import Path
 
@@ -12,13 +12,13 @@ from awq_ref.checkpoint.lazy import open_lazy
 from awq_ref.checkpoint.writer import awq_output, gptq_output
 from awq_ref.data.models import load_model
 from awq_ref.data.tiny import tiny_model, tiny_tokenizer
-from awq_ref.methods.awq import awq_quantize
-from awq_ref.methods.gptq import gptq
+from awq_ref.methods.awq import AwqStep
+from awq_ref.methods.gptq import GptqStep
 from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.rtn import RtnStep
 from awq_ref.model.arch import decoder_layers
-from awq_ref.pipeline.layer_loop import quantize_folder
-from awq_ref.pipeline.steps import AwqStep, GptqStep, RtnStep
+from awq_ref.pipeline.layer_loop import Loaded, quantize_folder
+from awq_ref.pipeline.quantize import quantize_model, run_step
 from awq_ref.primitives.quant import QuantSpec
 
 IDS = torch.randint(0, 512, (4, 32), generator=torch.Generator().manual_seed(5))
@@ -44,15 +44,14 @@ def _source(folder: Path, family: str, tied: bool = False, layers: int = 3) -> P
 
 
 def _in_memory(src: Path, out: Path, method: str, request: QuantizeRequest, max_shard_bytes=None) -> None:
+    """Load the whole model, quantise it in place, save it with the whole-model savers."""
     model = load_model(src)
     if method == "gptq":
-        weights = gptq(model, IDS, request.spec, request.gptq, keep_weights=True).weights
-        save_gptq_checkpoint(model, weights, out, request.gptq, source=src, meta=META)
+        step = GptqStep(request, IDS)
+        run_step(model, step)
+        save_gptq_checkpoint(model, step.result.weights, out, request.gptq, source=src, meta=META)
         return
-    if method == "awq":
-        awq_quantize(model, IDS, request.spec, request.awq, mode="real", version=request.version)
-    else:
-        rtn(model, request.spec, request.version)
+    quantize_model(model, method, request, IDS)
     extra = {"max_shard_bytes": max_shard_bytes} if max_shard_bytes else {}
     save_checkpoint(model, out, AwqConfig(request.spec, request.version), source=src, meta=META, **extra)
 
@@ -148,3 +147,17 @@ def test_an_interrupted_run_leaves_nothing_at_out(tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         _streamed(src, tmp_path / "out", "rtn", request, step=_FailsAtLayer(request))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+@pytest.mark.parametrize("method, version", [("rtn", "gemv"), ("awq", "gemm"), ("gptq", "gptq")])
+def test_a_loaded_model_through_the_same_loop_writes_the_same_files(tmp_path, method, version):
+    """``quantize --in-memory``: the loaded model as the loop's source, same step, same writer."""
+    src = _source(tmp_path / "src", "llama")
+    request = QuantizeRequest(QuantSpec(4, 64, method != "gptq"), version)
+    _streamed(src, tmp_path / "stream", method, request)
+    loaded = Loaded(load_model(src), src)
+    step = {"rtn": RtnStep(request), "awq": AwqStep(request, IDS), "gptq": GptqStep(request, IDS)}[method]
+    layout = (gptq_output(loaded.model, request.spec, request.gptq) if method == "gptq"
+              else awq_output(loaded.model, AwqConfig(request.spec, request.version)))
+    quantize_folder(loaded, tmp_path / "loaded", step, layout, meta_for=lambda errors: META)
+    _assert_same_folders(tmp_path / "stream", tmp_path / "loaded")

@@ -4,9 +4,11 @@ import torch
 
 from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, save_checkpoint
 from awq_ref.data.tiny import FAMILIES, tiny_model
-from awq_ref.methods.awq import AwqSearchConfig, awq_quantize
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.awq import AwqSearchConfig
+from awq_ref.methods.registry import QuantizeRequest
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec
+from tests.awq_ref.methods.awq.run import run_awq
 
 SPEC = QuantSpec(4, 64)
 CALIB = torch.randint(0, 512, (4, 64), generator=torch.Generator().manual_seed(11))
@@ -22,7 +24,7 @@ def test_same_inputs_same_bytes():
     states = []
     for _ in range(2):
         model = tiny_model("llama", seed=6)
-        awq_quantize(model, CALIB, SPEC, mode="real")
+        run_awq(model, CALIB, SPEC, mode="real")
         states.append(model.state_dict())
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
@@ -31,8 +33,8 @@ def test_same_inputs_same_bytes():
 def test_fake_and_real_modes_compute_the_same_model(tmp_path):
     """Llama has no biases (AwqLinear stores a bias in fp16, the fake path keeps it float)."""
     fake, real = tiny_model("llama", seed=7), tiny_model("llama", seed=7)
-    awq_quantize(fake, CALIB, SPEC, mode="fake")
-    awq_quantize(real, CALIB, SPEC, mode="real")
+    run_awq(fake, CALIB, SPEC, mode="fake")
+    run_awq(real, CALIB, SPEC, mode="real")
     torch.testing.assert_close(logits(real), logits(fake), rtol=1e-5, atol=1e-5)
     save_checkpoint(real, tmp_path / "ckpt", AwqConfig(SPEC, "gemm"))  # norms, embeddings now fp16
     torch.testing.assert_close(logits(load_checkpoint(tmp_path / "ckpt")), logits(fake), rtol=1e-2, atol=5e-3)
@@ -44,8 +46,8 @@ def test_awq_is_closer_to_the_float_model_than_rtn(family, bits):
     spec = QuantSpec(bits, 64)
     reference = logits(tiny_model(family, seed=8))
     awq_model, rtn_model = tiny_model(family, seed=8), tiny_model(family, seed=8)
-    awq_quantize(awq_model, CALIB, spec)
-    rtn(rtn_model, spec, None)
+    run_awq(awq_model, CALIB, spec)
+    quantize_model(rtn_model, "rtn", QuantizeRequest(spec, None))
     awq_err = (logits(awq_model) - reference).pow(2).mean()
     rtn_err = (logits(rtn_model) - reference).pow(2).mean()
     assert awq_err < rtn_err
@@ -53,8 +55,8 @@ def test_awq_is_closer_to_the_float_model_than_rtn(family, bits):
 
 def test_choices_are_recorded_and_change_the_result():
     plain, duo = tiny_model("llama", seed=9), tiny_model("llama", seed=9)
-    a = awq_quantize(plain, CALIB, SPEC, AwqSearchConfig(duo_scaling=False, clip=False), keep_tensors=True)
-    b = awq_quantize(duo, CALIB, SPEC, AwqSearchConfig(), keep_tensors=True)
+    a = run_awq(plain, CALIB, SPEC, AwqSearchConfig(duo_scaling=False, clip=False), keep_tensors=True)
+    b = run_awq(duo, CALIB, SPEC, AwqSearchConfig(), keep_tensors=True)
     assert a.clips == {} and len(b.clips) == 2 * 5  # 2 layers x (v, o, gate, up, down)
     assert len(a.groups) == len(b.groups) == 2 * 3  # GQA: v -> o skipped
     assert any(not torch.equal(x.scales, y.scales) for x, y in zip(a.groups, b.groups))
@@ -64,8 +66,8 @@ def test_choices_are_recorded_and_change_the_result():
 def test_bfloat16_search_stays_close_to_float32():
     m32, m16 = tiny_model("llama", seed=10), tiny_model("llama", seed=10)
     reference = logits(tiny_model("llama", seed=10))
-    awq_quantize(m32, CALIB, SPEC, AwqSearchConfig(compute_dtype="float32"))
-    awq_quantize(m16, CALIB, SPEC, AwqSearchConfig(compute_dtype="bfloat16"))
+    run_awq(m32, CALIB, SPEC, AwqSearchConfig(compute_dtype="float32"))
+    run_awq(m16, CALIB, SPEC, AwqSearchConfig(compute_dtype="bfloat16"))
     err32 = (logits(m32) - reference).pow(2).mean()
     err16 = (logits(m16) - reference).pow(2).mean()
     assert err16 < 1.5 * err32

@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from awq_ref.data.tiny import FAMILIES, tiny_model
-from awq_ref.methods.awq import AwqSearchConfig, awq_quantize
+from awq_ref.methods.awq import AwqSearchConfig
 from awq_ref.methods.awq.fold import fold_scales
 from awq_ref.model.arch import decoder_layers, scaling_groups
 from awq_ref.primitives.quant import QuantSpec
+from tests.awq_ref.methods.awq.run import run_awq
 
 IDS = torch.randint(0, 512, (3, 48), generator=torch.Generator().manual_seed(7))
 
@@ -48,7 +49,7 @@ def test_searched_scales_fold_without_changing_the_model(family):
     model = tiny_model(family, seed=4)
     with torch.no_grad():
         before = model(IDS).logits
-    result = awq_quantize(model, IDS, QuantSpec(4, 64), AwqSearchConfig(), mode="scale_only", keep_tensors=True)
+    result = run_awq(model, IDS, QuantSpec(4, 64), AwqSearchConfig(), mode="scale_only", keep_tensors=True)
     assert any(not torch.allclose(g.scales, torch.ones_like(g.scales)) for g in result.groups)
     with torch.no_grad():
         torch.testing.assert_close(model(IDS).logits, before, rtol=1e-5, atol=2e-5)

@@ -3,10 +3,12 @@ import pytest
 import torch
 
 from awq_ref.data.tiny import FAMILIES, tiny_model
-from awq_ref.methods.awq import AwqSearchConfig, awq_quantize
+from awq_ref.methods.awq import AwqSearchConfig
 from awq_ref.methods.awq.blocks import block_rows, select_blocks
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.registry import QuantizeRequest
+from awq_ref.pipeline.quantize import quantize_model
 from awq_ref.primitives.quant import QuantSpec
+from tests.awq_ref.methods.awq.run import run_awq
 
 SPEC = QuantSpec(4, 64)
 CALIB = torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(21))
@@ -34,8 +36,8 @@ def test_per_block_kwargs_follow_the_rows_and_shared_ones_pass():
 
 def test_loss_on_every_block_is_the_default_bit_for_bit():
     default, all_blocks = tiny_model("llama", seed=23), tiny_model("llama", seed=23)
-    awq_quantize(default, CALIB, SPEC, mode="real")
-    awq_quantize(all_blocks, CALIB, SPEC, AwqSearchConfig(loss_blocks=len(CALIB)), mode="real")
+    run_awq(default, CALIB, SPEC, mode="real")
+    run_awq(all_blocks, CALIB, SPEC, AwqSearchConfig(loss_blocks=len(CALIB)), mode="real")
     a, b = default.state_dict(), all_blocks.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -44,9 +46,9 @@ def test_the_loss_sees_the_chosen_blocks_and_the_statistics_see_all():
     """Layer 0's first group: at alpha = 0 the duo candidate 1 / (s_W + 1e-4) does not depend on
     s_X, so a loss on block 0 alone equals that of a run calibrated on block 0 alone; at alpha > 0
     the candidates differ because s_X still comes from all eight blocks."""
-    full = awq_quantize(tiny_model("llama", seed=24), CALIB, SPEC).groups[0].losses
-    one = awq_quantize(tiny_model("llama", seed=24), CALIB, SPEC, AwqSearchConfig(loss_blocks=1)).groups[0].losses
-    alone = awq_quantize(tiny_model("llama", seed=24), CALIB[:1], SPEC).groups[0].losses
+    full = run_awq(tiny_model("llama", seed=24), CALIB, SPEC).groups[0].losses
+    one = run_awq(tiny_model("llama", seed=24), CALIB, SPEC, AwqSearchConfig(loss_blocks=1)).groups[0].losses
+    alone = run_awq(tiny_model("llama", seed=24), CALIB[:1], SPEC).groups[0].losses
     assert one[0] == pytest.approx(alone[0], rel=1e-6) and one[0] != pytest.approx(full[0], rel=1e-3)
     assert all(a != pytest.approx(b, rel=1e-6) for a, b in zip(one[1:], alone[1:]))
 
@@ -56,6 +58,6 @@ def test_two_of_eight_loss_blocks_still_beat_rtn(family):
     with torch.no_grad():
         reference = tiny_model(family, seed=25)(EVAL).logits
         subset, baseline = tiny_model(family, seed=25), tiny_model(family, seed=25)
-        awq_quantize(subset, CALIB, SPEC, AwqSearchConfig(loss_blocks=2))
-        rtn(baseline, SPEC, None)
+        run_awq(subset, CALIB, SPEC, AwqSearchConfig(loss_blocks=2))
+        quantize_model(baseline, "rtn", QuantizeRequest(SPEC, None))
         assert (subset(EVAL).logits - reference).pow(2).mean() < (baseline(EVAL).logits - reference).pow(2).mean()

@@ -1,0 +1,101 @@
+"""What a quantisation method is to the harness: one ``Method`` record and a ``LayerStep``.
+
+Every method quantises a model one decoder layer at a time (``awq_ref.pipeline.layer_loop``
+drives the steps, for a model folder read lazily or a model already in memory). A step sees
+the model only through its skeleton (decoder layers on ``meta`` except the one being worked
+on) and keeps between layers only what the method carries forward (the calibrated methods'
+hidden states and layer kwargs):
+
+    begin(model)            the tensors that precede layer 0 are loaded: take the calibration
+                            inputs of layer 0 (calibrated methods)
+    quantize(model, i, L)   quantise layer i in place; return its per-linear errors
+    keep(model, i, L)       layer i stays float: advance the carried state as if it had been
+                            quantised and restored (AWQ: the float output)
+    float_copy(model, i, L) before quantising layer i: a float copy of it in the basis the
+                            quantised layer will have, for linears kept in float (AWQ folds its
+                            scales in, RTN copies); a method that cannot refuses
+    tensors(prefix, L)      what the checkpoint stores for the layer (names from the root)
+
+``request.version`` says what ``quantize`` leaves: None fake-quantises (weights become
+(q - z) * s, any bit width), a format name ("gemm", "gemv", "gptq") the layer that format
+stores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+from torch import nn
+
+from awq_ref.checkpoint.awq import stored_tensor
+from awq_ref.model.walk import first_layer_inputs
+from awq_ref.modules.swap import LinearError
+
+
+def float_tensors(prefix: str, layer: nn.Module) -> dict[str, torch.Tensor]:
+    """The layer's state as an AWQ checkpoint stores it (AwqLinear buffers, other floats fp16)."""
+    return {prefix + name: stored_tensor(t.detach()) for name, t in layer.state_dict().items()}
+
+
+class LayerStep:
+    def begin(self, model: nn.Module) -> None:
+        pass
+
+    def quantize(self, model: nn.Module, index: int, layer: nn.Module) -> list[LinearError]:
+        raise NotImplementedError
+
+    def keep(self, model: nn.Module, index: int, layer: nn.Module) -> None:
+        pass
+
+    def float_copy(self, model: nn.Module, index: int, layer: nn.Module) -> nn.Module:
+        raise ValueError(f"{type(self).__name__} cannot keep single linears in float")
+
+    def tensors(self, prefix: str, layer: nn.Module) -> dict[str, torch.Tensor]:
+        return float_tensors(prefix, layer)
+
+
+class CalibratedStep(LayerStep):
+    """Carries the hidden states entering the next layer, and the layer kwargs, in ``dtype``."""
+
+    def __init__(self, calib_ids: torch.Tensor, dtype: torch.dtype):
+        self.calib_ids, self.dtype = calib_ids, dtype
+        self.hidden, self.kwargs = None, None
+
+    def begin(self, model):
+        self.hidden, self.kwargs = first_layer_inputs(model, self.calib_ids, self.dtype)
+
+
+class MethodOptions(Protocol):
+    """A method's own settings: its CLI flags and the request they make."""
+
+    def add_flags(self, group) -> None:
+        """Add the flags to an argparse argument group (shared by ``quantize`` and ``eval``)."""
+
+    def configure(self, request, args, dtype: str):
+        """``request`` with the settings from ``args``; ``dtype``: the resolved --calib-dtype."""
+
+
+def no_metadata(request) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One quantisation method, everything the CLI, the evaluator and the golden builder need.
+
+    ``make_step(request, calib_ids)`` builds the layer step (``calib_ids`` is None unless
+    ``calibrated``). ``formats`` are the on-disk layouts it writes; ``fake_quant``: it can
+    fake-quantise (version None, any bit width) for evaluation; ``keeps_float``: its step
+    makes float copies (``LayerStep.float_copy``) and keeps whole layers, so
+    ``--keep-layers`` works. ``metadata(request)`` adds keys to ``awq_harness.json``.
+    """
+
+    name: str
+    make_step: Callable[[object, torch.Tensor | None], LayerStep]
+    formats: tuple[str, ...] = ("gemm", "gemv")
+    calibrated: bool = False
+    fake_quant: bool = True
+    keeps_float: bool = False
+    options: MethodOptions | None = None
+    metadata: Callable[[object], dict] = no_metadata

@@ -1,0 +1,59 @@
+"""Quantise a model with a registered method: the method's step over the one layer loop.
+
+``quantize_model`` quantises a loaded model in place (evaluation, goldens, tests);
+``run_step`` does the same with a step the caller built and keeps (to read what the step
+recorded: AWQ's scales and clips, GPTQ's codes). ``output_layout`` is the checkpoint folder
+``request.version`` (a format name) asks for.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from awq_ref.checkpoint.awq import AwqConfig
+from awq_ref.checkpoint.writer import OutputLayout, awq_output, gptq_output
+from awq_ref.methods.gptq import GPTQ_CHECKPOINT_FORMAT
+from awq_ref.methods.method import LayerStep, Method
+from awq_ref.methods.registry import QuantizeRequest, calibration_ids, get_method
+from awq_ref.modules.swap import LinearError
+from awq_ref.pipeline.layer_loop import Loaded, quantize_layers
+
+
+def check_version(method: Method, request: QuantizeRequest) -> None:
+    """The request's version is one the method writes (None: fake quantisation)."""
+    if request.version is None and not method.fake_quant:
+        raise ValueError(f"{method.name} cannot fake-quantise (version None)")
+    if request.version is not None and request.version not in method.formats:
+        raise ValueError(f"{method.name} writes {'|'.join(method.formats)}, not {request.version!r}")
+
+
+def method_step(method: str | Method, request: QuantizeRequest, calibration=None) -> LayerStep:
+    """The method's step; ``calibration``: calibration token ids, or the tokenizer to draw them with."""
+    method = get_method(method) if isinstance(method, str) else method
+    check_version(method, request)
+    ids = None
+    if method.calibrated:
+        ids = calibration if isinstance(calibration, torch.Tensor) else calibration_ids(calibration, request)
+    return method.make_step(request, ids)
+
+
+def run_step(model: nn.Module, step: LayerStep, on_layer: Callable[[int], None] | None = None,
+             kept: list[int] = ()) -> list[LinearError]:
+    """``step`` over every decoder layer of ``model``, in place; the per-linear errors."""
+    return quantize_layers(Loaded(model), step, None, kept, on_layer)
+
+
+def quantize_model(model: nn.Module, method: str | Method, request: QuantizeRequest, calibration=None,
+                   on_layer: Callable[[int], None] | None = None) -> list[LinearError]:
+    """Quantise ``model`` in place with ``method`` (``request.version`` None: fake-quantise)."""
+    return run_step(model, method_step(method, request, calibration), on_layer)
+
+
+def output_layout(model: nn.Module, request: QuantizeRequest, not_converted: list[str] | None) -> OutputLayout:
+    """GPTQ's v1 layout for version "gptq" (``checkpoint_format: "gptq"``; v1 stores z - 1, so a group
+    whose zero point is 0 cannot be written), else AutoAWQ's GEMM or GEMV layout."""
+    if request.version == "gptq":
+        return gptq_output(model, request.spec, request.gptq, GPTQ_CHECKPOINT_FORMAT)
+    return awq_output(model, AwqConfig(request.spec, request.version, not_converted))
