@@ -62,7 +62,7 @@ def folded_layers(model: nn.Module, method: str, tokenizer, request, indices: li
 
 def checkpoint_request(checkpoint: str | Path):
     """The method and QuantizeRequest recorded in an awq-harness checkpoint's ``awq_harness.json``."""
-    from awq_ref.checkpoint.awq import META_FILE
+    from awq_ref.checkpoint.writer import META_FILE
     from awq_ref.methods.awq import AwqSearchConfig
     from awq_ref.methods.registry import QuantizeRequest
     from awq_ref.primitives.quant import QuantSpec

@@ -21,8 +21,8 @@ import copy
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.awq import stored_tensor
 from awq_ref.checkpoint.gptq import gptq_tensors
+from awq_ref.checkpoint.plan import stored_tensor
 from awq_ref.methods.awq.driver import AwqResult, awq_layer
 from awq_ref.methods.gptq import GptqResult, gptq_layer
 from awq_ref.methods.rtn import rtn_quantize_layer
