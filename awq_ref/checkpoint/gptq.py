@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from awq_ref.checkpoint.plan import stored_tensor, tensors_plan
-from awq_ref.checkpoint.writer import model_output, write_checkpoint
+from awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
 from awq_ref.formats import gptq as gptq_layout
 from awq_ref.methods.gptq import GptqConfig, GptqWeight
 from awq_ref.primitives.quant import QuantizedWeight
@@ -58,11 +58,11 @@ def gptq_tensors(state: dict[str, torch.Tensor], weights: dict[str, GptqWeight],
 def save_gptq_checkpoint(model: nn.Module, weights: dict[str, GptqWeight], out: str | Path, cfg: GptqConfig,
                          source: str | Path | None = None, meta: dict | None = None,
                          checkpoint_format: str = "gptq", overwrite: bool = False,
-                         base_config: dict | None = None) -> Path:
+                         base_config: dict | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
     """``weights``: module name (from the model root) -> GptqWeight, as ``gptq(keep_weights=True)`` returns.
     ``base_config`` replaces ``model.config.to_dict()`` (goldens: bytes independent of transformers)."""
     spec = next(iter(weights.values())).spec
     tensors = gptq_tensors(model.state_dict(), weights, checkpoint_format)
     layout = model_output(model, tensors_plan(tensors), gptq_quantization_config(spec, cfg, checkpoint_format),
-                          base_config)
+                          base_config, max_shard_bytes)
     return write_checkpoint(out, layout, tensors, source, meta, overwrite)

@@ -60,8 +60,8 @@ def checkpoint_config(base: dict, quantization_config: dict, dtype: str = STORED
     cfg = {key: value for key, value in base.items() if key not in CLEANED_CONFIG_KEYS}
     cfg["dtype"] = cfg["torch_dtype"] = dtype
     rope = cfg.get("rope_parameters")
-    if isinstance(rope, dict) and "rope_theta" in rope:
-        cfg.setdefault("rope_theta", rope["rope_theta"])
+    if isinstance(rope, dict) and "rope_theta" in rope and cfg.get("rope_theta") is None:
+        cfg["rope_theta"] = rope["rope_theta"]
     cfg["quantization_config"] = quantization_config
     return cfg
 
