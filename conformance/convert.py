@@ -4,30 +4,36 @@ Both store the same unsigned codes, zeros and scales (awq-format.md §2.7): GEMM
 along N with AWQ's interleave, compressed-tensors along K in natural order with zeros packed
 along N, and scales transposed. We unpack to (q, z, s) and repack, so qweight, qzeros and
 scales come back bit-identical after GEMM -> compressed-tensors -> GEMM, and the dequantised
-weights are bit-identical in both directions. Every other tensor is copied byte for byte.
+weights are bit-identical in both directions. Every other tensor is copied byte for byte,
+except an output head tied to the input embedding, which no checkpoint we write holds.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from awq_ref.checkpoint.atomic import atomic_directory
+from awq_ref.checkpoint.safetensors_stream import TensorSpec
+from awq_ref.checkpoint.writer import (
+    DEFAULT_MAX_SHARD_BYTES,
+    STORED_DTYPE,
+    OutputLayout,
+    checkpoint_config,
+    streamed_checkpoint,
+    tied_head_keys,
+    without_keys,
+)
 from awq_ref.errors import HarnessError
 from awq_ref.formats import awq_gemm, compressed_tensors
-from awq_ref.primitives.quant import QuantSpec
+from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 from conformance import decode
 from conformance.declared import Declared
-from conformance.folder import INDEX, PICKLE_SUFFIXES
+from conformance.reader import TORCH_DTYPES
 from conformance.runner import load_layers, verify
 from conformance.structure import Layer
 
 TARGETS = {"compressed-tensors": "compressed-tensors", "gemm": "awq-gemm"}
-MAX_SHARD_BYTES = 5 * 1000**3
 CT_VERSION = "0.19.0"  # the compressed-tensors release whose config we write
 
 
@@ -58,17 +64,40 @@ def awq_config(decl: Declared) -> dict:
             "version": "gemm", "modules_to_not_convert": skip or None}
 
 
+def _packed(qw: QuantizedWeight, target: str, scale_dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    module = compressed_tensors if target == "compressed-tensors" else awq_gemm
+    return module.pack(qw, scale_dtype=scale_dtype)
+
+
+def _scale_dtype(layer: Layer) -> torch.dtype:
+    return TORCH_DTYPES[layer.infos["scales" if layer.layout.name == "awq-gemm" else "weight_scale"].dtype]
+
+
 def _convert_layer(layer: Layer, tensors: dict[str, torch.Tensor], target: str,
                    zero_point: bool) -> dict[str, torch.Tensor]:
     # The declared zero point decides whether compressed-tensors gets weight_zero_point: a
     # symmetric AWQ file stores the implicit zero 8 in qzeros (the gate checked they are 8).
     qw = replace(decode.full(layer, tensors, v1=False), spec=QuantSpec(4, layer.group_width, zero_point))
-    scale_dtype = tensors["scales" if layer.layout.name == "awq-gemm" else "weight_scale"].dtype
-    module = compressed_tensors if target == "compressed-tensors" else awq_gemm
-    out = module.pack(qw, scale_dtype=scale_dtype)
+    out = _packed(qw, target, _scale_dtype(layer))
     if "bias" in tensors:
         out["bias"] = tensors["bias"]
     return {f"{layer.prefix}.{s}": t for s, t in out.items()}
+
+
+def _layer_plan(layer: Layer, target: str, zero_point: bool) -> dict[str, TensorSpec]:
+    """The converted layer's tensors, shapes and dtypes: the target's packer run on all-zero
+    codes of the layer's size (the layout depends on the sizes only, never on the values)."""
+    n, k, groups = layer.dims.n, layer.dims.k, layer.dims.k // layer.group_width
+    blank = QuantizedWeight(torch.zeros(n, k, dtype=torch.int32), torch.ones(n, groups),
+                            torch.zeros(n, groups, dtype=torch.int32), QuantSpec(4, layer.group_width, zero_point))
+    plan = {s: TensorSpec.of(t) for s, t in _packed(blank, target, _scale_dtype(layer)).items()}
+    if "bias" in layer.infos:
+        plan["bias"] = _info_spec(layer.infos["bias"])
+    return {f"{layer.prefix}.{s}": spec for s, spec in plan.items()}
+
+
+def _info_spec(info) -> TensorSpec:
+    return TensorSpec(tuple(info.shape), TORCH_DTYPES[info.dtype])
 
 
 def _gate(src: str, target: str) -> None:
@@ -83,53 +112,57 @@ def _gate(src: str, target: str) -> None:
         raise HarnessError(f"{src} is already {report.format}")
 
 
-def _converted_tensors(src: str, target: str):
-    folder, decl, layers, reader, _ = load_layers(src)
-    owned = {i.name for layer in layers for i in layer.infos.values()}
+def _copied(folder, layers: list[Layer]) -> dict:
+    """The source's tensors outside the quantised layers (embeddings, norms, head): copied as they are."""
+    owned = {info.name for layer in layers for info in layer.infos.values()}
+    return {name: info for name, info in sorted(folder.tensors.items()) if name not in owned}
+
+
+def _plan(folder, decl: Declared, layers: list[Layer], target: str) -> dict[str, TensorSpec]:
+    plan = {}
+    for layer in layers:
+        plan.update(_layer_plan(layer, target, decl.zero_point))
+    plan.update({name: _info_spec(info) for name, info in _copied(folder, layers).items()})
+    return plan
+
+
+def _converted_tensors(folder, decl: Declared, layers: list[Layer], reader, target: str):
+    """One layer's converted tensors at a time, then the copied ones one by one."""
     for layer in layers:
         yield _convert_layer(layer, {s: reader.get(i) for s, i in layer.infos.items()}, target, decl.zero_point)
-    for name, info in sorted(folder.tensors.items()):
-        if name not in owned:
-            yield {name: reader.get(info)}
+    for name, info in _copied(folder, layers).items():
+        yield {name: reader.get(info)}
 
 
-def _write_shards(tensors, out: Path) -> None:
-    shards, current, size = [], {}, 0
-    for group in tensors:
-        nbytes = sum(t.numel() * t.element_size() for t in group.values())
-        if current and size + nbytes > MAX_SHARD_BYTES:
-            shards.append(current)
-            current, size = {}, 0
-        current.update(group)
-        size += nbytes
-    shards.append(current)
-    names = (["model.safetensors"] if len(shards) == 1
-             else [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)])
-    for name, shard in zip(names, shards):
-        save_file({k: v.contiguous() for k, v in sorted(shard.items())}, out / name, metadata={"format": "pt"})
-    if len(shards) > 1:
-        weight_map = {k: name for name, shard in zip(names, shards) for k in shard}
-        (out / INDEX).write_text(json.dumps({"metadata": {}, "weight_map": dict(sorted(weight_map.items()))}, indent=2))
+def _stored_dtype(config: dict, plan: dict[str, TensorSpec]) -> str:
+    """The dtype config.json declares: the source's, else that of its first float tensor."""
+    declared = config.get("dtype") or config.get("torch_dtype")
+    if declared:
+        return str(declared)
+    floats = [spec.dtype for spec in plan.values() if spec.dtype.is_floating_point]
+    return str(floats[0]).removeprefix("torch.") if floats else STORED_DTYPE
 
 
-def _copy_side_files(src: Path, out: Path, config: dict) -> None:
-    for entry in os.scandir(src):
-        skip = (entry.name == "config.json" or entry.name == INDEX
-                or entry.name.endswith((".safetensors",) + PICKLE_SUFFIXES))
-        if not skip and entry.is_file(follow_symlinks=False):
-            (out / entry.name).write_bytes(Path(entry.path).read_bytes())
-    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+def _output(folder, decl: Declared, layers: list[Layer], target: str, max_shard_bytes: int) -> OutputLayout:
+    config = dict(folder.config)
+    quantization = ct_config(decl) if target == "compressed-tensors" else awq_config(decl)
+    plan = _plan(folder, decl, layers, target)
+    tied = tied_head_keys(bool(config.get("tie_word_embeddings", False)))
+    return OutputLayout(without_keys(plan, tied), checkpoint_config(config, quantization, _stored_dtype(config, plan)),
+                        max_shard_bytes)
 
 
-def convert(src: str | Path, dst: str | Path, target: str, overwrite: bool = False) -> Path:
+def convert(src: str | Path, dst: str | Path, target: str, overwrite: bool = False,
+            max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
+    """Convert ``src`` to ``target`` at ``dst``, one layer in memory at a time, through the one
+    checkpoint writer (``awq_ref.checkpoint.writer``: config, side files, shards, atomic)."""
     if target not in TARGETS:
         raise HarnessError(f"--to {target!r}: choose from {sorted(TARGETS)}")
     src = str(src)
     _gate(src, target)
-    folder, decl, _, _, _ = load_layers(src)
-    config = dict(folder.config)
-    config["quantization_config"] = ct_config(decl) if target == "compressed-tensors" else awq_config(decl)
-    with atomic_directory(dst, replace=overwrite) as staging:
-        _write_shards(_converted_tensors(src, target), staging)
-        _copy_side_files(Path(src), staging, config)
+    folder, decl, layers, reader, _ = load_layers(src)
+    layout = _output(folder, decl, layers, target, max_shard_bytes)
+    with streamed_checkpoint(Path(dst), layout, Path(src), overwrite) as (writer, _):
+        for group in _converted_tensors(folder, decl, layers, reader, target):
+            writer.write_all({name: t for name, t in group.items() if writer.wants(name)})
     return Path(dst)

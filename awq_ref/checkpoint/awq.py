@@ -7,33 +7,26 @@ A checkpoint folder holds:
     ``model.safetensors.index.json`` once the tensors exceed ``max_shard_bytes``;
   * the tokenizer and generation config copied from the source model;
   * ``awq_harness.json``: how it was made (method, spec, per-linear error).
-Float tensors are stored in fp16 as AutoAWQ does; tied output embeddings are omitted.
-Saving is atomic (see ``atomic``). Loading never unpickles: safetensors only.
+Float tensors are stored in fp16 as AutoAWQ does; tied output embeddings are omitted. The
+folder's layout (config keys, side files, shards, index, atomic staging) is the one writer's,
+``checkpoint.writer``. Loading never unpickles: safetensors only.
 """
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from awq_ref.checkpoint.atomic import atomic_directory
-from awq_ref.checkpoint.safetensors_stream import FILE_METADATA, SINGLE_FILE, index_json, shard_file_names, shard_groups
+from awq_ref.checkpoint.plan import quantise_skeleton, stored_tensor, tensors_plan
+from awq_ref.checkpoint.safetensors_stream import INDEX_FILE, SINGLE_FILE
+from awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
 from awq_ref.errors import CheckpointError
-from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
 from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.modules.swap import excluded, set_submodule
 from awq_ref.primitives.quant import QuantError, QuantSpec
-
-INDEX_FILE = "model.safetensors.index.json"
-META_FILE = "awq_harness.json"
-DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # AutoAWQ's max_shard_size="5GB"
-NOT_COPIED = {"config.json", INDEX_FILE, META_FILE}
 
 
 @dataclass(frozen=True)
@@ -64,79 +57,17 @@ class AwqConfig:
 
 # ----------------------------------------------------------------------------- saving
 
-def stored_tensor(t: torch.Tensor) -> torch.Tensor:
-    """What a checkpoint stores for a tensor: floats as fp16 (AutoAWQ), integers as they are."""
-    return (t.to(torch.float16) if t.is_floating_point() else t).contiguous()
-
-
-def tied_output_keys(model: nn.Module) -> list[str]:
-    """Output-embedding names left out of the files because they are tied to the input embedding."""
-    if not getattr(model.config, "tie_word_embeddings", False):
-        return []
-    return list(getattr(model, "_tied_weights_keys", None) or ["lm_head.weight"])
-
-
-def _state_to_save(model: nn.Module) -> dict[str, torch.Tensor]:
-    state = {k: stored_tensor(v.detach()) for k, v in model.state_dict().items()}
-    for key in tied_output_keys(model):
-        state.pop(key, None)
-    return dict(sorted(state.items()))
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-def _write_tensors(state: dict[str, torch.Tensor], out: Path, max_bytes: int) -> None:
-    shards = shard_groups({name: _nbytes(t) for name, t in state.items()}, max_bytes)
-    weight_map = {}
-    for names, file_name in zip(shards, shard_file_names(len(shards))):
-        save_file({name: state[name] for name in names}, out / file_name, metadata=FILE_METADATA)
-        weight_map.update({name: file_name for name in names})
-    if len(shards) > 1:
-        write_json(out / INDEX_FILE, index_json(weight_map, sum(_nbytes(t) for t in state.values())))
-
-
-def write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def checkpoint_config(model: nn.Module, qcfg: AwqConfig, base: dict | None) -> dict:
-    cfg = dict(base) if base is not None else model.config.to_dict()
-    for key in ("_name_or_path", "_model_name_or_path", "transformers_version"):
-        cfg.pop(key, None)
-    cfg["dtype"] = cfg["torch_dtype"] = "float16"  # torch_dtype: read by transformers 4.x
-    rope = cfg.get("rope_parameters") or {}
-    if "rope_theta" in rope:
-        cfg.setdefault("rope_theta", rope["rope_theta"])  # 4.x reads the flat key
-    cfg["quantization_config"] = qcfg.to_json()
-    return cfg
-
-
-def copy_side_files(source: Path | None, out: Path) -> None:
-    """Tokenizer, chat template and generation config: every non-weight file of the source."""
-    if source is None:
-        return
-    for path in sorted(Path(source).iterdir()):
-        if path.is_file() and path.name not in NOT_COPIED and path.suffix not in (".safetensors", ".bin", ".pt"):
-            shutil.copyfile(path, out / path.name)
-
-
 def save_checkpoint(model: nn.Module, out: str | Path, qcfg: AwqConfig, source: str | Path | None = None,
                     meta: dict | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
                     overwrite: bool = False, config: dict | None = None) -> Path:
-    """Write ``model`` (its linears already AwqLinear) to ``out`` atomically.
+    """Write ``model`` (its linears already AwqLinear) to ``out`` atomically, through ``checkpoint.writer``.
 
     ``config`` replaces ``model.config.to_dict()`` as the base of config.json (golden
     checkpoints pass a fixed dict so their bytes do not depend on the transformers version).
     """
-    with atomic_directory(out, replace=overwrite) as staging:
-        copy_side_files(Path(source) if source else None, staging)
-        write_json(staging / "config.json", checkpoint_config(model, qcfg, config))
-        _write_tensors(_state_to_save(model), staging, max_shard_bytes)
-        if meta is not None:
-            write_json(staging / META_FILE, meta)
-    return Path(out)
+    state = {name: stored_tensor(t.detach()) for name, t in model.state_dict().items()}
+    layout = model_output(model, tensors_plan(state), qcfg.to_json(), config, max_shard_bytes)
+    return write_checkpoint(out, layout, state, source, meta, overwrite)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -200,18 +131,6 @@ def _skeleton(cfg: dict, dtype: torch.dtype) -> nn.Module:
     clean = {k: v for k, v in cfg.items() if k != "quantization_config"}
     config = AutoConfig.for_model(**clean)
     return causal_lm_from_config(config, dtype).eval()
-
-
-def quantise_skeleton(model: nn.Module, qcfg: AwqConfig) -> None:
-    """Swap the decoder layers' linears (except modules_to_not_convert) for empty AwqLinear modules."""
-    prefix = layer_prefix(model)
-    for i, layer in enumerate(decoder_layers(model)):
-        for name, linear in linears_in(layer).items():
-            if excluded(f"{prefix}.{i}.{name}", qcfg.modules_to_not_convert):
-                continue
-            module = AwqLinear(linear.in_features, linear.out_features, qcfg.spec, qcfg.version,
-                               linear.bias is not None)
-            set_submodule(layer, name, module)
 
 
 def _check_against(model: nn.Module, tensors: dict[str, torch.Tensor], folder: Path) -> None:

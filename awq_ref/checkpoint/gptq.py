@@ -1,11 +1,12 @@
 """Write GPTQ results in the standard GPTQ checkpoint layout (AutoGPTQ / GPTQModel / vLLM).
 
-Folder: ``config.json`` with ``quantization_config`` = {quant_method: "gptq", bits,
-group_size, desc_act, sym, static_groups, damp_percent, true_sequential,
-checkpoint_format}; ``model.safetensors`` with, per quantised linear, ``qweight``
-[K/8, N], ``qzeros`` [K/G, N/8], ``scales`` [K/G, N] fp16, ``g_idx`` [K] int32 (see
-``awq_ref.formats.gptq``) and the bias if any; every other float tensor in fp16; tied
-output embeddings omitted; the source's tokenizer files; ``awq_harness.json`` metadata.
+Folder (laid out by ``checkpoint.writer``, like every checkpoint): ``config.json`` with
+``quantization_config`` = {quant_method: "gptq", bits, group_size, desc_act, sym,
+static_groups, damp_percent, true_sequential, checkpoint_format}; safetensors files (5 GB
+shards) with, per quantised linear, ``qweight`` [K/8, N], ``qzeros`` [K/G, N/8], ``scales``
+[K/G, N] fp16, ``g_idx`` [K] int32 (see ``awq_ref.formats.gptq``) and the bias if any;
+every other float tensor in fp16; tied output embeddings omitted; the source's tokenizer
+files; ``awq_harness.json`` metadata.
 
 With act-order (desc_act) and no static groups, a column's group is its rank in the
 act-order // G, so ``g_idx`` is not k // G; the codes, zeros and scales are packed the
@@ -13,21 +14,16 @@ same way and ``g_idx`` carries the mapping (as AutoGPTQ writes it).
 """
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from awq_ref.checkpoint.atomic import atomic_directory
+from awq_ref.checkpoint.plan import stored_tensor, tensors_plan
+from awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
 from awq_ref.formats import gptq as gptq_layout
 from awq_ref.methods.gptq import GptqConfig, GptqWeight
 from awq_ref.primitives.quant import QuantizedWeight
-
-SINGLE_FILE = "model.safetensors"  # GPTQ checkpoints are written unsharded
-SKIPPED_SOURCE_FILES = {"config.json", "model.safetensors.index.json", "awq_harness.json"}
 
 
 def packed_tensors(qw: GptqWeight, checkpoint_format: str = "gptq") -> dict[str, torch.Tensor]:
@@ -53,55 +49,20 @@ def gptq_tensors(state: dict[str, torch.Tensor], weights: dict[str, GptqWeight],
         module = name.rsplit(".", 1)[0]
         if module in weights and name.endswith(".weight"):
             continue
-        out[name] = (tensor.to(torch.float16) if tensor.is_floating_point() else tensor).contiguous()
+        out[name] = stored_tensor(tensor)
     for module, qw in weights.items():
         out.update({f"{module}.{k}": v for k, v in packed_tensors(qw, checkpoint_format).items()})
     return out
 
 
-def gptq_state_dict(model: nn.Module, weights: dict[str, GptqWeight], checkpoint_format: str) -> dict:
-    state = gptq_tensors(model.state_dict(), weights, checkpoint_format)
-    if getattr(model.config, "tie_word_embeddings", False):
-        state.pop("lm_head.weight", None)
-    return dict(sorted(state.items()))
-
-
-def gptq_config(model: nn.Module, spec, cfg: GptqConfig, checkpoint_format: str,
-                base_config: dict | None = None) -> dict:
-    config = dict(base_config) if base_config is not None else model.config.to_dict()
-    for key in ("_name_or_path", "_model_name_or_path", "transformers_version"):
-        config.pop(key, None)
-    config["dtype"] = config["torch_dtype"] = "float16"
-    config["quantization_config"] = gptq_quantization_config(spec, cfg, checkpoint_format)
-    return config
-
-
-def copy_source_files(source: str | Path | None, staging: Path) -> None:
-    """The source's tokenizer and generation files (everything but weights and configs)."""
-    if source is None:
-        return
-    for path in sorted(Path(source).iterdir()):
-        if path.is_file() and path.name not in SKIPPED_SOURCE_FILES and path.suffix != ".safetensors":
-            shutil.copyfile(path, staging / path.name)
-
-
-def write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
 def save_gptq_checkpoint(model: nn.Module, weights: dict[str, GptqWeight], out: str | Path, cfg: GptqConfig,
                          source: str | Path | None = None, meta: dict | None = None,
                          checkpoint_format: str = "gptq", overwrite: bool = False,
-                         base_config: dict | None = None) -> Path:
+                         base_config: dict | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
     """``weights``: module name (from the model root) -> GptqWeight, as ``gptq(keep_weights=True)`` returns.
     ``base_config`` replaces ``model.config.to_dict()`` (goldens: bytes independent of transformers)."""
     spec = next(iter(weights.values())).spec
-    config = gptq_config(model, spec, cfg, checkpoint_format, base_config)
-    state = gptq_state_dict(model, weights, checkpoint_format)
-    with atomic_directory(out, replace=overwrite) as staging:
-        copy_source_files(source, staging)
-        write_json(staging / "config.json", config)
-        save_file(state, staging / SINGLE_FILE, metadata={"format": "pt"})
-        if meta is not None:
-            write_json(staging / "awq_harness.json", meta)
-    return Path(out)
+    tensors = gptq_tensors(model.state_dict(), weights, checkpoint_format)
+    layout = model_output(model, tensors_plan(tensors), gptq_quantization_config(spec, cfg, checkpoint_format),
+                          base_config, max_shard_bytes)
+    return write_checkpoint(out, layout, tensors, source, meta, overwrite)

@@ -2,43 +2,65 @@
 
 Derived from the float model's skeleton (``meta`` tensors are enough): for the AutoAWQ
 layouts, the skeleton with its linears swapped for empty AwqLinear modules exactly as the
-loader builds it (``checkpoint.quantise_skeleton``); for the GPTQ layout, every
-decoder-layer linear's weight replaced by ``qweight``/``qzeros``/``scales``/``g_idx`` of
-``packing.gptq.shapes``. Floats are stored as fp16, and tied output embeddings are omitted,
-as both savers do. The streaming writer lays out its files from this plan and refuses any
-tensor that does not match it.
+loader builds it (``quantise_skeleton``); for the GPTQ layout, every decoder-layer linear's
+weight replaced by ``qweight``/``qzeros``/``scales``/``g_idx`` of ``formats.gptq.shapes``.
+Floats are stored as fp16 (``stored_tensor``, as AutoAWQ does). The plan covers the whole
+state; the writer (``checkpoint.writer``) leaves out a tied output head, lays out its files
+from the plan and refuses any tensor that does not match it.
 """
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from accelerate import init_empty_weights
 from torch import nn
 
-from awq_ref.checkpoint.awq import AwqConfig, quantise_skeleton, tied_output_keys
 from awq_ref.checkpoint.safetensors_stream import TensorSpec
 from awq_ref.formats import gptq as gptq_layout
 from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
+from awq_ref.modules.qlinear import AwqLinear
+from awq_ref.modules.swap import excluded, set_submodule
 from awq_ref.primitives.quant import QuantSpec
 
+if TYPE_CHECKING:
+    from awq_ref.checkpoint.awq import AwqConfig
+
 GPTQ_DTYPES = {"qweight": torch.int32, "qzeros": torch.int32, "scales": torch.float16, "g_idx": torch.int32}
+
+
+def stored_tensor(t: torch.Tensor) -> torch.Tensor:
+    """What a checkpoint stores for a tensor: floats as fp16 (AutoAWQ), integers as they are."""
+    return (t.to(torch.float16) if t.is_floating_point() else t).contiguous()
 
 
 def stored_spec(tensor: torch.Tensor) -> TensorSpec:
     return TensorSpec(tuple(tensor.shape), torch.float16 if tensor.is_floating_point() else tensor.dtype)
 
 
-def _saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    tied = set(tied_output_keys(model))
-    return {name: t for name, t in model.state_dict(keep_vars=True).items() if name not in tied}
+def tensors_plan(tensors: dict[str, torch.Tensor]) -> dict[str, TensorSpec]:
+    """The plan of tensors already in memory, exactly as they are."""
+    return {name: TensorSpec.of(t) for name, t in tensors.items()}
 
 
-def awq_plan(model: nn.Module, qcfg: AwqConfig) -> dict[str, TensorSpec]:
+def quantise_skeleton(model: nn.Module, qcfg: "AwqConfig") -> None:
+    """Swap the decoder layers' linears (except modules_to_not_convert) for empty AwqLinear modules."""
+    prefix = layer_prefix(model)
+    for i, layer in enumerate(decoder_layers(model)):
+        for name, linear in linears_in(layer).items():
+            if excluded(f"{prefix}.{i}.{name}", qcfg.modules_to_not_convert):
+                continue
+            module = AwqLinear(linear.in_features, linear.out_features, qcfg.spec, qcfg.version,
+                               linear.bias is not None)
+            set_submodule(layer, name, module)
+
+
+def awq_plan(model: nn.Module, qcfg: "AwqConfig") -> dict[str, TensorSpec]:
     shaped = copy.deepcopy(model)
     with init_empty_weights(include_buffers=True):
         quantise_skeleton(shaped, qcfg)
-    return {name: stored_spec(t) for name, t in _saved_state(shaped).items()}
+    return {name: stored_spec(t) for name, t in shaped.state_dict(keep_vars=True).items()}
 
 
 def _decoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
@@ -49,7 +71,7 @@ def _decoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
 
 def gptq_plan(model: nn.Module, spec: QuantSpec) -> dict[str, TensorSpec]:
     linears, plan = _decoder_linears(model), {}
-    for name, tensor in _saved_state(model).items():
+    for name, tensor in model.state_dict(keep_vars=True).items():
         module = name.rsplit(".", 1)[0]
         if module in linears and name.endswith(".weight"):
             plan.update(_gptq_packed(module, linears[module], spec))

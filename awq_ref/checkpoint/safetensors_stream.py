@@ -24,6 +24,7 @@ import torch
 from awq_ref.errors import CheckpointError
 
 SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
 FILE_METADATA = {"format": "pt"}
 
 # safetensors' Dtype enum order (data are sorted by it, highest first) and names.
@@ -67,10 +68,6 @@ def shard_file_names(count: int) -> list[str]:
     if count == 1:
         return [SINGLE_FILE]
     return [f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
-
-
-def index_json(weight_map: dict[str, str], total_size: int) -> dict:
-    return {"metadata": {"total_size": total_size}, "weight_map": weight_map}
 
 
 def data_order(plan: dict[str, TensorSpec]) -> list[str]:
@@ -120,7 +117,7 @@ class ShardFile:
 
 
 class ShardedWriter:
-    """All shards of a checkpoint (and the index when there are several), from one plan."""
+    """All shards of a checkpoint from one plan (``checkpoint.writer`` writes their index)."""
 
     def __init__(self, folder: Path, plan: dict[str, TensorSpec], max_shard_bytes: int):
         groups = shard_groups({name: spec.nbytes for name, spec in plan.items()}, max_shard_bytes)
@@ -154,8 +151,9 @@ class ShardedWriter:
         missing = sorted(name for shard in self.files for name in shard.missing)
         if missing:
             raise CheckpointError(f"{len(missing)} planned tensors were never written, e.g. {missing[:3]}")
-        if len(self.files) > 1:
-            weight_map = {name: shard.path.name for name, shard in sorted(self.file_of.items())}
-            total = sum(spec.nbytes for spec in self.plan.values())
-            path = self.folder / "model.safetensors.index.json"
-            path.write_text(json.dumps(index_json(weight_map, total), indent=2, sort_keys=True) + "\n")
+
+    def weight_map(self) -> dict[str, str]:
+        return {name: shard.path.name for name, shard in sorted(self.file_of.items())}
+
+    def total_size(self) -> int:
+        return sum(spec.nbytes for spec in self.plan.values())

@@ -28,7 +28,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.awq import stored_tensor
+from awq_ref.checkpoint.plan import stored_tensor
 from awq_ref.model.walk import first_layer_inputs
 from awq_ref.modules.swap import LinearError
 

@@ -32,10 +32,10 @@ from typing import Callable
 
 from torch import nn
 
-from awq_ref.checkpoint.awq import META_FILE, stored_tensor, write_json
 from awq_ref.checkpoint.lazy import LazyModel
+from awq_ref.checkpoint.plan import stored_tensor
 from awq_ref.checkpoint.safetensors_stream import ShardedWriter
-from awq_ref.checkpoint.writer import OutputLayout, streamed_checkpoint
+from awq_ref.checkpoint.writer import META_FILE, OutputLayout, streamed_checkpoint, write_json
 from awq_ref.methods.method import LayerStep, float_tensors
 from awq_ref.model.arch import decoder_layers, layer_prefix
 from awq_ref.modules.swap import LinearError

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.awq import META_FILE
+from awq_ref.checkpoint.writer import META_FILE
 from awq_ref.errors import HarnessError
 from awq_ref.methods.awq import AwqSearchConfig
 from awq_ref.methods.registry import QuantizeRequest, get_method, methods

@@ -124,7 +124,7 @@ def test_convert_failure_midway_is_atomic(built, tmp_path, monkeypatch):
 
     def boom(*_a, **_k):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(conv, "_copy_side_files", boom)
+    monkeypatch.setattr(conv, "_converted_tensors", boom)
     try:
         conv.convert(built["gemm"], tmp_path / "out", "compressed-tensors")
     except RuntimeError:

@@ -81,36 +81,35 @@ def test_existing_destination_is_not_replaced_silently(tmp_path):
 
 
 def test_failure_half_way_leaves_nothing(tmp_path, monkeypatch):
-    import awq_ref.checkpoint.awq as ckpt
+    from awq_ref.checkpoint.safetensors_stream import ShardFile
 
-    calls = []
+    calls, real_write = [], ShardFile.write
 
-    def failing_save(tensors, path, metadata=None):
-        calls.append(path)
-        if len(calls) == 2:
+    def failing_write(shard, name, tensor):
+        calls.append(name)
+        if len(calls) == 5:
             raise OSError("disk full")
-        ckpt.__dict__["_real_save_file"](tensors, path, metadata=metadata)
+        real_write(shard, name, tensor)
 
-    monkeypatch.setitem(ckpt.__dict__, "_real_save_file", ckpt.save_file)
-    monkeypatch.setattr(ckpt, "save_file", failing_save)
+    monkeypatch.setattr(ShardFile, "write", failing_write)
     with pytest.raises(OSError, match="disk full"):
         write_tiny_checkpoint(tmp_path / "ck", max_shard_bytes=200_000)
-    assert len(calls) == 2
+    assert len(calls) == 5
     assert list(tmp_path.iterdir()) == []
 
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    import awq_ref.checkpoint.awq as ckpt
+    from awq_ref.checkpoint.safetensors_stream import ShardFile
     from tests.awq_ref.checkpoint.helpers import write_tiny_checkpoint
-    real = ckpt.save_file
+    real = ShardFile.write
     count = []
-    def save_then_die(tensors, path, metadata=None):
-        real(tensors, path, metadata=metadata)
-        count.append(path)
-        if len(count) == 2:
-            os.kill(os.getpid(), signal.SIGKILL)  # killed between shards, no cleanup runs
-    ckpt.save_file = save_then_die
+    def write_then_die(shard, name, tensor):
+        real(shard, name, tensor)
+        count.append(name)
+        if len(count) == 5:
+            os.kill(os.getpid(), signal.SIGKILL)  # killed mid-write, no cleanup runs
+    ShardFile.write = write_then_die
     write_tiny_checkpoint(__import__("pathlib").Path(sys.argv[1]), max_shard_bytes=200_000)
 """)
 

@@ -1,11 +1,11 @@
-"""The streaming shard writer writes the bytes safetensors' save_file (and the in-memory saver) write."""
+"""The streaming shard writer writes the bytes safetensors' save_file writes, shard by shard."""
 import random
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from awq_ref.checkpoint.awq import _write_tensors
 from awq_ref.checkpoint.safetensors_stream import ShardedWriter, TensorSpec
 from awq_ref.errors import CheckpointError
 
@@ -43,17 +43,23 @@ def test_one_file_equals_save_file_byte_for_byte(tmp_path, seed):
 
 
 @pytest.mark.parametrize("max_bytes", [1, 40, 200])
-def test_shards_and_index_equal_the_in_memory_saver(tmp_path, max_bytes):
-    tensors = dict(sorted(_random_tensors(7, count=20).items()))
-    for sub in ("mem", "stream"):
-        (tmp_path / sub).mkdir()
-    _write_tensors(tensors, tmp_path / "mem", max_bytes)
-    _stream(tensors, tmp_path / "stream", max_bytes, 3)
-    files = sorted(p.name for p in (tmp_path / "mem").iterdir())
-    assert files == sorted(p.name for p in (tmp_path / "stream").iterdir())
+def test_each_shard_is_save_file_of_a_run_of_sorted_names(tmp_path, max_bytes):
+    tensors = _random_tensors(7, count=20)
+    _stream(tensors, tmp_path, max_bytes, 3)
+    files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) > (1 if max_bytes < 200 else 0)
+    runs = []
     for name in files:
-        assert (tmp_path / "stream" / name).read_bytes() == (tmp_path / "mem" / name).read_bytes(), name
+        with safe_open(tmp_path / name, "pt") as f:
+            names = sorted(f.keys())
+        save_file({n: tensors[n] for n in names}, tmp_path.parent / "ref.safetensors", metadata={"format": "pt"})
+        assert (tmp_path / name).read_bytes() == (tmp_path.parent / "ref.safetensors").read_bytes(), name
+        runs += names
+        first_of_next = sorted(tensors)[len(runs)] if len(runs) < len(tensors) else None
+        size = sum(tensors[n].numel() * tensors[n].element_size() for n in names)
+        if first_of_next is not None and len(names) > 1:  # greedy: the next tensor would not have fit
+            assert size <= max_bytes < size + tensors[first_of_next].numel() * tensors[first_of_next].element_size()
+    assert runs == sorted(tensors)  # each file holds the next run of names in sorted order
 
 
 def test_a_tensor_that_differs_from_the_plan_is_refused(tmp_path):
