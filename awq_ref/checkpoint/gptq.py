@@ -59,7 +59,7 @@ def save_gptq_checkpoint(model: nn.Module, weights: dict[str, GptqWeight], out: 
                          source: str | Path | None = None, meta: dict | None = None,
                          checkpoint_format: str = "gptq", overwrite: bool = False,
                          base_config: dict | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
-    """``weights``: module name (from the model root) -> GptqWeight, as ``gptq(keep_weights=True)`` returns.
+    """``weights``: module name (from the model root) -> GptqWeight, as ``GptqStep.result.weights`` holds them.
     ``base_config`` replaces ``model.config.to_dict()`` (goldens: bytes independent of transformers)."""
     spec = next(iter(weights.values())).spec
     tensors = gptq_tensors(model.state_dict(), weights, checkpoint_format)

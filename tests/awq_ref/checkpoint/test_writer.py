@@ -24,9 +24,10 @@ from awq_ref.checkpoint.writer import (
     write_json,
 )
 from awq_ref.data.tiny import tiny_config_dict
-from awq_ref.methods.gptq import GptqConfig, gptq
-from awq_ref.methods.rtn import rtn
+from awq_ref.methods.gptq import GptqConfig
+from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.model.compat import causal_lm_from_config
+from awq_ref.pipeline.quantize import method_step, quantize_model, run_step
 from awq_ref.primitives.quant import QuantSpec
 from conformance.convert import convert
 from tests.awq_ref.checkpoint.helpers import file_digests
@@ -73,7 +74,7 @@ def source_folder(tmp_path: Path) -> Path:
 
 def rtn_copy(model):
     quantised = copy.deepcopy(model)
-    rtn(quantised, SPEC, "gemm")
+    quantize_model(quantised, "rtn", QuantizeRequest(SPEC, "gemm"))
     return quantised
 
 
@@ -95,8 +96,9 @@ def write_streamed(model, out, src, config=None, max_shard_bytes=DEFAULT_MAX_SHA
 def write_gptq(model, out, src, config=None, max_shard_bytes=DEFAULT_MAX_SHARD_BYTES):
     model = copy.deepcopy(model)
     calib = torch.randint(0, 512, (2, 32), generator=torch.Generator().manual_seed(0))
-    result = gptq(model, calib, SPEC, GptqConfig(), keep_weights=True)
-    save_gptq_checkpoint(model, result.weights, out, GptqConfig(), source=src, base_config=config,
+    step = method_step("gptq", QuantizeRequest(SPEC, "gptq"), calib)
+    run_step(model, step)
+    save_gptq_checkpoint(model, step.result.weights, out, GptqConfig(), source=src, base_config=config,
                          max_shard_bytes=max_shard_bytes)
 
 
