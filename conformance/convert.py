@@ -26,7 +26,7 @@ from conformance.folder import INDEX, PICKLE_SUFFIXES
 from conformance.runner import load_layers, verify
 from conformance.structure import Layer
 
-TARGETS = {"compressed-tensors": "compressed-tensors", "gemm": "awq-gemm"}
+TARGETS = (compressed_tensors.NAME, awq_gemm.NAME)  # format names, as --to takes them
 MAX_SHARD_BYTES = 5 * 1000**3
 CT_VERSION = "0.19.0"  # the compressed-tensors release whose config we write
 
@@ -63,7 +63,7 @@ def _convert_layer(layer: Layer, tensors: dict[str, torch.Tensor], target: str,
     # The declared zero point decides whether compressed-tensors gets weight_zero_point: a
     # symmetric AWQ file stores the implicit zero 8 in qzeros (the gate checked they are 8).
     qw = replace(decode.full(layer, tensors, v1=False), spec=QuantSpec(4, layer.group_width, zero_point))
-    scale_dtype = tensors["scales" if layer.layout.name == "awq-gemm" else "weight_scale"].dtype
+    scale_dtype = tensors[layer.layout.SCALES].dtype
     module = compressed_tensors if target == "compressed-tensors" else awq_gemm
     out = module.pack(qw, scale_dtype=scale_dtype)
     if "bias" in tensors:
@@ -77,9 +77,9 @@ def _gate(src: str, target: str) -> None:
     if not report.readable or errors:
         first = errors[0].line() if errors else "unreadable"
         raise HarnessError(f"{src} does not verify ({len(errors)} errors; first: {first}); fix it before converting")
-    if report.format not in ("awq-gemm", "compressed-tensors"):
+    if report.format not in TARGETS:
         raise HarnessError(f"{src} is {report.format}; convert reads AutoAWQ GEMM or compressed-tensors")
-    if report.format == TARGETS[target]:
+    if report.format == target:
         raise HarnessError(f"{src} is already {report.format}")
 
 
