@@ -14,7 +14,7 @@ compressed-tensors stores signed codes q_s in [-8, 7] and signed zeros zp; the p
 are q_s + 8 and zp + 8, which are exactly our unsigned code q and zero z, so
 w_hat = (q_s - zp) * s = (q - z) * s. A K that is not a multiple of 8 is zero-padded.
 Symmetric checkpoints have no zero tensor; their zero is 8 (signed zero 0). Files written
-before compressed-tensors PR #296 store the zero point unpacked, int8 [N, K/G] signed; ``decode``
+by older compressed-tensors releases store the zero point unpacked, int8 [N, K/G] signed; ``decode``
 and ``scales_zeros`` read both. An optional ``weight_g_idx`` [K] (act-order) may be present.
 
 ``quantization_config`` (what llm-compressor writes):

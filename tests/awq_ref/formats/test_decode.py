@@ -69,7 +69,7 @@ def test_gptq_v1_adds_back_the_one_it_took_off():
 def test_compressed_tensors_reads_unpacked_int8_zero_points():
     qw = _quantized(16, 128, 32, True, 1)
     tensors = compressed_tensors.pack(qw)
-    old = {**tensors, "weight_zero_point": (qw.zeros - 8).to(torch.int8)}  # before compressed-tensors PR #296
+    old = {**tensors, "weight_zero_point": (qw.zeros - 8).to(torch.int8)}  # older compressed-tensors releases
     assert torch.equal(compressed_tensors.decode(old, qw.spec).zeros, qw.zeros)
     assert torch.equal(compressed_tensors.scales_zeros(old, 4)[1], qw.zeros)
     sample = compressed_tensors.sample(old, 8, 2, 32)
