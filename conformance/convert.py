@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from awq_ref import formats
 from awq_ref.checkpoint.safetensors_stream import TensorSpec
 from awq_ref.checkpoint.writer import (
     DEFAULT_MAX_SHARD_BYTES,
@@ -33,7 +34,7 @@ from conformance.reader import TORCH_DTYPES
 from conformance.runner import load_layers, verify
 from conformance.structure import Layer
 
-TARGETS = {"compressed-tensors": "compressed-tensors", "gemm": "awq-gemm"}
+TARGETS = (compressed_tensors.NAME, awq_gemm.NAME)  # format names, as --to takes them
 CT_VERSION = "0.19.0"  # the compressed-tensors release whose config we write
 
 
@@ -65,12 +66,11 @@ def awq_config(decl: Declared) -> dict:
 
 
 def _packed(qw: QuantizedWeight, target: str, scale_dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    module = compressed_tensors if target == "compressed-tensors" else awq_gemm
-    return module.pack(qw, scale_dtype=scale_dtype)
+    return formats.get(target).pack(qw, scale_dtype=scale_dtype)
 
 
 def _scale_dtype(layer: Layer) -> torch.dtype:
-    return TORCH_DTYPES[layer.infos["scales" if layer.layout.name == "awq-gemm" else "weight_scale"].dtype]
+    return TORCH_DTYPES[layer.infos[layer.layout.SCALES].dtype]
 
 
 def _convert_layer(layer: Layer, tensors: dict[str, torch.Tensor], target: str,
@@ -106,9 +106,9 @@ def _gate(src: str, target: str) -> None:
     if not report.readable or errors:
         first = errors[0].line() if errors else "unreadable"
         raise HarnessError(f"{src} does not verify ({len(errors)} errors; first: {first}); fix it before converting")
-    if report.format not in ("awq-gemm", "compressed-tensors"):
+    if report.format not in TARGETS:
         raise HarnessError(f"{src} is {report.format}; convert reads AutoAWQ GEMM or compressed-tensors")
-    if report.format == TARGETS[target]:
+    if report.format == target:
         raise HarnessError(f"{src} is already {report.format}")
 
 

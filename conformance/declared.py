@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from awq_ref.formats import AWQ_VERSIONS, compressed_tensors, gptq
 from conformance.findings import Finding
 
-AWQ_VERSIONS = {"gemm": "awq-gemm", "gemv": "awq-gemv"}
 KNOWN_UNSUPPORTED = {"gemv_fast", "llm-awq", "marlin", "exllama", "ipex"}
 MAX_GROUP = 1 << 20
 
@@ -21,7 +21,7 @@ MAX_GROUP = 1 << 20
 @dataclass
 class Declared:
     method: str | None = None
-    format: str | None = None  # awq-gemm | awq-gemv | compressed-tensors | gptq
+    format: str | None = None  # a name in awq_ref.formats.FORMATS: gemm | gemv | compressed-tensors | gptq
     bits: int | None = None
     group_size: int | None = None  # -1 = one group per row
     zero_point: bool | None = None
@@ -72,7 +72,7 @@ def _awq(d: Declared, q: dict) -> None:
     version = q.get("version", q.get("format", "gemm"))
     d.raw_version = version if isinstance(version, str) else None
     v = str(version).lower()[:40]
-    d.format = AWQ_VERSIONS.get(v)
+    d.format = v if v in AWQ_VERSIONS else None
     if d.format is None:
         hint = "a layout this verifier does not read" if v in KNOWN_UNSUPPORTED else "not an AWQ version"
         d.bad("config.quantization", f"version {v!r} is {hint}; expected one of {sorted(AWQ_VERSIONS)}")
@@ -102,7 +102,7 @@ def _ct_weights(d: Declared, q: dict) -> dict:
 
 
 def _ct(d: Declared, q: dict) -> None:
-    d.format = "compressed-tensors"
+    d.format = compressed_tensors.NAME
     w = _ct_weights(d, q)
     if not w:
         return
@@ -126,7 +126,7 @@ def _ct(d: Declared, q: dict) -> None:
 
 
 def _gptq(d: Declared, q: dict) -> None:
-    d.format = "gptq"
+    d.format = gptq.NAME
     d.bits = _int(d, q, "bits")
     d.group_size = _int(d, q, "group_size")
     sym = _bool(d, q, "sym", True)

@@ -114,7 +114,7 @@ def _list(layers: list[Layer]) -> str:
 
 
 def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
-    if fmt not in ("awq-gemm", "compressed-tensors", "gptq"):
+    if fmt not in ("gemm", "compressed-tensors", "gptq"):
         return []
     fused = fused_out_features(layers)
     bad = [lay for lay in layers if not cpu_ok(lay, fused[lay.prefix])]
@@ -127,10 +127,10 @@ def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
 
 def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     out = []
-    if fmt == "awq-gemv":
+    if fmt == "gemv":
         out.append(refusal("loader.vllm", "vllm",
                            ": vLLM reads every AWQ checkpoint as GEMM, so GEMV tensors have the wrong shapes"))
-    if fmt in ("awq-gemm", "awq-gemv") and decl.bits not in (None, 4):
+    if fmt in ("gemm", "gemv") and decl.bits not in (None, 4):
         out.append(refusal("loader.vllm", "vllm", f": its AWQ loader takes 4 bits only, not {decl.bits}", "error"))
     if fmt == "gptq" and (decl.zero_point or decl.bits not in (None, 4, 8)):
         out.append(refusal("loader.vllm", "vllm",
@@ -139,13 +139,13 @@ def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
 
 
 def _marlin(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
-    if fmt not in ("awq-gemm", "compressed-tensors") or decl.group_size is None:
+    if fmt not in ("gemm", "compressed-tensors") or decl.group_size is None:
         return []
     if decl.group_size not in MARLIN_GROUPS:
         return [Finding("loader.marlin", "warning",
                         f"group size {decl.group_size} is not a Marlin size {MARLIN_GROUPS}: vLLM on GPU uses the "
                         "slower awq kernel", "config.json")]
-    if fmt == "awq-gemm" and decl.zero_point is False:
+    if fmt == "gemm" and decl.zero_point is False:
         return [Finding("loader.marlin", "warning",
                         "zero_point false is not an AWQ Marlin type: vLLM on GPU falls back to the awq kernel",
                         "config.json")]
@@ -158,10 +158,10 @@ def _marlin(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
 
 
 def _transformers_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
-    if fmt == "awq-gemv":
+    if fmt == "gemv":
         return [refusal("loader.transformers", "transformers", " on CPU: GPT-QModel has GEMV kernels for CUDA only")]
     bad = [lay for lay in layers if lay.group_width not in TRANSFORMERS_CPU_GROUPS]
-    if fmt != "awq-gemm" or not bad:
+    if fmt != "gemm" or not bad:
         return []
     return [refusal("loader.transformers", "transformers",
                     f" on CPU: its AWQ kernel (ATen int4pack) takes group widths "
@@ -169,7 +169,7 @@ def _transformers_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
 
 
 def _transformers(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
-    if fmt not in ("awq-gemm", "awq-gemv"):
+    if fmt not in ("gemm", "gemv"):
         return []
     out = []
     if "w_bit" in raw_q or "q_group_size" in raw_q:
@@ -188,7 +188,7 @@ def _transformers(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) ->
 
 
 def _tensor_parallel(layers: list[Layer], fmt: str) -> list[Finding]:
-    if fmt not in ("awq-gemm", "compressed-tensors", "gptq") or not layers:
+    if fmt not in ("gemm", "compressed-tensors", "gptq") or not layers:
         return []
     fused = fused_out_features(layers)
     splits = {tp: [lay for lay in layers if not (awq_ok(lay, tp) and cpu_ok(lay, fused[lay.prefix], tp))]

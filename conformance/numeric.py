@@ -72,10 +72,10 @@ def check_zeros(layer: Layer, z: torch.Tensor, raw_zp: torch.Tensor | None, v1: 
     if raw_zp is not None and raw_zp.dtype == torch.int8 and ((raw_zp < -8) | (raw_zp > 7)).any():
         out.append(_f(layer, "zeros.range",
                       "int8 zero points outside [-8, 7] cannot be 4-bit codes", "weight_zero_point"))
-    elif z.numel() and (int(z.min()) < 0 or int(z.max()) > 15 + (1 if layer.layout.name == "gptq" and v1 else 0)):
+    elif z.numel() and (int(z.min()) < 0 or int(z.max()) > 15 + (1 if layer.layout.NAME == "gptq" and v1 else 0)):
         out.append(_f(layer, "zeros.range",
                       f"zero points span [{int(z.min())}, {int(z.max())}], outside [0, 15]", "qzeros"))
-    if layer.layout.name == "gptq" and v1 and z.numel() and int(z.max()) == 16:
+    if layer.layout.NAME == "gptq" and v1 and z.numel() and int(z.max()) == 16:
         out.append(_f(layer, "gptq.zeros", "a v1 stored zero of 15 decodes to 16, which no 4-bit code can sit on: "
                       "an asymmetric zero of 0 overflowed when written (prefer gptq_v2)", "qzeros", "warning"))
     return out
@@ -98,7 +98,7 @@ def check_symmetric(layer: Layer, z: torch.Tensor, zero_point: bool | None) -> l
         return []
     return [_f(layer, "config.matches-tensors", f"config declares symmetric quantisation but zeros span "
                f"[{int(z.min())}, {int(z.max())}] instead of all 8: loaders that trust the config drop them",
-               _zeros_name(layer))]
+               layer.layout.ZEROS)]
 
 
 def plausibility(layer: Layer, q: torch.Tensor, z: torch.Tensor, asymmetric: bool) -> tuple[list[Finding], dict]:
@@ -117,32 +117,28 @@ def plausibility(layer: Layer, q: torch.Tensor, z: torch.Tensor, asymmetric: boo
     if abs(offset) > MAX_OFFSET:
         out.append(_f(layer, "numeric.zero-offset",
                       f"group codes sit {offset:+.2f} codes from their zeros (well-formed: ~0): {_offset_hint(layer)}",
-                      _zeros_name(layer)))
+                      layer.layout.ZEROS))
     if best and alternatives[best] < BETTER_FIT * spread:
         out.append(_f(layer, "numeric.code-zero-coherence",
                       f"the zeros fit the codes far better after a {best} nibble reshuffle "
-                      f"(scatter {alternatives[best]:.2f} vs {spread:.2f} codes as stored): {layer.layout.packed} and "
-                      f"{_zeros_name(layer)} were packed in different nibble orders", layer.layout.packed))
+                      f"(scatter {alternatives[best]:.2f} vs {spread:.2f} codes as stored): {layer.layout.PACKED} and "
+                      f"{layer.layout.ZEROS} were packed in different nibble orders", layer.layout.PACKED))
     return out, stats
 
 
 def _offset_hint(layer: Layer) -> str:
-    if layer.layout.name == "gptq":
+    if layer.layout.NAME == "gptq":
         return "near -1, a gptq_v2 file labelled checkpoint_format 'gptq' (v1 adds 1); near +1, the reverse"
-    return f"near +1, zeros stored one too low (GPTQ-v1 'z - 1' in a {layer.layout.name} file); near -1, one too high"
-
-
-def _zeros_name(layer: Layer) -> str:
-    return "weight_zero_point" if layer.layout.packed == "weight_packed" else "qzeros"
+    return f"near +1, zeros stored one too low (GPTQ-v1 'z - 1' in a {layer.layout.NAME} file); near -1, one too high"
 
 
 def zero_words(layer: Layer, reader: TensorReader) -> list[Finding]:
-    info = layer.infos[layer.layout.packed]
+    info = layer.infos[layer.layout.PACKED]
     zeros = sum(int(c.numel() - torch.count_nonzero(c)) for c in reader.chunks(info))
     if info.numel and zeros / info.numel > ZERO_WORDS:
         return [_f(layer, "numeric.zero-filled",
                    f"{zeros / info.numel:.1%} of packed words are 0 (all eight codes 0): zero-filled or lost data",
-                   layer.layout.packed)]
+                   layer.layout.PACKED)]
     return []
 
 

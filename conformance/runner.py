@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
+from awq_ref.formats import AWQ_VERSIONS
 from conformance import decode, numeric
 from conformance.config_rules import number_findings
 from conformance.declared import Declared, read_declared
 from conformance.findings import Finding, Report
 from conformance.folder import Folder, open_folder
-from conformance.layouts import CT
 from conformance.loaders import loader_findings
 from conformance.modules import module_findings
 from conformance.reader import SAFETENSORS_NAMES, TensorReader
@@ -78,36 +78,43 @@ def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str
 def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> list[Layer]:
     layout, found = choose_layout(decl, folder.tensors, values)
     report.findings += found
-    groups = group_by_prefix(folder.tensors, layout.packed) if layout else {}
+    groups = group_by_prefix(folder.tensors, layout.PACKED) if layout else {}
     if not groups:  # a declared layout with no packed tensors at all is a float model, not a quantised one
         severity = "error" if decl.method else "warning"
-        declared = f" although the config declares {layout.name}" if layout else ""
+        declared = f" although the config declares {layout.NAME}" if layout else ""
         report.findings.append(Finding("format.detected", severity,
                                        "no quantised layers (no qweight / weight_packed tensors) found" + declared))
         report.findings += _orphans(folder.tensors, layout, groups) if layout else []
         return []
-    report.format = layout.name
+    report.format = layout.NAME
     good = []
     for prefix in sorted(groups):
-        if layout is CT and prefix not in values:
-            if not any(f.rule == "ct.weight-shape" and f.tensor == prefix + ".weight_shape" for f in report.findings):
-                report.findings.append(Finding("tensors.complete", "error", "missing or malformed weight_shape",
-                                               tensor=prefix + ".weight_shape"))
+        if layout.VALUES and prefix not in values:
+            report.findings += _missing_values(prefix, layout, report.findings)
             continue
         layer, found = check_layer(prefix, layout, groups[prefix], values.get(prefix, {}), decl)
         report.findings += found
         good += [layer] if layer else []
     report.findings += _orphans(folder.tensors, layout, groups)
     report.findings.append(Finding("format.detected", "info",
-                                   f"{layout.name}: {len(groups)} quantised layers, {len(good)} well formed"))
+                                   f"{layout.NAME}: {len(groups)} quantised layers, {len(good)} well formed"))
     return good
+
+
+def _missing_values(prefix: str, layout, findings: list[Finding]) -> list[Finding]:
+    """A layer whose value tensors (weight_shape) were absent or already reported malformed."""
+    tensors = [f"{prefix}.{s}" for s in layout.VALUES]
+    if any(f.rule == "ct.weight-shape" and f.tensor in tensors for f in findings):
+        return []
+    return [Finding("tensors.complete", "error", f"missing or malformed {s}", tensor=f"{prefix}.{s}")
+            for s in layout.VALUES]
 
 
 def _orphans(tensors: dict[str, TensorInfo], layout, groups: dict) -> list[Finding]:
     """Quantisation tensors whose layer has no packed codes at all."""
-    parts = set(layout.dtypes) - {layout.packed}
+    parts = set(layout.DTYPES) - {layout.PACKED}
     return [Finding("tensors.complete", "error",
-                    f"{suffix} without {layout.packed}: a partial layer", info.path.name, name)
+                    f"{suffix} without {layout.PACKED}: a partial layer", info.path.name, name)
             for name, info in sorted(tensors.items())
             for prefix, _, suffix in [name.rpartition(".")] if suffix in parts and prefix not in groups]
 
@@ -115,7 +122,7 @@ def _orphans(tensors: dict[str, TensorInfo], layout, groups: dict) -> list[Findi
 def _numeric_layer(layer: Layer, reader: TensorReader, decl: Declared) -> list[Finding]:
     t = {s: reader.get(i) for s, i in layer.infos.items()}
     s, z = decode.scales_zeros(layer, t, decl.gptq_v1)
-    out = numeric.check_scales(layer, s, z, "scales" if layer.layout is not CT else "weight_scale")
+    out = numeric.check_scales(layer, s, z, layer.layout.SCALES)
     out += numeric.check_zeros(layer, z, t.get("weight_zero_point"), decl.gptq_v1)
     out += numeric.check_symmetric(layer, z, decl.zero_point)
     sample = decode.codes_sample(layer, t, decl.gptq_v1)
@@ -236,7 +243,7 @@ def _functional(path: Path, reference: str, report: Report) -> None:
     # reference.error is what this check complements; any other error (reference.missing included:
     # the float model cannot be built) means the two models cannot run side by side
     structural = [f for f in report.findings if f.severity == "error" and f.rule != "reference.error"]
-    if report.format not in ("awq-gemm", "awq-gemv") or structural:
+    if report.format not in AWQ_VERSIONS or structural:
         why = (f"the checkpoint or its reference has {len(structural)} errors" if structural
                else f"format {report.format}")
         report.findings.append(Finding("functional.skipped", "info", f"functional check not run: {why}"))

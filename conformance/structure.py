@@ -7,11 +7,16 @@ is left out of the numeric checks, so a malformed tensor can never reach the unp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
+from awq_ref.formats import FORMATS
+from awq_ref.formats.dims import Dims
+from awq_ref.formats.fit import expected_shapes, fits, suffixes
 from conformance.declared import Declared
 from conformance.findings import Finding
-from conformance.layouts import CT, GEMM, GEMV, GPTQ, LAYOUTS, Dims, Layout, expected_shapes, fits
 from conformance.safeheader import TensorInfo
+
+Layout = ModuleType  # a layout module of awq_ref.formats (see its FORMATS)
 
 MIN_GROUP_WIDTH = 8
 
@@ -25,7 +30,11 @@ class Layer:
     infos: dict[str, TensorInfo]
 
     def file(self) -> str:
-        return self.infos[self.layout.packed].path.name
+        return self.infos[self.layout.PACKED].path.name
+
+
+def shapes_of(infos: dict[str, TensorInfo]) -> dict[str, tuple[int, ...]]:
+    return {s: info.shape for s, info in infos.items()}
 
 
 def group_by_prefix(tensors: dict[str, TensorInfo], packed: str) -> dict[str, dict[str, TensorInfo]]:
@@ -38,19 +47,32 @@ def group_by_prefix(tensors: dict[str, TensorInfo], packed: str) -> dict[str, di
     return out
 
 
+def _own_suffixes(fmt: Layout) -> set[str]:
+    """Suffixes no other layout uses: one of them in a layer names its layout."""
+    return suffixes(fmt) - set().union(*(suffixes(other) for other in FORMATS.values() if other is not fmt))
+
+
+def _first_layers(tensors: dict[str, TensorInfo]) -> dict[str, tuple[str, dict[str, TensorInfo]]]:
+    """Per layout whose packed tensor occurs: the (prefix, tensors) of its first layer."""
+    out = {}
+    for name, fmt in FORMATS.items():
+        layers = group_by_prefix(tensors, fmt.PACKED)
+        if layers:
+            out[name] = (first := sorted(layers)[0], layers[first])
+    return out
+
+
 def _guess_layout(tensors: dict[str, TensorInfo], values: dict, gw: int | None) -> Layout | None:
-    if any(n.endswith(".weight_packed") for n in tensors):
-        return CT
-    layers = group_by_prefix(tensors, "qweight")
-    if not layers:
-        return None
-    sample = layers[sorted(layers)[0]]
-    if "g_idx" in sample:
-        return GPTQ
-    for layout in (GEMM, GEMV, GPTQ):
-        if fits(layout, sample, values.get(sorted(layers)[0], {}), gw):
-            return layout
-    return GEMM
+    """A layout with a suffix of its own in its first layer; else the first that fits; else the
+    first whose packed tensor occurs (formats in FORMATS order, the de facto GEMM first)."""
+    first = _first_layers(tensors)
+    for name, (_, infos) in first.items():
+        if _own_suffixes(FORMATS[name]) & set(infos):
+            return FORMATS[name]
+    for name, (prefix, infos) in first.items():
+        if fits(FORMATS[name], shapes_of(infos), values.get(prefix, {}), gw):
+            return FORMATS[name]
+    return FORMATS[next(iter(first))] if first else None
 
 
 def declared_width(decl: Declared, k: int) -> int | None:
@@ -61,20 +83,21 @@ def declared_width(decl: Declared, k: int) -> int | None:
 
 def choose_layout(decl: Declared, tensors: dict[str, TensorInfo], values: dict) -> tuple[Layout | None, list[Finding]]:
     """The declared layout, unless the tensors plainly have another one (a mislabelled file)."""
-    declared = LAYOUTS.get(decl.format) if decl.format else None
+    declared = FORMATS.get(decl.format) if decl.format else None
     guessed = _guess_layout(tensors, values, decl.group_size if decl.group_size and decl.group_size > 0 else None)
     if declared is None:
         return guessed, []
-    layers = group_by_prefix(tensors, declared.packed)
+    layers = group_by_prefix(tensors, declared.PACKED)
     if not layers or guessed is None or guessed is declared:
         return declared, []
     first = sorted(layers)[0]
     gw = declared_width(decl, 0) if decl.group_size and decl.group_size > 0 else None
     first_values = values.get(first, {})
-    if fits(declared, layers[first], first_values, gw) or not fits(guessed, layers[first], first_values, gw):
+    shapes = shapes_of(layers[first])
+    if fits(declared, shapes, first_values, gw) or not fits(guessed, shapes, first_values, gw):
         return declared, []
     return guessed, [Finding("config.matches-tensors", "error",
-                             f"config declares {declared.name} but the tensors have the {guessed.name} layout "
+                             f"config declares {declared.NAME} but the tensors have the {guessed.NAME} layout "
                              f"(e.g. {first}); loaders will read them with the wrong shapes", "config.json")]
 
 
@@ -83,19 +106,16 @@ def _fail(layer_file: str, rule: str, message: str, tensor: str, severity: str =
 
 
 def _check_set(prefix: str, layout: Layout, infos: dict, decl: Declared, f: str) -> list[Finding]:
-    required = set(layout.required)
-    if layout is CT and decl.zero_point:
-        required.add("weight_zero_point")
+    required = set(layout.REQUIRED) | (set(layout.ASYMMETRIC_ONLY) if decl.zero_point else set())
     out = [_fail(f, "tensors.complete", f"missing {prefix}.{s}: the layer cannot be loaded", f"{prefix}.{s}")
            for s in sorted(required - set(infos))]
-    if layout is CT and decl.zero_point is False and "weight_zero_point" in infos:
-        out.append(_fail(f, "config.matches-tensors",
-                         "config says symmetric but the layer has weight_zero_point; vLLM will ignore it",
-                         f"{prefix}.weight_zero_point"))
-    if layout is GPTQ and "g_idx" not in infos:
-        out.append(_fail(f, "tensors.complete", "no g_idx; some GPTQ loaders require it", f"{prefix}.g_idx", "warning"))
-    out += [_fail(f, "tensors.complete", f"unexpected tensor for a {layout.name} layer", f"{prefix}.{s}", "warning")
-            for s in sorted(set(infos) - layout.suffixes - {"weight"})]
+    if decl.zero_point is False:
+        out += [_fail(f, "config.matches-tensors", f"config says symmetric but the layer has {s}; vLLM will ignore it",
+                      f"{prefix}.{s}") for s in layout.ASYMMETRIC_ONLY if s in infos]
+    out += [_fail(f, "tensors.complete", f"no {s}; some {layout.NAME} loaders require it", f"{prefix}.{s}", "warning")
+            for s in layout.RECOMMENDED if s not in infos]
+    out += [_fail(f, "tensors.complete", f"unexpected tensor for a {layout.NAME} layer", f"{prefix}.{s}", "warning")
+            for s in sorted(set(infos) - suffixes(layout) - {"weight"})]
     if "weight" in infos:
         out.append(_fail(f, "tensors.complete",
                          "both a float weight and packed codes: loaders will take one and drop the other",
@@ -106,14 +126,14 @@ def _check_set(prefix: str, layout: Layout, infos: dict, decl: Declared, f: str)
 def _check_dtypes(prefix: str, layout: Layout, infos: dict, f: str) -> list[Finding]:
     out = []
     for s, info in sorted(infos.items()):
-        allowed = layout.dtypes.get(s)
+        allowed = layout.DTYPES.get(s)
         if s == "bias" and not info.is_float:
             out.append(_fail(f, "tensors.dtype", f"bias is {info.dtype}, expected a float dtype", info.name))
         if allowed and info.dtype not in allowed:
             out.append(_fail(f, "tensors.dtype",
-                             f"{s} is {info.dtype}; the {layout.name} layout stores {'/'.join(sorted(allowed))}",
+                             f"{s} is {info.dtype}; the {layout.NAME} layout stores {'/'.join(sorted(allowed))}",
                              info.name))
-        elif layout is CT and s == "weight_shape" and info.dtype == "I32":
+        elif s == "weight_shape" and info.dtype == "I32":
             out.append(_fail(f, "tensors.dtype", "weight_shape is int32; vLLM declares int64", info.name, "warning"))
     return out
 
@@ -122,17 +142,9 @@ def _check_divisible(prefix: str, layout: Layout, dims: Dims, gw: int, f: str) -
     out = []
     if dims.k % gw:
         out.append(_fail(f, "layout.divisibility", f"in_features {dims.k} is not divisible by group size {gw}",
-                         f"{prefix}.{layout.packed}"))
-    if layout.pack_axis_out and dims.n % 8:
-        out.append(_fail(f, "layout.divisibility", f"out_features {dims.n} is not divisible by the pack factor 8",
-                         f"{prefix}.{layout.packed}"))
-    if layout in (GEMV, GPTQ) and dims.k % 8:
-        out.append(_fail(f, "layout.divisibility", f"in_features {dims.k} is not divisible by the pack factor 8",
-                         f"{prefix}.{layout.packed}"))
-    if layout is GPTQ and dims.n % 8:
-        out.append(_fail(f, "layout.divisibility",
-                         f"out_features {dims.n} is not divisible by 8 (qzeros packing)", f"{prefix}.qzeros"))
-    return out
+                         f"{prefix}.{layout.PACKED}"))
+    return out + [_fail(f, "layout.divisibility", reason, f"{prefix}.{s}")
+                  for s, reason in layout.alignment(dims.n, dims.k)]
 
 
 def _check_shapes(prefix: str, layout: Layout, infos: dict, dims: Dims, gw: int, f: str) -> list[Finding]:
@@ -140,14 +152,14 @@ def _check_shapes(prefix: str, layout: Layout, infos: dict, dims: Dims, gw: int,
         want = expected_shapes(layout, dims, gw)
     except ValueError as err:
         return [_fail(f, "tensors.shape",
-                      f"no valid {layout.name} shapes for in={dims.k} out={dims.n} group={gw}: {err}",
-                      f"{prefix}.{layout.packed}")]
+                      f"no valid {layout.NAME} shapes for in={dims.k} out={dims.n} group={gw}: {err}",
+                      f"{prefix}.{layout.PACKED}")]
     out = []
     for s, info in sorted(infos.items()):
         if s not in want or tuple(want[s]) == info.shape:
             continue
         unpacked_zero_point = s == "weight_zero_point" and info.dtype == "I8"
-        if layout is CT and unpacked_zero_point and info.shape == (dims.n, want["weight_scale"][1]):
+        if unpacked_zero_point and info.shape == (dims.n, want["weight_scale"][1]):
             out.append(_fail(f, "tensors.shape",
                              "unpacked int8 zero point (compressed-tensors before PR #296); current vLLM expects "
                              "packed int32 [N/8, groups]", info.name, "warning"))
@@ -185,12 +197,12 @@ def _width(decl: Declared, dims: Dims, prefix: str, f: str) -> tuple[int | None,
 
 def check_layer(prefix: str, layout: Layout, infos: dict[str, TensorInfo], values: dict,
                 decl: Declared) -> tuple[Layer | None, list[Finding]]:
-    f = infos[layout.packed].path.name
+    f = infos[layout.PACKED].path.name
     findings = _check_set(prefix, layout, infos, decl, f) + _check_dtypes(prefix, layout, infos, f)
-    dims = layout.dims(infos, values)
+    dims = layout.dims(shapes_of(infos), values)
     if dims is None or dims.n <= 0 or dims.k <= 0:
-        return None, findings + [_fail(f, "tensors.shape", f"{layout.packed} is not a non-empty 2-D tensor",
-                                       f"{prefix}.{layout.packed}")]
+        return None, findings + [_fail(f, "tensors.shape", f"{layout.PACKED} is not a non-empty 2-D tensor",
+                                       f"{prefix}.{layout.PACKED}")]
     gw, bad = _width(decl, dims, prefix, f)
     if gw is None:
         return None, findings + bad

@@ -5,8 +5,9 @@
     awq_gemv(x, qweight, qzeros, scales)            -> x @ W_hat [M, N]  (small M, fp32 FMA)
     awq_linear(x, qweight, qzeros, scales, bias)    -> picks one of the above by batch size
 
-Layout (see ``awq_ref.formats.awq_gemm``): qweight [K, N/8] int32, qzeros [K/G, N/8] int32,
-scales [K/G, N] fp16/bf16/fp32; nibble i of a word holds column 8j + (0,2,4,6,1,3,5,7)[i].
+Layout ``awq_ref.formats.awq_gemm`` (the kernels take its nibble order and shapes from there):
+qweight [K, N/8] int32, qzeros [K/G, N/8] int32, scales [K/G, N] fp16/bf16/fp32; nibble i of a
+word holds column 8j + ORDER[i], ORDER = (0,2,4,6,1,3,5,7).
 The group size G is read off the shapes (G = K / scales.shape[0]; one row of scales = per
 channel). Every wrapper raises ValueError for input it cannot handle.
 

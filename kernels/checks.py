@@ -5,7 +5,9 @@
     scales   [K/G, N]    float16 | bfloat16 | float32
     x        [M, K]      float16 | bfloat16 | float32
 
-G is K / scales.shape[0]. Kernels walk K in blocks that must not straddle a group, so G
+The weights' shapes are the GEMM layout's own table (``awq_ref.formats.awq_gemm``: its
+``dims`` reads K, N and the groups off the stored shapes, its ``shapes`` says what they must
+be). G is K / scales.shape[0]. Kernels walk K in blocks that must not straddle a group, so G
 must be a multiple of MIN_BLOCK (16, the smallest tl.dot size on a GPU) unless there is a
 single group (per-channel, G = K), in which case K may be anything.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from awq_ref.formats import awq_gemm
 from kernels.runtime import triton_can_run
 
 MIN_BLOCK = 16
@@ -49,14 +52,15 @@ def check_weights(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Ten
     _check_tensor("qweight", qweight, (torch.int32,))
     _check_tensor("qzeros", qzeros, (torch.int32,))
     _check_tensor("scales", scales, FLOAT_DTYPES)
-    k, words = qweight.shape
-    groups, n = scales.shape
-    _require(k > 0 and words > 0, f"qweight must not be empty, got shape {(k, words)}")
-    _require(n == 8 * words, f"scales has {n} columns but qweight packs {8 * words} (N/8 = {words})")
-    _require(tuple(qzeros.shape) == (groups, words),
-             f"qzeros shape {tuple(qzeros.shape)} != (K/G, N/8) = {(groups, words)}")
+    _require(all(qweight.shape), f"qweight must not be empty, got shape {tuple(qweight.shape)}")
+    layer = awq_gemm.dims({"qweight": tuple(qweight.shape), "scales": tuple(scales.shape)})
+    k, n, groups, words = layer.k, layer.n, layer.groups or 0, qweight.shape[1]
+    per_word = awq_gemm.CODES_PER_WORD
+    _require(layer.pack == per_word, f"scales has {n} columns but qweight packs {per_word * words} (N/8 = {words})")
     _require(groups > 0 and k % groups == 0, f"K = {k} is not an exact multiple of {groups} groups")
     g = k // groups
+    want = awq_gemm.shapes(k, n, g)["qzeros"]
+    _require(tuple(qzeros.shape) == want, f"qzeros shape {tuple(qzeros.shape)} != (K/G, N/8) = {want}")
     _require(groups == 1 or g % MIN_BLOCK == 0,
              f"group size {g} must be a multiple of {MIN_BLOCK} (or one group per channel)")
     devices = {qweight.device, qzeros.device, scales.device}

@@ -1,17 +1,26 @@
 """Triton helpers that turn packed AWQ GEMM words into per-column values.
 
-Word j of a row holds columns 8j..8j+7; column 8j + c sits in nibble REVERSE[c] with
-REVERSE = (0, 4, 1, 5, 2, 6, 3, 7), i.e. at bit shift ((c // 2) + (c % 2) * 4) * 4.
+Word j of a row holds columns 8j..8j+7; column 8j + c sits in nibble COLUMN_NIBBLE[c] of it
+(``awq_ref.formats.awq_gemm``, the inverse of AutoAWQ's ORDER), i.e. at bit shift
+4 * COLUMN_NIBBLE[c]. The kernels read that table as one constexpr int, nibble c holding
+COLUMN_NIBBLE[c] (``awq_gemm.COLUMN_NIBBLE_WORD``), so the layout module stays its only source.
 """
 import triton
 import triton.language as tl
+
+from awq_ref.formats import awq_gemm
+
+COLUMN_NIBBLES = tl.constexpr(awq_gemm.COLUMN_NIBBLE_WORD)
+CODES_PER_WORD = tl.constexpr(awq_gemm.CODES_PER_WORD)
+NIBBLE_BITS = tl.constexpr(32 // awq_gemm.CODES_PER_WORD)
 
 
 @triton.jit
 def nibble_shifts(BLOCK_N: tl.constexpr):
     """[BLOCK_N] bit shift of each column inside its word (BLOCK_N a multiple of 8)."""
-    c = tl.arange(0, BLOCK_N) % 8
-    return ((c // 2) + (c % 2) * 4) * 4
+    c = tl.arange(0, BLOCK_N) % CODES_PER_WORD
+    table = tl.full((BLOCK_N,), COLUMN_NIBBLES, tl.int32)
+    return ((table >> (c * NIBBLE_BITS)) & 0xF) * NIBBLE_BITS
 
 
 @triton.jit

@@ -16,10 +16,20 @@ from __future__ import annotations
 
 import torch
 
+from awq_ref.formats import autoawq
+from awq_ref.formats.dims import CODES_PER_WORD, FLOAT_SCALES, Dims, Shapes, two_d
 from awq_ref.formats.nibbles import pack_last, unpack_last
 from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
+NAME = "gemv"
 TENSOR_NAMES = ("qweight", "qzeros", "scales")
+REQUIRED = TENSOR_NAMES
+PACKED, SCALES, ZEROS = "qweight", "scales", "qzeros"
+PACK_AXIS = "in"  # codes packed along K; zeros along the (padded) group axis
+ASYMMETRIC_ONLY: tuple[str, ...] = ()
+RECOMMENDED: tuple[str, ...] = ()
+VALUES: tuple[str, ...] = ()
+DTYPES = {"qweight": {"I32"}, "qzeros": {"I32"}, "scales": FLOAT_SCALES}
 _MULTIPLIER = {64: 2, 32: 4}
 
 
@@ -34,6 +44,25 @@ def zeros_width(in_features: int, group_width: int) -> int:
 def shapes(in_features: int, out_features: int, group_width: int) -> dict[str, tuple[int, int]]:
     zw = zeros_width(in_features, group_width)
     return {"qweight": (out_features, in_features // 8), "qzeros": (out_features, zw), "scales": (out_features, zw * 8)}
+
+
+def optional_shapes(in_features: int, out_features: int) -> dict[str, tuple[int, ...]]:
+    return {"bias": (out_features,)}
+
+
+def dims(shapes: Shapes, values: dict | None = None) -> Dims | None:
+    """N and K from qweight; the number of groups is not stored (scales are padded to ZW * 8)."""
+    qw = shapes.get("qweight")
+    return Dims(n=qw[0], k=qw[1] * CODES_PER_WORD, groups=None, pack=CODES_PER_WORD) if two_d(qw) else None
+
+
+def alignment(n: int, k: int) -> list[tuple[str, str]]:
+    """(tensor, reason) for each dimension this layout cannot pack."""
+    return [("qweight", f"in_features {k} is not divisible by the pack factor 8")] if k % CODES_PER_WORD else []
+
+
+def quantization_config(spec: QuantSpec) -> dict:
+    return autoawq.quantization_config(NAME, spec)
 
 
 def _pad_columns(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -63,3 +92,20 @@ def unpack(tensors: dict[str, torch.Tensor], spec: QuantSpec) -> QuantizedWeight
     zeros = unpack_last(tensors["qzeros"], 4)[:, :groups].contiguous()
     scales = tensors["scales"][:, :groups].contiguous()
     return QuantizedWeight(q=q, scales=scales, zeros=zeros, spec=spec)
+
+
+def scales_zeros(tensors: dict[str, torch.Tensor], groups: int,
+                 checkpoint_format: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scales and zeros as [N, groups], padding dropped (one variant: ``checkpoint_format`` is ignored)."""
+    return tensors["scales"][:, :groups], unpack_last(tensors["qzeros"], 4)[:, :groups]
+
+
+def sample(tensors: dict[str, torch.Tensor], channels: int, groups: int, group_width: int) -> dict[str, torch.Tensor]:
+    """The first ``channels`` outputs and the inputs of the first ``groups`` groups, still packed."""
+    ks = groups * group_width
+    return {"qweight": tensors["qweight"][:channels, : ks // CODES_PER_WORD], "qzeros": tensors["qzeros"][:channels],
+            "scales": tensors["scales"][:channels]}
+
+
+def decode(tensors: dict[str, torch.Tensor], spec: QuantSpec, checkpoint_format: str | None = None) -> QuantizedWeight:
+    return unpack(tensors, spec)

@@ -13,21 +13,40 @@ Written by compressed-tensors ``PackedQuantizationCompressor``; read by vLLM
 compressed-tensors stores signed codes q_s in [-8, 7] and signed zeros zp; the packed nibbles
 are q_s + 8 and zp + 8, which are exactly our unsigned code q and zero z, so
 w_hat = (q_s - zp) * s = (q - z) * s. A K that is not a multiple of 8 is zero-padded.
-Symmetric checkpoints have no zero tensor; their zero is 8 (signed zero 0).
+Symmetric checkpoints have no zero tensor; their zero is 8 (signed zero 0). Files written
+by older compressed-tensors releases store the zero point unpacked, int8 [N, K/G] signed; ``decode``
+and ``scales_zeros`` read both. An optional ``weight_g_idx`` [K] (act-order) may be present.
+
+``quantization_config`` (what llm-compressor writes):
+
+    {quant_method: "compressed-tensors", format: "pack-quantized", quantization_status: "compressed",
+     config_groups: {group_0: {targets: ["Linear"], format: "pack-quantized",
+                               weights: {num_bits: 4, type: "int", symmetric, strategy: "group"|"channel",
+                                         group_size (None per channel), ...}}}}
+
+``ignore`` (which modules stay float) and ``version`` (the writer's release) are not about the
+layout; writers add them.
 """
 from __future__ import annotations
 
 import torch
 
+from awq_ref.formats.dims import FLOAT_SCALES, Dims, Shapes, ceil8, two_d
 from awq_ref.formats.nibbles import pack_last, unpack_last
 from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
+NAME = "compressed-tensors"
 TENSOR_NAMES = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape")
+REQUIRED = ("weight_packed", "weight_scale", "weight_shape")
+ASYMMETRIC_ONLY = ("weight_zero_point",)  # present exactly when zero points are stored
+PACKED, SCALES, ZEROS = "weight_packed", "weight_scale", "weight_zero_point"
+VALUES = ("weight_shape",)  # small tensors whose values ``dims`` reads
+PACK_AXIS = "in"  # codes packed along K; zero points along N
+RECOMMENDED: tuple[str, ...] = ()
+DTYPES = {"weight_packed": {"I32"}, "weight_scale": FLOAT_SCALES | {"F32"}, "weight_zero_point": {"I32", "I8"},
+          "weight_shape": {"I64", "I32"}, "weight_g_idx": {"I32"}}
 SYMMETRIC_ZERO = 8
-
-
-def _ceil8(x: int) -> int:
-    return -(-x // 8)
+SIGNED_OFFSET = 8  # stored signed value + 8 = our unsigned code / zero
 
 
 def _pad_last(t: torch.Tensor, multiple: int = 8) -> torch.Tensor:
@@ -40,11 +59,41 @@ def _pad_last(t: torch.Tensor, multiple: int = 8) -> torch.Tensor:
 def shapes(in_features: int, out_features: int, group_width: int) -> dict[str, tuple[int, ...]]:
     groups = in_features // group_width
     return {
-        "weight_packed": (out_features, _ceil8(in_features)),
+        "weight_packed": (out_features, ceil8(in_features)),
         "weight_scale": (out_features, groups),
-        "weight_zero_point": (_ceil8(out_features), groups),
+        "weight_zero_point": (ceil8(out_features), groups),
         "weight_shape": (2,),
     }
+
+
+def optional_shapes(in_features: int, out_features: int) -> dict[str, tuple[int, ...]]:
+    return {"bias": (out_features,), "weight_g_idx": (in_features,)}
+
+
+def dims(shapes: Shapes, values: dict | None = None) -> Dims | None:
+    """N and K from the ``weight_shape`` value (else weight_packed, assuming no padding), groups from scales."""
+    wp, sc = shapes.get("weight_packed"), shapes.get("weight_scale")
+    stated = (values or {}).get("weight_shape")
+    if not two_d(wp):
+        return None
+    n, k = stated if stated is not None else (wp[0], wp[1] * 8)
+    return Dims(n=n, k=k, groups=sc[1] if two_d(sc) else None, pack=k / wp[1] if wp[1] else 0)
+
+
+def alignment(n: int, k: int) -> list[tuple[str, str]]:
+    """Nothing to align: K and N are zero-padded to a multiple of 8."""
+    return []
+
+
+def quantization_config(spec: QuantSpec) -> dict:
+    per_channel = spec.group_size == -1
+    weights = {"num_bits": spec.bits, "type": "int", "symmetric": not spec.zero_point,
+               "strategy": "channel" if per_channel else "group",
+               "group_size": None if per_channel else spec.group_size,
+               "dynamic": False, "actorder": None, "block_structure": None, "observer": "minmax", "observer_kwargs": {}}
+    return {"quant_method": NAME, "format": "pack-quantized", "quantization_status": "compressed",
+            "config_groups": {"group_0": {"targets": ["Linear"], "format": "pack-quantized", "weights": weights,
+                                          "input_activations": None, "output_activations": None}}}
 
 
 def pack(qw: QuantizedWeight, scale_dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
@@ -70,3 +119,39 @@ def unpack(tensors: dict[str, torch.Tensor], spec: QuantSpec) -> QuantizedWeight
     else:
         zeros = torch.full(scales.shape, SYMMETRIC_ZERO, dtype=torch.int32)
     return QuantizedWeight(q=q, scales=scales, zeros=zeros, spec=spec)
+
+
+def _int8_zeros(zp: torch.Tensor) -> bool:
+    return zp.dtype == torch.int8
+
+
+def scales_zeros(tensors: dict[str, torch.Tensor], groups: int,
+                 checkpoint_format: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scales and zeros as [N, groups] (one variant: ``checkpoint_format`` is ignored)."""
+    scales, zp = tensors["weight_scale"], tensors.get("weight_zero_point")
+    n = scales.shape[0]
+    if zp is None:
+        return scales, torch.full((n, groups), SYMMETRIC_ZERO, dtype=torch.int32)
+    if _int8_zeros(zp):
+        return scales, zp.to(torch.int32) + SIGNED_OFFSET
+    return scales, unpack_last(zp.t().contiguous(), 4)[:, :n].t().contiguous()
+
+
+def sample(tensors: dict[str, torch.Tensor], channels: int, groups: int, group_width: int) -> dict[str, torch.Tensor]:
+    """The first ``channels`` outputs and first ``groups`` groups, still packed."""
+    ks = groups * group_width
+    out = {"weight_packed": tensors["weight_packed"][:channels, : ceil8(ks)],
+           "weight_scale": tensors["weight_scale"][:channels, :groups], "weight_shape": torch.tensor([channels, ks])}
+    zp = tensors.get("weight_zero_point")
+    if zp is not None:
+        out["weight_zero_point"] = zp[:channels, :groups] if _int8_zeros(zp) else zp[: ceil8(channels), :groups]
+    return out
+
+
+def decode(tensors: dict[str, torch.Tensor], spec: QuantSpec, checkpoint_format: str | None = None) -> QuantizedWeight:
+    """``unpack``, also for the older unpacked int8 zero points."""
+    zp = tensors.get("weight_zero_point")
+    if zp is None or not _int8_zeros(zp):
+        return unpack(tensors, spec)
+    qw = unpack({k: v for k, v in tensors.items() if k != "weight_zero_point"}, spec)
+    return QuantizedWeight(qw.q, qw.scales, zp.to(torch.int32) + SIGNED_OFFSET, spec)

@@ -320,7 +320,7 @@ DEFECTS = [
         "format.detected",
         _awq_config,
         base="reference",
-        where="declares awq-gemm",
+        where="declares gemm",
     ),
     Defect(
         "group size 48 does not divide in_features",

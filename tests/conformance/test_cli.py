@@ -25,7 +25,7 @@ def test_verify_exit_codes_and_json(built, tmp_path, capsys):
     assert run_cli(["verify", str(built["gemm"]), "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["schema"] == SCHEMA and doc["schema_version"] == SCHEMA_VERSION and doc["conforms"] is True
-    assert set(doc["rules_run"]) <= set(RULES) and doc["format"] == "awq-gemm"
+    assert set(doc["rules_run"]) <= set(RULES) and doc["format"] == "gemm"
     assert all({"rule", "severity", "message", "file", "tensor"} == set(f) for f in doc["findings"])
     assert run_cli(["verify", str(tmp_path / "nowhere")]) == 2
     broken = tmp_path / "broken"

@@ -23,7 +23,7 @@ def rules_without_defect(defects: list[Defect]) -> list[str]:
 def test_undamaged_checkpoints_conform(built, kind):
     report = verify(built[kind])
     assert report.exit_code() == 0, [f.line() for f in report.findings if f.severity == "error"]
-    assert report.format == {"gemm": "awq-gemm", "ct": "compressed-tensors", "gptq": "gptq"}[kind]
+    assert report.format == {"gemm": "gemm", "ct": "compressed-tensors", "gptq": "gptq"}[kind]
 
 
 def test_every_rule_has_a_seeded_defect():

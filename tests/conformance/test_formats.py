@@ -72,7 +72,7 @@ def test_gemv_checkpoint_reads_and_warns_about_vllm(built, tmp_path):
     cfg = {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemv",
            "modules_to_not_convert": None}
     report = verify(relayout(built["gemm"], tmp_path / "gemv", awq_gemv, cfg))
-    assert report.format == "awq-gemv" and not _errors(report)
+    assert report.format == "gemv" and not _errors(report)
     assert any("GEMV" in f.message for f in report.of_rule("loader.vllm"))
 
 

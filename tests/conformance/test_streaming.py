@@ -70,7 +70,7 @@ def test_streaming_quick(tmp_path):
     cfg = {"hidden": 1024, "intermediate": 2816, "layers": 4, "vocab": 8000, "kv_hidden": 1024}
     folder = write_checkpoint(tmp_path / "small", cfg, shard_bytes=40 * 1000**2)
     report = verify(folder)
-    assert report.format == "awq-gemm" and not report.of_rule("verifier.internal")
+    assert report.format == "gemm" and not report.of_rule("verifier.internal")
     assert not [f for f in report.findings if f.severity == "error" and not f.rule.startswith("numeric.")]
 
 

@@ -100,3 +100,13 @@ def test_gemm_needs_out_features_multiple_of_8():
 def test_unknown_version():
     with pytest.raises(ValueError, match="unknown AWQ version"):
         layout("marlin")
+
+
+def test_column_nibble_table_inverts_the_gemm_order():
+    # The kernels read COLUMN_NIBBLE_WORD as an int32 constant: nibble c = the nibble of column c.
+    assert all(awq_gemm.ORDER[awq_gemm.COLUMN_NIBBLE[c]] == c for c in range(8))
+    word = awq_gemm.COLUMN_NIBBLE_WORD
+    assert 0 <= word < 2**31 and [(word >> (4 * c)) & 0xF for c in range(8)] == list(awq_gemm.COLUMN_NIBBLE)
+    codes = torch.arange(1, 9, dtype=torch.int32)[None, :]
+    packed = pack_last(codes, 4, awq_gemm.ORDER).item()
+    assert [(packed >> (4 * awq_gemm.COLUMN_NIBBLE[c])) & 0xF for c in range(8)] == list(range(1, 9))
