@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-pytest_plugins = ["reports.plugin"]  # --results-json PATH (issue 7)
+pytest_plugins = ["reports.plugin"]  # --results-json PATH
 
 
 def _cuda_available() -> bool:

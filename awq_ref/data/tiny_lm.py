@@ -1,6 +1,6 @@
 """A tiny Llama that has learnt some English, for comparisons whose perplexity must mean something.
 
-The peer benchmark (issue 3) runs AutoAWQ, llm-compressor and our AWQ on "a 4-layer
+The peer benchmark (tests/peers/test_peer_speed.py) runs AutoAWQ, llm-compressor and our AWQ on "a 4-layer
 hidden-256 Llama". A randomly initialised one predicts nearly uniform tokens, so every
 method's perplexity equals the vocabulary size and cannot rank anything. This module builds
 the same shape (4 layers, hidden 256, intermediate 768, 4 heads, 2 KV heads, byte-level

@@ -12,7 +12,7 @@ from tests.e2e.quality import Setting, float_row, method_row, perplexity_payload
 pytestmark = pytest.mark.slow
 
 SAMPLES = (4, 16, 64)
-THREE_BIT_SAMPLES = 16  # 3-bit once, at a mid size, to bound the run (~40 min on 2 shared cores)
+THREE_BIT_SAMPLES = 16  # 3-bit once, at a mid size, to bound the run
 SEQLEN = 512
 WINDOWS = 16
 

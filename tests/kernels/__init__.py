@@ -1,1 +1,1 @@
-"""Triton kernel tests (issue 4): properties against awq_ref, mutations, benchmarks."""
+"""Triton kernel tests: properties against awq_ref, mutations, benchmarks."""

@@ -165,7 +165,7 @@ def checkpoint_perplexity(folder: Path, windows: torch.Tensor) -> float:
 
 @dataclass(frozen=True)
 class Targets:
-    """Issue 3: ours at least 5x faster than AutoAWQ at its fastest dtype and 2x faster than
+    """The targets: ours at least 5x faster than AutoAWQ at its fastest dtype and 2x faster than
     llm-compressor, with perplexity no worse than either by more than 0.5%."""
     speedup: tuple[tuple[str, float], ...] = (("autoawq", 5.0), ("llm-compressor", 2.0))
     ppl_slack: float = 1.005

@@ -1,4 +1,4 @@
-"""The verifier's loader claims against the real loaders (issue 5, item 7).
+"""The verifier's loader claims against the real loaders.
 
 For each tiny variant (tests/peers/loader_variants.py, built in tmp folders) the verifier is
 asked what vLLM and transformers do with it (``conformance.loaders.claim``: a finding saying

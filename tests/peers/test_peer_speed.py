@@ -1,12 +1,11 @@
-"""Speed and perplexity against AutoAWQ 0.2.9 and llm-compressor 0.14 (issue 3 item 6).
+"""Speed and perplexity against AutoAWQ 0.2.9 and llm-compressor 0.14.
 
 Model: ``awq_ref.data.tiny_lm`` (4 layers, hidden 256, intermediate 768, byte vocabulary, trained
 briefly on the calibration split so its perplexity means something; a random one scores the
 vocabulary size whatever the method). Calibration: 128 x 512 tokens from the calibration split
 (``awq_ref.data.calibration``), the same token blocks for every tool. w4, group 128, zero point.
-Every tool computes in bfloat16, its fastest dtype on this CPU (shared notes, peers-on-cpu.md:
-AutoAWQ 175 s in fp16, 47 s in fp32, 20 s in bf16 on this shape with 37 blocks; llm-compressor
-12 s in bf16, 338-804 s in fp32/fp16). Times are the quantise call alone, all in this one run,
+Every tool computes in bfloat16, the fastest dtype of each on a CPU with native bf16 (fp16
+and fp32 are several times slower for both peers on this shape). Times are the quantise call alone, all in this one run,
 on every core torch may use. Perplexity: 32 x 512 held-out tokens (Pride and Prejudice), each
 tool's own checkpoint decoded in float32 by ``conformance.dequantized``.
 

@@ -92,7 +92,7 @@ def lm_eval_perplexity(model, tokenizer, documents: list[str], max_length: int =
         _write_task(tmp, documents)
         with _offline_env(tmp / "datasets"), _quiet(quiet):
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
-            # include_defaults=False: indexing lm-eval's ~26k built-in task files costs ~20 s a call
+            # include_defaults=False: indexing all of lm-eval's built-in task files costs seconds a call
             tasks = TaskManager(include_path=str(tmp), include_defaults=False)
             out = lm_eval.simple_evaluate(model=lm, tasks=[TASK_NAME], task_manager=tasks, log_samples=True,
                                           bootstrap_iters=0)
