@@ -15,20 +15,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from awq_ref import formats
 from awq_ref.checkpoint.lazy import open_lazy
 from awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
 from awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_ref.errors import HarnessError
 from awq_ref.methods.method import Method
-from awq_ref.methods.registry import QuantizeRequest, get_method, method_names
+from awq_ref.methods.registry import QuantizeRequest, get_method, method_names, methods
 from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
 from awq_ref.pipeline.keep import KeepPlan, parse_keep
 from awq_ref.pipeline.keep_step import KeepLinearsStep, check_keeps_float
 from awq_ref.pipeline.layer_loop import Loaded, quantize_folder
 from awq_ref.pipeline.quantize import method_step, output_layout
 from awq_ref.primitives.quant import QuantError, QuantSpec
-
-FORMATS = ("gemm", "gemv", "gptq")
 
 
 def add_parser(sub) -> None:
@@ -38,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--method", default="rtn", choices=method_names())
     p.add_argument("--w-bit", type=int, default=4, help="weight bits")
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE, help="inputs per group, -1 per channel")
-    p.add_argument("--format", default="gemm", choices=list(FORMATS),
+    p.add_argument("--format", default="gemm", choices=sorted({f for m in methods() for f in m.formats}),
                    help="AutoAWQ layout, or GPTQ's own layout (--method gptq only)")
     p.add_argument("--no-zero-point", action="store_true", help="symmetric quantisation")
     p.add_argument("--calib-samples", type=int, default=128, help="calibration blocks (calibrated methods)")
@@ -80,15 +79,15 @@ def _check_fits(model, request: QuantizeRequest) -> None:
     """Refuse settings the model or the layout cannot take, before any work is done."""
     if request.spec.bits != 4:
         raise HarnessError(f"--format {request.version} stores 4-bit weights only, got --w-bit {request.spec.bits}")
+    layout = formats.get(request.version)
     for i, layer in enumerate(decoder_layers(model)):
         for name, linear in linears_in(layer).items():
             try:
                 request.spec.group_width(linear.in_features)
             except QuantError as err:
                 raise HarnessError(f"layer {i} {name}: {err}") from None
-            if linear.out_features % 8 or (request.version == "gptq" and linear.in_features % 8):
-                raise HarnessError(f"layer {i} {name}: in/out features {linear.in_features}/{linear.out_features} "
-                                   f"are not multiples of 8")
+            for tensor, reason in layout.alignment(linear.out_features, linear.in_features):
+                raise HarnessError(f"layer {i} {name}: --format {request.version} cannot pack {tensor}: {reason}")
 
 
 @contextlib.contextmanager

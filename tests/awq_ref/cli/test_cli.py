@@ -100,3 +100,18 @@ def test_default_model_job_end_to_end(tmp_path):
     assert [r["method"] for r in rows] == ["fp", "checkpoint"]
     assert rows[1]["ppl"] > rows[0]["ppl"]
     assert "Traceback" not in q.stderr + e.stderr
+
+
+@pytest.mark.parametrize("fmt, tensor", [("gemm", "mlp.gate_proj: --format gemm cannot pack qweight: out_features 36"),
+                                         ("gemv", "mlp.down_proj: --format gemv cannot pack qweight: in_features 36")])
+def test_the_format_says_which_dimensions_it_cannot_pack(tmp_path, capsys, fmt, tensor):
+    """An MLP of width 36 (not a multiple of 8): GEMM packs along out_features and refuses gate_proj,
+    GEMV packs along in_features and refuses down_proj; each before any work, in one line."""
+    folder = tmp_path / "odd"
+    tiny_model("llama", intermediate=36).save_pretrained(folder)
+    capsys.readouterr()
+    code = main(["quantize", "--model", str(folder), "--format", fmt, "--group-size", "4",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"layer 0 {tensor}" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
