@@ -38,16 +38,15 @@ TARGETS = (compressed_tensors.NAME, awq_gemm.NAME)  # format names, as --to take
 CT_VERSION = "0.19.0"  # the compressed-tensors release whose config we write
 
 
+def _declared_spec(decl: Declared) -> QuantSpec:
+    return QuantSpec(4, decl.group_size, decl.zero_point)
+
+
 def ct_config(decl: Declared) -> dict:
-    per_channel = decl.group_size == -1
-    weights = {"num_bits": 4, "type": "int", "symmetric": not decl.zero_point,
-               "strategy": "channel" if per_channel else "group",
-               "group_size": None if per_channel else decl.group_size,
-               "dynamic": False, "actorder": None, "block_structure": None, "observer": "minmax", "observer_kwargs": {}}
-    return {"quant_method": "compressed-tensors", "format": "pack-quantized", "quantization_status": "compressed",
-            "version": CT_VERSION, "ignore": ["lm_head"] + [f"re:.*{m}.*" for m in decl.skip],
-            "config_groups": {"group_0": {"targets": ["Linear"], "format": "pack-quantized", "weights": weights,
-                                          "input_activations": None, "output_activations": None}},
+    """The layout's keys from ``formats.compressed_tensors``; the release, what stays float, and the
+    empty schemes llm-compressor writes beside them."""
+    return {**compressed_tensors.quantization_config(_declared_spec(decl)), "version": CT_VERSION,
+            "ignore": ["lm_head"] + [f"re:.*{m}.*" for m in decl.skip],
             "kv_cache_scheme": None, "sparsity_config": {}, "transform_config": {}}
 
 
@@ -60,9 +59,9 @@ def _substring(entry: str) -> str:
 
 
 def awq_config(decl: Declared) -> dict:
+    """The GEMM layout's keys from ``formats.awq_gemm``, and the linears left float."""
     skip = [_substring(e) for e in decl.skip if e != "lm_head"]
-    return {"quant_method": "awq", "bits": 4, "group_size": decl.group_size, "zero_point": decl.zero_point,
-            "version": "gemm", "modules_to_not_convert": skip or None}
+    return {**awq_gemm.quantization_config(_declared_spec(decl)), "modules_to_not_convert": skip or None}
 
 
 def _packed(qw: QuantizedWeight, target: str, scale_dtype: torch.dtype) -> dict[str, torch.Tensor]:

@@ -43,12 +43,14 @@ def _save_awq(spec: GoldenSpec, out: Path, layout: str, overwrite: bool) -> None
 def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
     """GPTQ (v1 ``checkpoint_format: gptq``, symmetric so every zero fits v1's z - 1)."""
     from awq_ref.checkpoint.gptq import save_gptq_checkpoint
+    from awq_ref.methods.gptq import quantization_config, stored_weights
 
     model, request = tiny_model(spec.family, spec.seed), QuantizeRequest(spec.quant, "gptq")
     step = method_step(spec.method, request, calibration_ids())
     run_step(model, step)  # the GPTQ step keeps every linear's codes for the layout
     config = {**tiny_config_dict(spec.family), "torch_dtype": "float16"}
-    save_gptq_checkpoint(model, step.result.weights, out, request.gptq, overwrite=overwrite, base_config=config)
+    save_gptq_checkpoint(model, stored_weights(step.result.weights), out, quantization_config(spec.quant, request.gptq),
+                         overwrite=overwrite, base_config=config)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,11 @@
 The check reads the source with ``ast`` and never imports it, so a forbidden import inside
 a function counts as much as one at the top of the file, and a broken module cannot hide
 one. ``violations(root)`` returns one line per offence: ``path:line: rule: what it found``.
+
+Inside awq_ref the sub-packages form layers, lowest first (``AWQ_REF_LAYERS``): a sub-package
+imports only from the layers below its own, so the imports run in one direction and no two
+sub-packages need each other. ``errors`` (a module) counts as a sub-package; a sub-package the
+table does not place is an offence, so a new one has to be given its layer.
 """
 from __future__ import annotations
 
@@ -17,6 +22,23 @@ PACKAGES = ("awq_ref", "kernels", "reports", "conformance", "golden")
 KERNELS_MAY_IMPORT_FROM_AWQ_REF = ("awq_ref.formats", "awq_ref.primitives.quant")
 
 
+# awq_ref's sub-packages, lowest layer first; one layer may hold several that never import each other.
+AWQ_REF_LAYERS = (
+    ("errors", "primitives"),  # error types; quantisation maths, compute dtypes, pinned numerics
+    ("formats",),              # one module per on-disk layout: tensors, shapes, its quantization_config
+    ("modules", "model"),      # quantised linears and swapping them in; architecture tables and the layer walk
+    ("checkpoint",),           # plans, the one writer, AWQ/GPTQ folders, the layout table, lazy reading
+    ("data",),                 # default models, corpus, calibration, tiny models (cached with checkpoint.atomic)
+    ("methods",),              # AWQ, GPTQ, RTN and their registry
+    ("pipeline",),             # the layer-at-a-time loop, keeping layers float, refolding
+    ("eval",),                 # perplexity and evaluations of methods and checkpoints
+    ("mixed_precision",),      # sensitivities and keep plans (evaluates layers)
+    ("cli",),                  # composes everything, and conformance and reports
+)
+LAYER_ORDER_TEXT = " < ".join(", ".join(layer) for layer in AWQ_REF_LAYERS)
+UNPLACED_RULE = "every awq_ref sub-package has a layer in AWQ_REF_LAYERS"
+
+
 @dataclass(frozen=True)
 class ImportRule:
     """Files under ``scope`` (less ``exempt``) import no module under ``forbidden``, bar ``allowed``."""
@@ -28,7 +50,8 @@ class ImportRule:
     exempt: tuple[str, ...] = ()
 
     def covers(self, relpath: str) -> bool:
-        return _under(relpath, self.scope) and not any(_under(relpath, folder) for folder in self.exempt)
+        inside = _under(relpath, self.scope) or relpath == self.scope + ".py"
+        return inside and not any(_under(relpath, folder) for folder in self.exempt)
 
     def breaks(self, module: str) -> bool:
         return _within(module, self.forbidden) and not _within(module, self.allowed)
@@ -49,6 +72,21 @@ IMPORT_RULES = (
     ImportRule("reports imports nothing from awq_ref, conformance or kernels", "reports",
                ("awq_ref", "conformance", "kernels")),
 )
+
+
+def layer_rules() -> tuple[ImportRule, ...]:
+    """One rule per awq_ref sub-package: nothing from its own layer (bar itself) or above."""
+    rules = []
+    for rank, layer in enumerate(AWQ_REF_LAYERS):
+        at_or_above = [name for upper in AWQ_REF_LAYERS[rank:] for name in upper]
+        for name in layer:
+            forbidden = tuple(f"awq_ref.{other}" for other in at_or_above if other != name)
+            rules.append(ImportRule(f"awq_ref.{name} imports only the layers below it ({LAYER_ORDER_TEXT})",
+                                    f"awq_ref/{name}", forbidden))
+    return tuple(rules)
+
+
+IMPORT_RULES += layer_rules()
 GLOBALS_RULE = "no module writes another harness module's globals"
 
 
@@ -69,7 +107,19 @@ def file_violations(relpath: str, source: str) -> list[str]:
                   for rule in IMPORT_RULES if rule.covers(relpath) and rule.breaks(module)]
     for line, target in foreign_global_writes(tree, relpath):
         found.append(f"{relpath}:{line}: {GLOBALS_RULE}: assigns {target}")
+    unplaced = unplaced_sub_package(relpath)
+    if unplaced:
+        found.append(f"{relpath}:1: {UNPLACED_RULE}: {unplaced} has none")
     return sorted(found, key=lambda text: int(text.split(":")[1]))
+
+
+def unplaced_sub_package(relpath: str) -> str | None:
+    """The awq_ref sub-package (or top-level module) ``relpath`` is in when no layer holds it."""
+    parts = relpath.split("/")
+    if parts[0] != "awq_ref" or parts[1:] == ["__init__.py"]:
+        return None
+    name = parts[1].removesuffix(".py")
+    return None if any(name in layer for layer in AWQ_REF_LAYERS) else name
 
 
 def imported_modules(tree: ast.AST, relpath: str) -> list[tuple[int, str]]:

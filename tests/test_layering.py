@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.layering import violations
+from tests.layering import AWQ_REF_LAYERS, violations
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +21,9 @@ def test_packages_keep_their_layers():
 
 
 def test_forbidden_import_is_reported_with_file_line_and_rule(tmp_path):
-    plant(tmp_path, "awq_ref/_tmp_forbidden.py", '"""A planted offence."""\nfrom conformance import verify\n')
+    plant(tmp_path, "awq_ref/model/_tmp_forbidden.py", '"""A planted offence."""\nfrom conformance import verify\n')
     assert violations(tmp_path) == [
-        "awq_ref/_tmp_forbidden.py:2: awq_ref (outside awq_ref/cli) imports neither conformance nor reports: "
+        "awq_ref/model/_tmp_forbidden.py:2: awq_ref (outside awq_ref/cli) imports neither conformance nor reports: "
         "imports conformance.verify"]
 
 
@@ -37,6 +37,13 @@ def test_forbidden_import_is_reported_with_file_line_and_rule(tmp_path):
      "another harness module's globals"),
     ("golden/x.py", "from awq_ref.modules import qlinear\na, qlinear.KERNELS = 1, 2\n",
      "another harness module's globals"),
+    ("awq_ref/checkpoint/gptq.py", "def f():\n    from awq_ref.methods.gptq import GptqConfig\n",
+     "awq_ref.checkpoint imports only the layers below it"),
+    ("awq_ref/formats/gptq.py", "from awq_ref import modules\n", "awq_ref.formats imports only the layers below"),
+    ("awq_ref/model/walk.py", "from awq_ref.modules.swap import excluded\n", "awq_ref.model imports only the layers"),
+    ("awq_ref/errors.py", "import awq_ref.primitives.quant\n", "awq_ref.errors imports only the layers below"),
+    ("awq_ref/eval/x.py", "from ..mixed_precision import plan\n", "awq_ref.eval imports only the layers below"),
+    ("awq_ref/plugins/x.py", "import torch\n", "every awq_ref sub-package has a layer"),
 ])
 def test_each_rule_catches_its_offence(tmp_path, relpath, source, rule):
     plant(tmp_path, relpath, source)
@@ -51,7 +58,16 @@ def test_each_rule_catches_its_offence(tmp_path, relpath, source, rule):
     ("kernels/bench/records.py", "from reports.collect import record\n"),
     ("golden/loaders.py", "import awq.modules.linear.gemm as gemm\ngemm.TRITON_AVAILABLE = False\n"),
     ("awq_ref/data/cache.py", "from awq_ref.modules import qlinear\nqlinear.KERNELS == 'torch'\n"),
+    ("awq_ref/methods/gptq.py", "from awq_ref.checkpoint.gptq import gptq_tensors\nfrom . import method\n"),
+    ("awq_ref/cli/x.py", "from awq_ref.mixed_precision import plan\nfrom awq_ref.errors import HarnessError\n"),
+    ("awq_ref/__init__.py", '"""The package."""\n'),
 ])
 def test_allowed_code_passes(tmp_path, relpath, source):
     plant(tmp_path, relpath, source)
     assert violations(tmp_path) == []
+
+
+def test_the_layers_place_every_sub_package_once():
+    placed = [name for layer in AWQ_REF_LAYERS for name in layer]
+    present = {p.name for p in (REPO_ROOT / "awq_ref").iterdir() if (p / "__init__.py").exists()} | {"errors"}
+    assert len(placed) == len(set(placed)) and set(placed) == present

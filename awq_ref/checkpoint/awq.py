@@ -21,6 +21,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from awq_ref import formats
 from awq_ref.checkpoint.plan import quantise_skeleton, stored_tensor, tensors_plan
 from awq_ref.checkpoint.safetensors_stream import INDEX_FILE, SINGLE_FILE
 from awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
@@ -36,8 +37,8 @@ class AwqConfig:
     modules_to_not_convert: list[str] | None = field(default=None)
 
     def to_json(self) -> dict:
-        return {"quant_method": "awq", "bits": self.spec.bits, "group_size": self.spec.group_size,
-                "zero_point": self.spec.zero_point, "version": self.version.lower(),
+        """The layout's keys from its format module, and the linears left float."""
+        return {**formats.layout(self.version).quantization_config(self.spec),
                 "modules_to_not_convert": self.modules_to_not_convert}
 
     @classmethod

@@ -36,7 +36,7 @@ from torch import nn
 from awq_ref.checkpoint.atomic import atomic_directory
 from awq_ref.checkpoint.plan import awq_plan, gptq_plan
 from awq_ref.checkpoint.safetensors_stream import INDEX_FILE, ShardedWriter, TensorSpec
-from awq_ref.methods.gptq import GptqConfig
+from awq_ref.primitives.quant import QuantSpec
 
 if TYPE_CHECKING:
     from awq_ref.checkpoint.awq import AwqConfig
@@ -115,16 +115,16 @@ def model_output(model: nn.Module, plan: dict[str, TensorSpec], quantization_con
 
 
 def awq_output(model: nn.Module, qcfg: AwqConfig, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-               base_config: dict | None = None) -> OutputLayout:
-    return model_output(model, awq_plan(model, qcfg), qcfg.to_json(), base_config, max_shard_bytes)
+               base_config: dict | None = None, quantization_config: dict | None = None) -> OutputLayout:
+    """An AutoAWQ folder; its ``quantization_config`` is ``qcfg``'s unless the caller hands one in."""
+    config = quantization_config if quantization_config is not None else qcfg.to_json()
+    return model_output(model, awq_plan(model, qcfg), config, base_config, max_shard_bytes)
 
 
-def gptq_output(model: nn.Module, spec, cfg: GptqConfig, checkpoint_format: str = "gptq",
+def gptq_output(model: nn.Module, spec: QuantSpec, quantization_config: dict,
                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, base_config: dict | None = None) -> OutputLayout:
-    from awq_ref.checkpoint.gptq import gptq_quantization_config  # checkpoint.gptq saves through this module
-
-    return model_output(model, gptq_plan(model, spec), gptq_quantization_config(spec, cfg, checkpoint_format),
-                        base_config, max_shard_bytes)
+    """A GPTQ folder with ``quantization_config`` as it is (``formats.gptq``'s keys, and the method's settings)."""
+    return model_output(model, gptq_plan(model, spec), quantization_config, base_config, max_shard_bytes)
 
 
 def write_index(folder: Path, writer: ShardedWriter) -> None:

@@ -124,7 +124,7 @@ def _quantize(args, source, out: Path, method: Method, request: QuantizeRequest,
     _check_fits(source.model, request)
     keep = parse_keep(args.keep_layers, source.model)
     prefix = layer_prefix(source.model)
-    layout = output_layout(source.model, request, keep.not_converted(prefix))
+    layout = output_layout(source.model, method, request, keep.not_converted(prefix))
     with _progress(method.name, request, len(source.layers)) as on_layer:
         step = KeepLinearsStep(method_step(method, request, tokenizer), method, keep.linears_by_layer(prefix))
         return quantize_folder(source, out, step, layout, keep.layers,

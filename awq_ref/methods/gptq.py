@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
+from awq_ref.checkpoint.gptq import GroupIndexedWeight, gptq_tensors
+from awq_ref.formats import gptq as gptq_layout
 from awq_ref.methods.method import CalibratedStep, Method
 from awq_ref.model.arch import architecture_of, layer_prefix, linears_in
 from awq_ref.model.walk import layer_forward, run_layer
@@ -75,6 +77,14 @@ class GptqWeight:
         if not self.contiguous_groups():
             raise ValueError("act-order groups are not contiguous; this weight needs g_idx")
         return QuantizedWeight(self.q, self.scales, self.zeros, self.spec)
+
+    def stored(self) -> GroupIndexedWeight:
+        """What the GPTQ layout stores: the codes as they are, g_idx beside them."""
+        return GroupIndexedWeight(QuantizedWeight(self.q, self.scales, self.zeros, self.spec), self.g_idx)
+
+
+def stored_weights(weights: dict[str, GptqWeight]) -> dict[str, GroupIndexedWeight]:
+    return {name: qw.stored() for name, qw in weights.items()}
 
 
 def group_params(w: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,6 +233,13 @@ def gptq_layer(model, master, hidden, kwargs, spec, cfg, prefix, result, keep_we
 GPTQ_CHECKPOINT_FORMAT = "gptq"  # v1: what AutoGPTQ, GPTQModel and vLLM read by default
 
 
+def quantization_config(spec: QuantSpec, cfg: GptqConfig, checkpoint_format: str = GPTQ_CHECKPOINT_FORMAT) -> dict:
+    """The GPTQ layout's keys (``formats.gptq``, with this run's act-order options) and the search
+    settings loaders ignore but tools record (damp_percent, true_sequential)."""
+    layout = gptq_layout.quantization_config(spec, checkpoint_format, cfg.act_order, cfg.static_groups)
+    return {**layout, "damp_percent": cfg.damp, "true_sequential": cfg.true_sequential}
+
+
 class GptqStep(CalibratedStep):
     """GPTQ on one layer; the next layer's input is the quantised layer's output. Weights become
     w_hat in place; with a version ("gptq") the codes are kept for the GPTQ layout's tensors."""
@@ -243,9 +260,7 @@ class GptqStep(CalibratedStep):
         raise ValueError("GPTQ's layout has no float layers (modules_to_not_convert)")
 
     def tensors(self, prefix, layer):
-        from awq_ref.checkpoint.gptq import gptq_tensors  # it stores GptqWeight: imports this module
-
-        weights = {name: qw for name, qw in self.result.weights.items() if name.startswith(prefix)}
+        weights = {name: qw.stored() for name, qw in self.result.weights.items() if name.startswith(prefix)}
         state = {prefix + name: t for name, t in layer.state_dict().items()}
         for name in weights:
             del self.result.weights[name]
@@ -271,4 +286,9 @@ class GptqOptions:
                                                 static_groups=args.gptq_static_groups, compute_dtype=dtype))
 
 
-GPTQ = Method("gptq", _step, formats=("gptq",), calibrated=True, options=GptqOptions())
+def _request_config(request) -> dict:
+    return quantization_config(request.spec, request.gptq)
+
+
+GPTQ = Method("gptq", _step, formats=("gptq",), calibrated=True, options=GptqOptions(),
+              quantization_config=_request_config)

@@ -89,6 +89,8 @@ class Method:
     fake-quantise (version None, any bit width) for evaluation; ``keeps_float``: its step
     makes float copies (``LayerStep.float_copy``) and keeps whole layers, so
     ``--keep-layers`` works. ``metadata(request)`` adds keys to ``awq_harness.json``.
+    ``quantization_config(request)``, for a method whose settings its format's config records
+    (GPTQ), is the whole config it writes; None: the layout's own (``checkpoint.layouts``).
     """
 
     name: str
@@ -99,3 +101,4 @@ class Method:
     keeps_float: bool = False
     options: MethodOptions | None = None
     metadata: Callable[[object], dict] = no_metadata
+    quantization_config: Callable[[object], dict] | None = None

@@ -3,7 +3,8 @@
 ``quantize_model`` quantises a loaded model in place (evaluation, goldens, tests);
 ``run_step`` does the same with a step the caller built and keeps (to read what the step
 recorded: AWQ's scales and clips, GPTQ's codes). ``output_layout`` is the checkpoint folder
-``request.version`` (a format name) asks for.
+``request.version`` (a format name) asks for, from the table of layouts (``checkpoint.layouts``),
+with the method's own ``quantization_config`` where it has one.
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.awq import AwqConfig
-from awq_ref.checkpoint.writer import OutputLayout, awq_output, gptq_output
-from awq_ref.methods.gptq import GPTQ_CHECKPOINT_FORMAT
+from awq_ref.checkpoint import layouts
+from awq_ref.checkpoint.layouts import LayoutRequest
+from awq_ref.checkpoint.writer import OutputLayout
 from awq_ref.methods.method import LayerStep, Method
 from awq_ref.methods.registry import QuantizeRequest, calibration_ids, get_method
 from awq_ref.modules.swap import LinearError
@@ -51,9 +52,11 @@ def quantize_model(model: nn.Module, method: str | Method, request: QuantizeRequ
     return run_step(model, method_step(method, request, calibration), on_layer)
 
 
-def output_layout(model: nn.Module, request: QuantizeRequest, not_converted: list[str] | None) -> OutputLayout:
-    """GPTQ's v1 layout for version "gptq" (``checkpoint_format: "gptq"``; v1 stores z - 1, so a group
-    whose zero point is 0 cannot be written), else AutoAWQ's GEMM or GEMV layout."""
-    if request.version == "gptq":
-        return gptq_output(model, request.spec, request.gptq, GPTQ_CHECKPOINT_FORMAT)
-    return awq_output(model, AwqConfig(request.spec, request.version, not_converted))
+def output_layout(model: nn.Module, method: str | Method, request: QuantizeRequest,
+                  not_converted: list[str] | None) -> OutputLayout:
+    """The folder for ``request.version`` written by ``method`` (GPTQ: v1, ``checkpoint_format: "gptq"``;
+    v1 stores z - 1, so a group whose zero point is 0 cannot be written)."""
+    method = get_method(method) if isinstance(method, str) else method
+    check_version(method, request)
+    config = method.quantization_config(request) if method.quantization_config else None
+    return layouts.output_layout(model, LayoutRequest(request.version, request.spec, not_converted, config))

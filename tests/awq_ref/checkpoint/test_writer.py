@@ -24,7 +24,7 @@ from awq_ref.checkpoint.writer import (
     write_json,
 )
 from awq_ref.data.tiny import tiny_config_dict
-from awq_ref.methods.gptq import GptqConfig
+from awq_ref.methods.gptq import GptqConfig, quantization_config, stored_weights
 from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.model.compat import causal_lm_from_config
 from awq_ref.pipeline.quantize import method_step, quantize_model, run_step
@@ -98,8 +98,8 @@ def write_gptq(model, out, src, config=None, max_shard_bytes=DEFAULT_MAX_SHARD_B
     calib = torch.randint(0, 512, (2, 32), generator=torch.Generator().manual_seed(0))
     step = method_step("gptq", QuantizeRequest(SPEC, "gptq"), calib)
     run_step(model, step)
-    save_gptq_checkpoint(model, step.result.weights, out, GptqConfig(), source=src, base_config=config,
-                         max_shard_bytes=max_shard_bytes)
+    save_gptq_checkpoint(model, stored_weights(step.result.weights), out, quantization_config(SPEC, GptqConfig()),
+                         source=src, base_config=config, max_shard_bytes=max_shard_bytes)
 
 
 def add_tied_head(folder: Path) -> None:

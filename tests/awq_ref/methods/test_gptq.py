@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from awq_ref.checkpoint.gptq import save_gptq_checkpoint
 from awq_ref.data.tiny import tiny_model
 from awq_ref.formats import gptq as gptq_layout
-from awq_ref.methods.gptq import GptqConfig, GptqStep, gptq_weight
+from awq_ref.methods.gptq import GptqConfig, GptqStep, gptq_weight, quantization_config, stored_weights
 from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.pipeline.quantize import run_step
 from awq_ref.primitives.quant import QuantSpec
@@ -79,7 +79,8 @@ def test_same_seed_same_bytes_and_standard_layout(tmp_path):
     for name in first.weights:
         assert torch.equal(first.weights[name].q, second.weights[name].q)
         assert torch.equal(first.weights[name].scales, second.weights[name].scales)
-    out = save_gptq_checkpoint(model, second.weights, tmp_path / "ckpt", GptqConfig(), checkpoint_format="gptq_v2")
+    config = quantization_config(QuantSpec(4, 64), GptqConfig(), checkpoint_format="gptq_v2")
+    out = save_gptq_checkpoint(model, stored_weights(second.weights), tmp_path / "ckpt", config)
     config = json.loads((out / "config.json").read_text())["quantization_config"]
     assert config["quant_method"] == "gptq" and config["bits"] == 4 and config["group_size"] == 64
     tensors = load_file(out / "model.safetensors")

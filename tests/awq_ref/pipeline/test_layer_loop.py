@@ -9,16 +9,16 @@ import torch
 from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint
 from awq_ref.checkpoint.gptq import save_gptq_checkpoint
 from awq_ref.checkpoint.lazy import open_lazy
-from awq_ref.checkpoint.writer import awq_output, gptq_output
+from awq_ref.checkpoint.writer import awq_output
 from awq_ref.data.models import load_model
 from awq_ref.data.tiny import tiny_model, tiny_tokenizer
 from awq_ref.methods.awq import AwqStep
-from awq_ref.methods.gptq import GptqStep
+from awq_ref.methods.gptq import GptqStep, quantization_config, stored_weights
 from awq_ref.methods.registry import QuantizeRequest
 from awq_ref.methods.rtn import RtnStep
 from awq_ref.model.arch import decoder_layers
 from awq_ref.pipeline.layer_loop import Loaded, quantize_folder
-from awq_ref.pipeline.quantize import quantize_model, run_step
+from awq_ref.pipeline.quantize import output_layout, quantize_model, run_step
 from awq_ref.primitives.quant import QuantSpec
 
 IDS = torch.randint(0, 512, (4, 32), generator=torch.Generator().manual_seed(5))
@@ -49,7 +49,8 @@ def _in_memory(src: Path, out: Path, method: str, request: QuantizeRequest, max_
     if method == "gptq":
         step = GptqStep(request, IDS)
         run_step(model, step)
-        save_gptq_checkpoint(model, step.result.weights, out, request.gptq, source=src, meta=META)
+        save_gptq_checkpoint(model, stored_weights(step.result.weights), out,
+                             quantization_config(request.spec, request.gptq), source=src, meta=META)
         return
     quantize_model(model, method, request, IDS)
     extra = {"max_shard_bytes": max_shard_bytes} if max_shard_bytes else {}
@@ -59,7 +60,7 @@ def _in_memory(src: Path, out: Path, method: str, request: QuantizeRequest, max_
 def _streamed(src: Path, out: Path, method: str, request: QuantizeRequest, max_shard_bytes=None, step=None):
     lazy = open_lazy(src)
     if method == "gptq":
-        layout = gptq_output(lazy.model, request.spec, request.gptq)
+        layout = output_layout(lazy.model, method, request, None)
     else:
         extra = {"max_shard_bytes": max_shard_bytes} if max_shard_bytes else {}
         layout = awq_output(lazy.model, AwqConfig(request.spec, request.version), **extra)
@@ -157,7 +158,6 @@ def test_a_loaded_model_through_the_same_loop_writes_the_same_files(tmp_path, me
     _streamed(src, tmp_path / "stream", method, request)
     loaded = Loaded(load_model(src), src)
     step = {"rtn": RtnStep(request), "awq": AwqStep(request, IDS), "gptq": GptqStep(request, IDS)}[method]
-    layout = (gptq_output(loaded.model, request.spec, request.gptq) if method == "gptq"
-              else awq_output(loaded.model, AwqConfig(request.spec, request.version)))
+    layout = output_layout(loaded.model, method, request, None)
     quantize_folder(loaded, tmp_path / "loaded", step, layout, meta_for=lambda errors: META)
     _assert_same_folders(tmp_path / "stream", tmp_path / "loaded")
