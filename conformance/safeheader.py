@@ -17,6 +17,8 @@ from pathlib import Path
 
 from conformance.findings import Finding, Rule
 
+# file.folder is checked by folder.py and runner.py too; it is declared here, where the first file
+# of the folder is read, because folder.py reads its files through this module
 FILE_FOLDER = Rule("file.folder", "the checkpoint folder exists, is a folder and holds tensor files")
 FILE_HEADER = Rule("file.header", "safetensors header: bounded length, valid JSON, well-formed entries")
 FILE_DTYPE = Rule("file.dtype", "every tensor has a known safetensors dtype")
