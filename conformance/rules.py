@@ -9,9 +9,9 @@ the pytest front end makes one test item per id, and ``verify --json`` lists the
 "rules_run". Two modules declaring the same id is an error at import.
 
 A new rule takes two files: its check module (the declaration and the check that emits it)
-and a seeded defect in tests/conformance/defects.py that makes it fire (the completeness test
-in tests/conformance/test_defects.py fails without one). A new check module also joins
-``CHECK_MODULES``.
+and a seeded defect in tests/conformance/defects.py (reference_defects.py for a rule that needs
+--reference) that makes it fire; the completeness test in tests/conformance/test_defects.py fails
+without one. A new check module also joins ``CHECK_MODULES``.
 """
 from __future__ import annotations
 
