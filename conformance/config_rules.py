@@ -5,7 +5,9 @@ for ever or crash before they reach the weights.
 """
 from __future__ import annotations
 
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
+
+CONFIG_NUMBERS = Rule("config.numbers", "model dimensions in config.json are positive and plausible")
 
 LIMITS = {
     "hidden_size": 1 << 17, "intermediate_size": 1 << 20, "num_hidden_layers": 4096,
@@ -23,11 +25,11 @@ def number_findings(config: dict | None) -> list[Finding]:
             continue
         v = config[key]
         if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= limit:
-            out.append(Finding("config.numbers", "error",
-                               f"{key} = {str(v)[:40]} is not an integer in [1, {limit}]", "config.json"))
+            out.append(CONFIG_NUMBERS.finding(
+                f"{key} = {str(v)[:40]} is not an integer in [1, {limit}]", "config.json"))
     heads, hidden = config.get("num_attention_heads"), config.get("hidden_size")
     if (not out and isinstance(heads, int) and isinstance(hidden, int) and heads and hidden % heads
             and "head_dim" not in config):
-        out.append(Finding("config.numbers", "error",
-                           f"hidden_size {hidden} is not divisible by num_attention_heads {heads}", "config.json"))
+        out.append(CONFIG_NUMBERS.finding(
+            f"hidden_size {hidden} is not divisible by num_attention_heads {heads}", "config.json"))
     return out

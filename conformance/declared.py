@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from awq_ref.formats import AWQ_VERSIONS, compressed_tensors, gptq
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
+
+CONFIG_QUANTIZATION = Rule("config.quantization", "quantization_config exists and names a known method and format")
+CONFIG_VALUES = Rule("config.values", "bits, group size, zero point and version have valid types and values")
 
 KNOWN_UNSUPPORTED = {"gemv_fast", "llm-awq", "marlin", "exllama", "ipex"}
 MAX_GROUP = 1 << 20
@@ -32,8 +35,8 @@ class Declared:
     raw_version: str | None = None
     findings: list[Finding] = field(default_factory=list)
 
-    def bad(self, rule: str, message: str, severity: str = "error") -> None:
-        self.findings.append(Finding(rule, severity, message, "config.json"))
+    def bad(self, rule: Rule, message: str, severity: str | None = None) -> None:
+        self.findings.append(rule.finding(message, "config.json", severity=severity))
 
 
 def _int(d: Declared, q: dict, *keys: str) -> int | None:
@@ -41,17 +44,17 @@ def _int(d: Declared, q: dict, *keys: str) -> int | None:
         if key in q:
             v = q[key]
             if isinstance(v, bool) or not isinstance(v, int) or not (-1 <= v <= MAX_GROUP) or v == 0:
-                d.bad("config.values", f"quantization_config.{key} = {str(v)[:40]} is not a plausible integer")
+                d.bad(CONFIG_VALUES, f"quantization_config.{key} = {str(v)[:40]} is not a plausible integer")
                 return None
             return v
-    d.bad("config.values", f"quantization_config has none of {', '.join(keys)}")
+    d.bad(CONFIG_VALUES, f"quantization_config has none of {', '.join(keys)}")
     return None
 
 
 def _bool(d: Declared, q: dict, key: str, default: bool) -> bool | None:
     v = q.get(key, default)
     if not isinstance(v, bool):
-        d.bad("config.values", f"quantization_config.{key} = {str(v)[:40]} is not true/false")
+        d.bad(CONFIG_VALUES, f"quantization_config.{key} = {str(v)[:40]} is not true/false")
         return None
     return v
 
@@ -60,7 +63,7 @@ def _names(d: Declared, v, key: str) -> list[str]:
     if v is None:
         return []
     if not isinstance(v, list) or not all(isinstance(x, str) and len(x) < 512 for x in v):
-        d.bad("config.values", f"quantization_config.{key} is not a list of module names")
+        d.bad(CONFIG_VALUES, f"quantization_config.{key} is not a list of module names")
         return []
     return list(v)
 
@@ -75,9 +78,9 @@ def _awq(d: Declared, q: dict) -> None:
     d.format = v if v in AWQ_VERSIONS else None
     if d.format is None:
         hint = "a layout this verifier does not read" if v in KNOWN_UNSUPPORTED else "not an AWQ version"
-        d.bad("config.quantization", f"version {v!r} is {hint}; expected one of {sorted(AWQ_VERSIONS)}")
+        d.bad(CONFIG_QUANTIZATION, f"version {v!r} is {hint}; expected one of {sorted(AWQ_VERSIONS)}")
     if str(q.get("backend", "")).lower() == "llm-awq":
-        d.bad("config.quantization",
+        d.bad(CONFIG_QUANTIZATION,
               "backend 'llm-awq' marks llm-awq (GEMVFast) tensors, which this verifier does not read")
         d.format = None
     d.skip = _names(d, q.get("modules_to_not_convert"), "modules_to_not_convert")
@@ -86,18 +89,18 @@ def _awq(d: Declared, q: dict) -> None:
 def _ct_weights(d: Declared, q: dict) -> dict:
     groups = q.get("config_groups")
     if not isinstance(groups, dict) or not groups:
-        d.bad("config.quantization", "compressed-tensors config has no config_groups")
+        d.bad(CONFIG_QUANTIZATION, "compressed-tensors config has no config_groups")
         return {}
     if len(groups) > 1:
-        d.bad("config.quantization", f"{len(groups)} config_groups; only the first is checked", "warning")
+        d.bad(CONFIG_QUANTIZATION, f"{len(groups)} config_groups; only the first is checked", "warning")
     group = next(iter(groups.values()))
     weights = group.get("weights") if isinstance(group, dict) else None
     if not isinstance(weights, dict):
-        d.bad("config.quantization", "config_groups entry has no weights scheme")
+        d.bad(CONFIG_QUANTIZATION, "config_groups entry has no weights scheme")
         return {}
     fmt = group.get("format", q.get("format"))
     if fmt != "pack-quantized":
-        d.bad("config.quantization", f"format {str(fmt)[:40]!r}: only pack-quantized is verified")
+        d.bad(CONFIG_QUANTIZATION, f"format {str(fmt)[:40]!r}: only pack-quantized is verified")
     return weights
 
 
@@ -115,12 +118,12 @@ def _ct(d: Declared, q: dict) -> None:
     elif strategy == "group":
         d.group_size = _int(d, w, "group_size")
     else:
-        d.bad("config.values", f"weights.strategy {str(strategy)[:20]!r}: expected 'group' or 'channel'")
+        d.bad(CONFIG_VALUES, f"weights.strategy {str(strategy)[:20]!r}: expected 'group' or 'channel'")
     if w.get("type", "int") != "int":
-        d.bad("config.values", f"weights.type {str(w.get('type'))[:20]!r}: expected 'int'")
+        d.bad(CONFIG_VALUES, f"weights.type {str(w.get('type'))[:20]!r}: expected 'int'")
     status = q.get("quantization_status", "compressed")
     if status != "compressed":
-        d.bad("config.quantization", f"quantization_status {str(status)[:20]!r}: packed tensors need 'compressed'")
+        d.bad(CONFIG_QUANTIZATION, f"quantization_status {str(status)[:20]!r}: packed tensors need 'compressed'")
     d.skip, d.skip_is_regex = _names(d, q.get("ignore"), "ignore"), True
     d.lm_head = not any(e in ("lm_head", "re:.*lm_head") for e in d.skip)
 
@@ -133,11 +136,11 @@ def _gptq(d: Declared, q: dict) -> None:
     d.zero_point = None if sym is None else not sym
     fmt = str(q.get("checkpoint_format", q.get("format", "gptq"))).lower()
     if fmt not in ("gptq", "gptq_v2"):
-        d.bad("config.quantization", f"GPTQ checkpoint_format {fmt[:20]!r}: expected 'gptq' or 'gptq_v2'")
+        d.bad(CONFIG_QUANTIZATION, f"GPTQ checkpoint_format {fmt[:20]!r}: expected 'gptq' or 'gptq_v2'")
     d.gptq_v1 = fmt != "gptq_v2"
     d.lm_head = q.get("lm_head") is True
     if q.get("desc_act") is True:
-        d.bad("config.quantization", "desc_act (act-order) checkpoints are checked with g_idx as given", "info")
+        d.bad(CONFIG_QUANTIZATION, "desc_act (act-order) checkpoints are checked with g_idx as given", "info")
 
 
 READERS = {"awq": _awq, "compressed-tensors": _ct, "gptq": _gptq}
@@ -149,13 +152,13 @@ def read_declared(config: dict | None) -> Declared:
         return d
     q = config.get("quantization_config")
     if not isinstance(q, dict):
-        d.bad("config.quantization",
+        d.bad(CONFIG_QUANTIZATION,
               "config.json has no quantization_config object: loaders will treat the model as unquantised")
         return d
     d.method = q.get("quant_method") if isinstance(q.get("quant_method"), str) else None
     reader = READERS.get((d.method or "").lower())
     if reader is None:
-        d.bad("config.quantization",
+        d.bad(CONFIG_QUANTIZATION,
               f"quant_method {str(q.get('quant_method'))[:40]!r} is not one of {sorted(READERS)}")
         return d
     reader(d, q)

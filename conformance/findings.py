@@ -35,6 +35,20 @@ class Finding:
         return f"{self.severity.upper():7} {self.rule:28} {where + ': ' if where else ''}{self.message}"
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A named verifier rule: its id, a one-line statement of what it checks, and the severity
+    its findings get unless the check says otherwise. A check module declares its rules at the
+    top and builds every finding through ``rule.finding``, so a finding's id is always a declared one."""
+    id: str
+    title: str
+    severity: str = "error"
+
+    def finding(self, message: str, file: str | None = None, tensor: str | None = None,
+                severity: str | None = None) -> Finding:
+        return Finding(self.id, severity or self.severity, message, file, tensor)
+
+
 @dataclass
 class Report:
     checkpoint: str

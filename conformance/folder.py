@@ -11,8 +11,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.findings import Finding
-from conformance.safeheader import TensorInfo, read_header
+from conformance.findings import Finding, Rule
+from conformance.safeheader import FILE_FOLDER, TensorInfo, read_header
+
+FILE_OUTSIDE_FOLDER = Rule("file.outside-folder",
+                           "no file, symlink or index entry points outside the checkpoint folder")
+INDEX_VALID = Rule("index.valid", "model.safetensors.index.json is valid JSON with a weight_map")
+INDEX_MISSING_SHARD = Rule("index.missing-shard", "every shard named by the index exists")
+INDEX_MISSING_TENSOR = Rule("index.missing-tensor", "every tensor named by the index is in its shard")
+INDEX_EXTRA_TENSOR = Rule("index.extra-tensor", "every tensor in a shard is named by the index for that shard")
+INDEX_DUPLICATE = Rule("index.duplicate", "each tensor lives in exactly one shard")
+CONFIG_PRESENT = Rule("config.present", "config.json exists and is a JSON object")
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -29,8 +38,8 @@ class Folder:
     readable: bool = True
     pickled: list[Path] = field(default_factory=list)
 
-    def add(self, rule: str, severity: str, message: str, file: str | None = None, tensor: str | None = None):
-        self.findings.append(Finding(rule, severity, message, file, tensor))
+    def add(self, rule: Rule, severity: str, message: str, file: str | None = None, tensor: str | None = None):
+        self.findings.append(rule.finding(message, file, tensor, severity))
 
 
 def _inside(root: Path, name: str) -> Path | None:
@@ -50,14 +59,14 @@ def _entries(folder: Folder) -> dict[str, Path]:
     for entry in sorted(os.scandir(folder.root), key=lambda e: e.name):
         real = _inside(folder.root, entry.name)
         if real is None:
-            folder.add("file.outside-folder", "error",
+            folder.add(FILE_OUTSIDE_FOLDER, "error",
                        "symlink points outside the checkpoint folder (or loops); not followed", entry.name)
         elif real.is_file():
             files[entry.name] = real
     return files
 
 
-def load_json(folder: Folder, path: Path, rule: str) -> object | None:
+def load_json(folder: Folder, path: Path, rule: Rule) -> object | None:
     try:
         if path.stat().st_size > MAX_JSON_FILE:
             folder.add(rule, "error", f"larger than {MAX_JSON_FILE} bytes; refusing to parse", path.name)
@@ -70,22 +79,22 @@ def load_json(folder: Folder, path: Path, rule: str) -> object | None:
 
 def _read_config(folder: Folder, files: dict[str, Path]) -> None:
     if "config.json" not in files:
-        folder.add("config.present", "error",
+        folder.add(CONFIG_PRESENT, "error",
                    "config.json is missing: loaders cannot tell this is a quantised model", "config.json")
         return
-    cfg = load_json(folder, files["config.json"], "config.present")
+    cfg = load_json(folder, files["config.json"], CONFIG_PRESENT)
     if cfg is not None and not isinstance(cfg, dict):
-        folder.add("config.present", "error", "config.json is not a JSON object", "config.json")
+        folder.add(CONFIG_PRESENT, "error", "config.json is not a JSON object", "config.json")
         cfg = None
     folder.config = cfg
 
 
 def _weight_map(folder: Folder, path: Path) -> dict[str, str] | None:
-    obj = load_json(folder, path, "index.valid")
+    obj = load_json(folder, path, INDEX_VALID)
     wm = obj.get("weight_map") if isinstance(obj, dict) else None
     if not isinstance(wm, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in wm.items()):
         if obj is not None:
-            folder.add("index.valid", "error", "no weight_map object of tensor name -> shard file", INDEX)
+            folder.add(INDEX_VALID, "error", "no weight_map object of tensor name -> shard file", INDEX)
         return None
     return wm
 
@@ -95,10 +104,10 @@ def _shards_of(folder: Folder, wm: dict[str, str]) -> dict[str, Path]:
     for shard in sorted(set(wm.values())):
         real = _inside(folder.root, shard)
         if real is None:
-            folder.add("file.outside-folder", "error",
+            folder.add(FILE_OUTSIDE_FOLDER, "error",
                        f"index names shard {shard[:80]!r} outside the checkpoint folder; not read", INDEX)
         elif not real.is_file():
-            folder.add("index.missing-shard", "error", f"shard {shard[:80]!r} named by the index does not exist", INDEX)
+            folder.add(INDEX_MISSING_SHARD, "error", f"shard {shard[:80]!r} named by the index does not exist", INDEX)
         else:
             shards[shard] = real
     return shards
@@ -128,32 +137,32 @@ def _read_indexed(folder: Folder, files: dict[str, Path]) -> None:
     for name, shard in sorted(wm.items()):
         if (name not in found and shard not in broken and _inside(folder.root, shard)
                 and (folder.root / shard).is_file()):
-            folder.add("index.missing-tensor", "error",
+            folder.add(INDEX_MISSING_TENSOR, "error",
                        f"index puts it in {shard[:80]} but that shard lacks it", INDEX, name)
 
 
 def _place(folder: Folder, wm: dict[str, str], name: str, places: list[tuple[str, TensorInfo]]) -> None:
     shards = [s for s, _ in places]
     if len(places) > 1:
-        folder.add("index.duplicate", "error", f"stored in {len(places)} shards: {', '.join(shards)}", shards[-1], name)
+        folder.add(INDEX_DUPLICATE, "error", f"stored in {len(places)} shards: {', '.join(shards)}", shards[-1], name)
     listed = [info for s, info in places if s == wm.get(name)]
     if listed:
         folder.tensors[name] = listed[0]
     elif name in wm:
-        folder.add("index.extra-tensor", "error",
+        folder.add(INDEX_EXTRA_TENSOR, "error",
                    f"is in {shards[0]} but the index names {wm[name][:80]!r}", shards[0], name)
     else:
-        folder.add("index.extra-tensor", "error", f"is in {shards[0]} but not named by the index", shards[0], name)
+        folder.add(INDEX_EXTRA_TENSOR, "error", f"is in {shards[0]} but not named by the index", shards[0], name)
 
 
 def _read_unindexed(folder: Folder, shards: dict[str, Path]) -> None:
     if len(shards) > 1:
-        folder.add("index.valid", "warning",
+        folder.add(INDEX_VALID, "warning",
                    f"{len(shards)} safetensors files but no usable {INDEX}; transformers will not load them")
     for shard, path in sorted(shards.items()):
         for name, info in _read_shard(folder, shard, path).items():
             if name in folder.tensors:
-                folder.add("index.duplicate", "error", f"also in {folder.tensors[name].path.name}", shard, name)
+                folder.add(INDEX_DUPLICATE, "error", f"also in {folder.tensors[name].path.name}", shard, name)
             folder.tensors[name] = info
 
 
@@ -169,13 +178,13 @@ def _read_tensors(folder: Folder, files: dict[str, Path]) -> None:
 def open_folder(path: str | os.PathLike) -> Folder:
     folder = Folder(Path(path))
     if not folder.root.is_dir():
-        folder.add("file.folder", "error", f"{path} is not a folder")
+        folder.add(FILE_FOLDER, "error", f"{path} is not a folder")
         folder.readable = False
         return folder
     try:
         files = _entries(folder)
     except OSError as err:
-        folder.add("file.folder", "error", f"cannot list the folder: {err.strerror}")
+        folder.add(FILE_FOLDER, "error", f"cannot list the folder: {err.strerror}")
         folder.readable = False
         return folder
     _read_config(folder, files)

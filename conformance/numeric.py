@@ -25,9 +25,21 @@ from __future__ import annotations
 
 import torch
 
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
 from conformance.reader import TensorReader
-from conformance.structure import Layer
+from conformance.structure import CONFIG_MATCHES_TENSORS, Layer
+
+GPTQ_ZEROS = Rule("gptq.zeros", "GPTQ zero points are representable in the declared checkpoint_format")
+SCALES_FINITE = Rule("scales.finite", "scales contain no NaN or inf")
+SCALES_POSITIVE = Rule("scales.positive", "scales are > 0")
+SCALES_TINY = Rule("scales.tiny", "scales are not all vanishingly small")
+SCALES_FP16_RANGE = Rule("scales.fp16-range", "scales fit fp16 (the vLLM awq path runs in fp16)")
+ZEROS_RANGE = Rule("zeros.range", "zero points lie in [0, 2^bits - 1]")
+FLOATS_FINITE = Rule("floats.finite", "float tensors (embeddings, norms, lm_head, bias) contain no NaN or inf")
+NUMERIC_ZERO_OFFSET = Rule("numeric.zero-offset", "codes are centred on their zero point (catches zeros off by one)")
+NUMERIC_CODE_ZERO_COHERENCE = Rule("numeric.code-zero-coherence",
+                                   "group code means track the zeros (catches a wrong nibble order)")
+NUMERIC_ZERO_FILLED = Rule("numeric.zero-filled", "packed code tensors are not zero-filled")
 
 FP16_MAX = 65504.0
 TINY_SCALE = 1e-6  # below AWQ's own floor 1e-5 / 15
@@ -39,29 +51,29 @@ MIN_GROUPS = 16
 ZERO_WORDS = 0.01
 
 
-def _f(layer: Layer, rule: str, message: str, suffix: str, severity: str = "error") -> Finding:
-    return Finding(rule, severity, message, layer.file(), f"{layer.prefix}.{suffix}")
+def _f(layer: Layer, rule: Rule, message: str, suffix: str, severity: str | None = None) -> Finding:
+    return rule.finding(message, layer.file(), f"{layer.prefix}.{suffix}", severity)
 
 
 def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str) -> list[Finding]:
     s32, out = s.float(), []
     bad = ~torch.isfinite(s32)
     if bad.any():
-        out.append(_f(layer, "scales.finite",
+        out.append(_f(layer, SCALES_FINITE,
                       f"{int(bad.sum())} of {s.numel()} scales are NaN or inf: those groups dequantise to NaN", suffix))
         s32 = torch.where(bad, torch.ones_like(s32), s32)
     nonpos = s32 <= 0
     if nonpos.any():
-        out.append(_f(layer, "scales.positive",
+        out.append(_f(layer, SCALES_POSITIVE,
                       f"{int(nonpos.sum())} scales are <= 0 (min {float(s32.min()):.3g}): those groups collapse "
                       "or flip sign", suffix))
     if s32.numel() and float(s32.abs().median()) < TINY_SCALE:
-        out.append(_f(layer, "scales.tiny",
+        out.append(_f(layer, SCALES_TINY,
                       f"median |scale| {float(s32.abs().median()):.2g} < {TINY_SCALE:g}: the layer dequantises to ~0",
                       suffix))
     peak = float((s32.abs() * torch.maximum(z.float(), torch.ones(()))).max()) if s32.numel() else 0.0
     if peak > FP16_MAX:
-        out.append(_f(layer, "scales.fp16-range",
+        out.append(_f(layer, SCALES_FP16_RANGE,
                       f"{s.dtype} scales reach |s|*max(z,1) = {peak:.3g} > 65504: the fp16 kernels (vLLM awq) "
                       "overflow to inf", suffix))
     return out
@@ -70,13 +82,13 @@ def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str) ->
 def check_zeros(layer: Layer, z: torch.Tensor, raw_zp: torch.Tensor | None, v1: bool) -> list[Finding]:
     out = []
     if raw_zp is not None and raw_zp.dtype == torch.int8 and ((raw_zp < -8) | (raw_zp > 7)).any():
-        out.append(_f(layer, "zeros.range",
+        out.append(_f(layer, ZEROS_RANGE,
                       "int8 zero points outside [-8, 7] cannot be 4-bit codes", "weight_zero_point"))
     elif z.numel() and (int(z.min()) < 0 or int(z.max()) > 15 + (1 if layer.layout.NAME == "gptq" and v1 else 0)):
-        out.append(_f(layer, "zeros.range",
+        out.append(_f(layer, ZEROS_RANGE,
                       f"zero points span [{int(z.min())}, {int(z.max())}], outside [0, 15]", "qzeros"))
     if layer.layout.NAME == "gptq" and v1 and z.numel() and int(z.max()) == 16:
-        out.append(_f(layer, "gptq.zeros", "a v1 stored zero of 15 decodes to 16, which no 4-bit code can sit on: "
+        out.append(_f(layer, GPTQ_ZEROS, "a v1 stored zero of 15 decodes to 16, which no 4-bit code can sit on: "
                       "an asymmetric zero of 0 overflowed when written (prefer gptq_v2)", "qzeros", "warning"))
     return out
 
@@ -96,7 +108,7 @@ def check_symmetric(layer: Layer, z: torch.Tensor, zero_point: bool | None) -> l
     """A symmetric config (zero_point false / sym true / symmetric true) needs every zero at 8."""
     if zero_point is not False or not z.numel() or bool((z == 8).all()):
         return []
-    return [_f(layer, "config.matches-tensors", f"config declares symmetric quantisation but zeros span "
+    return [_f(layer, CONFIG_MATCHES_TENSORS, f"config declares symmetric quantisation but zeros span "
                f"[{int(z.min())}, {int(z.max())}] instead of all 8: loaders that trust the config drop them",
                layer.layout.ZEROS)]
 
@@ -115,11 +127,11 @@ def plausibility(layer: Layer, q: torch.Tensor, z: torch.Tensor, asymmetric: boo
     stats = {"offset": offset, "spread": spread, "best_alternative": alternatives.get(best, float("nan"))}
     out = []
     if abs(offset) > MAX_OFFSET:
-        out.append(_f(layer, "numeric.zero-offset",
+        out.append(_f(layer, NUMERIC_ZERO_OFFSET,
                       f"group codes sit {offset:+.2f} codes from their zeros (well-formed: ~0): {_offset_hint(layer)}",
                       layer.layout.ZEROS))
     if best and alternatives[best] < BETTER_FIT * spread:
-        out.append(_f(layer, "numeric.code-zero-coherence",
+        out.append(_f(layer, NUMERIC_CODE_ZERO_COHERENCE,
                       f"the zeros fit the codes far better after a {best} nibble reshuffle "
                       f"(scatter {alternatives[best]:.2f} vs {spread:.2f} codes as stored): {layer.layout.PACKED} and "
                       f"{layer.layout.ZEROS} were packed in different nibble orders", layer.layout.PACKED))
@@ -136,7 +148,7 @@ def zero_words(layer: Layer, reader: TensorReader) -> list[Finding]:
     info = layer.infos[layer.layout.PACKED]
     zeros = sum(int(c.numel() - torch.count_nonzero(c)) for c in reader.chunks(info))
     if info.numel and zeros / info.numel > ZERO_WORDS:
-        return [_f(layer, "numeric.zero-filled",
+        return [_f(layer, NUMERIC_ZERO_FILLED,
                    f"{zeros / info.numel:.1%} of packed words are 0 (all eight codes 0): zero-filled or lost data",
                    layer.layout.PACKED)]
     return []
@@ -156,6 +168,6 @@ def _non_finite(chunk: torch.Tensor) -> int:
 def check_floats(info, reader: TensorReader) -> list[Finding]:
     bad = sum(_non_finite(chunk) for chunk in reader.chunks(info) if chunk.numel())
     if bad:
-        return [Finding("floats.finite", "error", f"{bad} of {info.numel} values are NaN or inf",
-                        info.path.name, info.name)]
+        return [FLOATS_FINITE.finding(f"{bad} of {info.numel} values are NaN or inf",
+                                      info.path.name, info.name)]
     return []

@@ -13,14 +13,20 @@ scaling that makes it good, while a wrong nibble order or zero stays far off.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
 from conformance import decode
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
 from conformance.folder import open_folder
 from conformance.reader import TensorReader
+from conformance.safeheader import FILE_FOLDER
 from conformance.structure import Layer
+
+REFERENCE_ERROR = Rule("reference.error", "per-layer reconstruction error against the float reference")
+REFERENCE_MISSING = Rule("reference.missing",
+                         "the reference has a float weight of the right shape for every quantised layer")
 
 MAX_ALIGNED_ERROR = 0.35  # 4-bit RTN measures ~0.1; a scrambled layer ~1.4
 ALS_STEPS = 3
@@ -50,18 +56,23 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _from_reference(f: Finding) -> Finding:
+    """A finding met while reading the reference folder, said of the reference."""
+    if f.rule == FILE_FOLDER.id:
+        return REFERENCE_MISSING.finding("reference: " + f.message, f.file, f.tensor, f.severity)
+    return replace(f, message="reference: " + f.message)
+
+
 def compare(layers: list[Layer], reader: TensorReader, v1: bool, reference: str) -> tuple[list[Finding], list[dict]]:
     ref = open_folder(reference)
-    findings = [Finding(f.rule if f.rule != "file.folder" else "reference.missing", f.severity,
-                        "reference: " + f.message, f.file, f.tensor)
-                for f in ref.findings if f.severity == "error" and not f.rule.startswith("config.")]
+    findings = [_from_reference(f) for f in ref.findings if f.severity == "error" and not f.rule.startswith("config.")]
     ref_reader, rows = TensorReader(), []
     for layer in layers:
         info = ref.tensors.get(layer.prefix + ".weight")
         if info is None or info.shape != (layer.dims.n, layer.dims.k) or not info.is_float:
-            findings.append(Finding("reference.missing", "error",
-                                    f"reference has no float [{layer.dims.n}, {layer.dims.k}] {layer.prefix}.weight",
-                                    reference, layer.prefix))
+            findings.append(REFERENCE_MISSING.finding(
+                f"reference has no float [{layer.dims.n}, {layer.dims.k}] {layer.prefix}.weight",
+                reference, layer.prefix))
             continue
         w = ref_reader.get(info).float()
         t = {s: reader.get(i) for s, i in layer.infos.items()}
@@ -72,10 +83,10 @@ def compare(layers: list[Layer], reader: TensorReader, v1: bool, reference: str)
         row["rank"] = rank
         bad = not row["aligned_rel_error"] <= MAX_ALIGNED_ERROR
         verdict = f" > {MAX_ALIGNED_ERROR}: not a quantisation of the reference weight" if bad else ""
-        findings.append(Finding("reference.error", "error" if bad else "info",
-                                f"rank {rank}: rel error {row['rel_error']:.4f}, SQNR {row['sqnr_db']:.1f} dB, "
-                                f"after AWQ-scale alignment {row['aligned_rel_error']:.4f}" + verdict,
-                                tensor=row["layer"]))
+        findings.append(REFERENCE_ERROR.finding(
+            f"rank {rank}: rel error {row['rel_error']:.4f}, SQNR {row['sqnr_db']:.1f} dB, "
+            f"after AWQ-scale alignment {row['aligned_rel_error']:.4f}" + verdict,
+            tensor=row["layer"], severity="error" if bad else "info"))
         for key in ("rel_error", "sqnr_db", "aligned_rel_error"):
             row[key] = _finite(row[key])
     return findings, rows

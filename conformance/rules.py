@@ -1,72 +1,58 @@
-"""The named rules. Every finding the verifier emits carries one of these ids.
+"""The registry of named rules. Every finding the verifier emits carries one of these ids.
 
-Each rule has a default severity and a one-line statement of what it checks; the pytest
-front end turns each id into a test item. ``RULES`` is the single registry.
+A rule is bound to its check: each check module declares its ``Rule`` objects (id, one-line
+title, default severity) at its top, next to the code that emits them, and builds every
+finding through ``rule.finding``, so no check can emit an id that was not declared. A module
+that emits a rule declared by another imports that ``Rule`` object. This module only collects
+the declarations, from the check modules in ``CHECK_MODULES`` order, into ``RULES`` (id -> Rule):
+the pytest front end makes one test item per id, and ``verify --json`` lists them as
+"rules_run". Two modules declaring the same id is an error at import.
+
+A new rule takes two files: its check module (the declaration and the check that emits it)
+and a seeded defect in tests/conformance/defects.py (reference_defects.py for a rule that needs
+--reference) that makes it fire; the completeness test in tests/conformance/test_defects.py fails
+without one. A new check module also joins ``CHECK_MODULES``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import ModuleType
+
+from conformance import (
+    config_rules,
+    declared,
+    folder,
+    functional,
+    loaders,
+    modules,
+    numeric,
+    reference,
+    runner,
+    safeheader,
+    structure,
+)
+from conformance.findings import Rule
+
+# in import order: a module comes after every module whose rules it imports, so the first module
+# that holds a rule is the one that declares it
+CHECK_MODULES: tuple[ModuleType, ...] = (
+    safeheader, folder, declared, config_rules, structure, loaders, modules, numeric, reference, functional, runner)
 
 
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    title: str
+def declared_rules(module: ModuleType) -> list[Rule]:
+    """The rules a module holds at its top level: those it declares and those it imports."""
+    return [v for v in vars(module).values() if isinstance(v, Rule)]
 
 
-_RULES = [
-    # files and hostile input
-    Rule("file.folder", "the checkpoint folder exists, is a folder and holds tensor files"),
-    Rule("file.pickle", "pickle weights (.bin/.pt) are never unpickled unless --allow-pickle, then weights_only"),
-    Rule("file.outside-folder", "no file, symlink or index entry points outside the checkpoint folder"),
-    Rule("file.header", "safetensors header: bounded length, valid JSON, well-formed entries"),
-    Rule("file.dtype", "every tensor has a known safetensors dtype"),
-    Rule("file.offsets", "tensor byte ranges lie inside the data section and do not overlap"),
-    Rule("file.byte-length", "dtype x shape equals each tensor's byte length"),
-    Rule("file.truncated", "the file is as long as its header says"),
-    Rule("index.valid", "model.safetensors.index.json is valid JSON with a weight_map"),
-    Rule("index.missing-shard", "every shard named by the index exists"),
-    Rule("index.missing-tensor", "every tensor named by the index is in its shard"),
-    Rule("index.extra-tensor", "every tensor in a shard is named by the index for that shard"),
-    Rule("index.duplicate", "each tensor lives in exactly one shard"),
-    # config
-    Rule("config.present", "config.json exists and is a JSON object"),
-    Rule("config.quantization", "quantization_config exists and names a known method and format"),
-    Rule("config.values", "bits, group size, zero point and version have valid types and values"),
-    Rule("config.numbers", "model dimensions in config.json are positive and plausible"),
-    Rule("config.matches-tensors",
-         "quantization_config agrees with the tensors (bits, group size, zero point, format)"),
-    # structure
-    Rule("format.detected", "the checkpoint format was recognised"),
-    Rule("tensors.complete", "every quantised linear has its complete tensor set"),
-    Rule("tensors.shape", "every quantised tensor has the shape its layout requires"),
-    Rule("tensors.dtype", "every quantised tensor has the dtype its layout requires"),
-    Rule("layout.divisibility", "in_features divisible by the group size, out_features by the pack factor"),
-    Rule("loader.vllm", "vLLM's awq / compressed-tensors / gptq loaders accept the layers"),
-    Rule("loader.marlin", "vLLM's Marlin kernels accept the layers (else a slower fallback)"),
-    Rule("loader.transformers", "transformers accepts the quantization_config"),
-    Rule("loader.tensor-parallel", "layers split at tensor-parallel sizes 2, 4 and 8"),
-    Rule("modules.lm-head", "lm_head and embeddings are not quantised unless declared"),
-    Rule("modules.not-convert", "modules_to_not_convert / ignore are honoured both ways"),
-    Rule("ct.weight-shape", "compressed-tensors weight_shape equals the true [out, in]"),
-    Rule("gptq.zeros", "GPTQ zero points are representable in the declared checkpoint_format"),
-    # numbers
-    Rule("scales.finite", "scales contain no NaN or inf"),
-    Rule("scales.positive", "scales are > 0"),
-    Rule("scales.tiny", "scales are not all vanishingly small"),
-    Rule("scales.fp16-range", "scales fit fp16 (the vLLM awq path runs in fp16)"),
-    Rule("zeros.range", "zero points lie in [0, 2^bits - 1]"),
-    Rule("floats.finite", "float tensors (embeddings, norms, lm_head, bias) contain no NaN or inf"),
-    Rule("numeric.zero-offset", "codes are centred on their zero point (catches zeros off by one)"),
-    Rule("numeric.code-zero-coherence", "group code means track the zeros (catches a wrong nibble order)"),
-    Rule("numeric.zero-filled", "packed code tensors are not zero-filled"),
-    Rule("reference.error", "per-layer reconstruction error against the float reference"),
-    Rule("reference.missing", "the reference has a float weight of the right shape for every quantised layer"),
-    Rule("functional.perplexity",
-         "with --reference: perplexity of the quantised model within a ratio of the float one"),
-    Rule("functional.layer-jump", "with --reference: no layer's hidden-state error jumps against its neighbours"),
-    Rule("functional.skipped", "with --reference: the functional check could not run (format or model not supported)"),
-    Rule("verifier.internal", "the verifier itself failed on this input (a bug: please report)"),
-]
+def collect(check_modules: tuple[ModuleType, ...]) -> dict[str, Rule]:
+    """id -> Rule over the modules; a rule imported from an earlier module is the same object,
+    a second object with the same id is a second declaration."""
+    found: dict[str, Rule] = {}
+    for module in check_modules:
+        for rule in declared_rules(module):
+            if rule.id in found and found[rule.id] is not rule:
+                raise ValueError(f"rule {rule.id} is declared twice (again in {module.__name__})")
+            found.setdefault(rule.id, rule)
+    return found
 
-RULES: dict[str, Rule] = {r.id: r for r in _RULES}
+
+RULES: dict[str, Rule] = collect(CHECK_MODULES)

@@ -17,14 +17,22 @@ from awq_ref.formats import AWQ_VERSIONS
 from conformance import decode, numeric
 from conformance.config_rules import number_findings
 from conformance.declared import Declared, read_declared
-from conformance.findings import Finding, Report
+from conformance.findings import Finding, Report, Rule
 from conformance.folder import Folder, open_folder
 from conformance.loaders import loader_findings
 from conformance.modules import module_findings
 from conformance.reader import SAFETENSORS_NAMES, TensorReader
-from conformance.rules import RULES
-from conformance.safeheader import TensorInfo
-from conformance.structure import Layer, check_layer, choose_layout, group_by_prefix
+from conformance.reference import REFERENCE_ERROR
+from conformance.safeheader import FILE_FOLDER, TensorInfo
+from conformance.structure import TENSORS_COMPLETE, Layer, check_layer, choose_layout, group_by_prefix
+
+FILE_PICKLE = Rule("file.pickle",
+                   "pickle weights (.bin/.pt) are never unpickled unless --allow-pickle, then weights_only")
+FORMAT_DETECTED = Rule("format.detected", "the checkpoint format was recognised", "info")
+CT_WEIGHT_SHAPE = Rule("ct.weight-shape", "compressed-tensors weight_shape equals the true [out, in]")
+FUNCTIONAL_SKIPPED = Rule("functional.skipped", "with --reference: the functional check could not run "
+                          "(format or model not supported)", "info")
+VERIFIER_INTERNAL = Rule("verifier.internal", "the verifier itself failed on this input (a bug: please report)")
 
 AUTO_PROGRESS_BYTES = 1 << 30
 PREFETCH_BYTES = 512 << 20
@@ -33,7 +41,7 @@ PREFETCH_BYTES = 512 << 20
 def _load_pickles(folder: Folder, allow: bool) -> dict[str, torch.Tensor]:
     if not allow:
         names = ", ".join(p.name for p in folder.pickled[:3])
-        folder.add("file.pickle", "error",
+        folder.add(FILE_PICKLE, "error",
                    f"only pickle weights ({names}); refusing to unpickle untrusted files (rerun with --allow-pickle "
                    "to load them with weights_only)")
         return {}
@@ -42,10 +50,10 @@ def _load_pickles(folder: Folder, allow: bool) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as err:  # noqa: BLE001 - any failure of an untrusted pickle is a finding
-            folder.add("file.pickle", "error", f"weights_only load failed: {str(err)[:120]}", path.name)
+            folder.add(FILE_PICKLE, "error", f"weights_only load failed: {str(err)[:120]}", path.name)
             continue
         if not isinstance(state, dict):
-            folder.add("file.pickle", "error", "does not hold a state dict", path.name)
+            folder.add(FILE_PICKLE, "error", "does not hold a state dict", path.name)
             continue
         for name, t in state.items():
             if isinstance(name, str) and isinstance(t, torch.Tensor) and t.dtype in SAFETENSORS_NAMES:
@@ -66,10 +74,10 @@ def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str
         if packed is None or len(packed.shape) != 2:
             continue
         if not (0 < n < 1 << 31 and 0 < k < 1 << 31) or (n, -(-k // 8)) != packed.shape:
-            report.findings.append(Finding("ct.weight-shape", "error",
-                                           f"weight_shape [{n}, {k}] does not match weight_packed "
-                                           f"{list(packed.shape)}: loaders would crop or pad the weight wrongly",
-                                           info.path.name, name))
+            report.findings.append(CT_WEIGHT_SHAPE.finding(
+                f"weight_shape [{n}, {k}] does not match weight_packed "
+                f"{list(packed.shape)}: loaders would crop or pad the weight wrongly",
+                info.path.name, name))
             continue
         values[prefix] = {"weight_shape": (n, k)}
     return values
@@ -82,8 +90,8 @@ def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> lis
     if not groups:  # a declared layout with no packed tensors at all is a float model, not a quantised one
         severity = "error" if decl.method else "warning"
         declared = f" although the config declares {layout.NAME}" if layout else ""
-        report.findings.append(Finding("format.detected", severity,
-                                       "no quantised layers (no qweight / weight_packed tensors) found" + declared))
+        report.findings.append(FORMAT_DETECTED.finding(
+            "no quantised layers (no qweight / weight_packed tensors) found" + declared, severity=severity))
         report.findings += _orphans(folder.tensors, layout, groups) if layout else []
         return []
     report.format = layout.NAME
@@ -96,25 +104,24 @@ def _layers(folder: Folder, decl: Declared, values: dict, report: Report) -> lis
         report.findings += found
         good += [layer] if layer else []
     report.findings += _orphans(folder.tensors, layout, groups)
-    report.findings.append(Finding("format.detected", "info",
-                                   f"{layout.NAME}: {len(groups)} quantised layers, {len(good)} well formed"))
+    report.findings.append(FORMAT_DETECTED.finding(
+        f"{layout.NAME}: {len(groups)} quantised layers, {len(good)} well formed"))
     return good
 
 
 def _missing_values(prefix: str, layout, findings: list[Finding]) -> list[Finding]:
     """A layer whose value tensors (weight_shape) were absent or already reported malformed."""
     tensors = [f"{prefix}.{s}" for s in layout.VALUES]
-    if any(f.rule == "ct.weight-shape" and f.tensor in tensors for f in findings):
+    if any(f.rule == CT_WEIGHT_SHAPE.id and f.tensor in tensors for f in findings):
         return []
-    return [Finding("tensors.complete", "error", f"missing or malformed {s}", tensor=f"{prefix}.{s}")
+    return [TENSORS_COMPLETE.finding(f"missing or malformed {s}", tensor=f"{prefix}.{s}")
             for s in layout.VALUES]
 
 
 def _orphans(tensors: dict[str, TensorInfo], layout, groups: dict) -> list[Finding]:
     """Quantisation tensors whose layer has no packed codes at all."""
     parts = set(layout.DTYPES) - {layout.PACKED}
-    return [Finding("tensors.complete", "error",
-                    f"{suffix} without {layout.PACKED}: a partial layer", info.path.name, name)
+    return [TENSORS_COMPLETE.finding(f"{suffix} without {layout.PACKED}: a partial layer", info.path.name, name)
             for name, info in sorted(tensors.items())
             for prefix, _, suffix in [name.rpartition(".")] if suffix in parts and prefix not in groups]
 
@@ -200,7 +207,7 @@ def _guarded(fn, where: str) -> list[Finding]:
     try:
         return fn()
     except Exception as err:  # noqa: BLE001 - reported, never raised
-        return [Finding("verifier.internal", "error", f"{type(err).__name__}: {str(err)[:160]}", tensor=where)]
+        return [VERIFIER_INTERNAL.finding(f"{type(err).__name__}: {str(err)[:160]}", tensor=where)]
 
 
 def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report) -> None:
@@ -215,12 +222,12 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     folder = open_folder(path)
     memory = _load_pickles(folder, allow_pickle) if folder.pickled and not folder.tensors else {}
     if folder.pickled and not memory and folder.tensors:
-        folder.add("file.pickle", "info",
+        folder.add(FILE_PICKLE, "info",
                    f"{len(folder.pickled)} pickle files beside the safetensors were ignored (never unpickled)")
     report.findings += folder.findings
     if not folder.readable or not folder.tensors:
         if folder.readable and not folder.pickled:
-            report.findings.append(Finding("file.folder", "error", "no readable safetensors tensors in the folder"))
+            report.findings.append(FILE_FOLDER.finding("no readable safetensors tensors in the folder"))
         report.readable = False
         return
     reader = TensorReader(memory)
@@ -242,11 +249,11 @@ def _functional(path: Path, reference: str, report: Report) -> None:
     """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
     # reference.error is what this check complements; any other error (reference.missing included:
     # the float model cannot be built) means the two models cannot run side by side
-    structural = [f for f in report.findings if f.severity == "error" and f.rule != "reference.error"]
+    structural = [f for f in report.findings if f.severity == "error" and f.rule != REFERENCE_ERROR.id]
     if report.format not in AWQ_VERSIONS or structural:
         why = (f"the checkpoint or its reference has {len(structural)} errors" if structural
                else f"format {report.format}")
-        report.findings.append(Finding("functional.skipped", "info", f"functional check not run: {why}"))
+        report.findings.append(FUNCTIONAL_SKIPPED.finding(f"functional check not run: {why}"))
         return
     from conformance.functional import functional_check
 
@@ -266,10 +273,12 @@ def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], Tensor
 
 def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: bool = False,
            progress: bool | None = None) -> Report:
+    from conformance.rules import RULES  # the registry collects this module's rules, so it is read at call time
+
     report = Report(checkpoint=str(path))
     report.rules_run = [r for r in RULES if reference or not r.startswith(("reference.", "functional."))]
     try:
         _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report)
     except (Exception, RecursionError) as err:  # noqa: BLE001 - the verifier must not raise on any input
-        report.findings.append(Finding("verifier.internal", "error", f"{type(err).__name__}: {str(err)[:200]}"))
+        report.findings.append(VERIFIER_INTERNAL.finding(f"{type(err).__name__}: {str(err)[:200]}"))
     return report

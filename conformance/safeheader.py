@@ -15,7 +15,16 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
+
+# file.folder is checked by folder.py and runner.py too; it is declared here, where the first file
+# of the folder is read, because folder.py reads its files through this module
+FILE_FOLDER = Rule("file.folder", "the checkpoint folder exists, is a folder and holds tensor files")
+FILE_HEADER = Rule("file.header", "safetensors header: bounded length, valid JSON, well-formed entries")
+FILE_DTYPE = Rule("file.dtype", "every tensor has a known safetensors dtype")
+FILE_OFFSETS = Rule("file.offsets", "tensor byte ranges lie inside the data section and do not overlap")
+FILE_BYTE_LENGTH = Rule("file.byte-length", "dtype x shape equals each tensor's byte length")
+FILE_TRUNCATED = Rule("file.truncated", "the file is as long as its header says")
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # ~150k tensors; real headers are ~100 bytes per tensor
 MAX_JSON_VALUES = 1_000_000  # bounds the memory json.loads can take on a crafted header
@@ -54,35 +63,35 @@ class Header:
     readable: bool = True
 
 
-def _fail(path: Path, rule: str, message: str, tensor: str | None = None) -> Finding:
-    return Finding(rule, "error", message, file=path.name, tensor=tensor)
+def _fail(path: Path, rule: Rule, message: str, tensor: str | None = None) -> Finding:
+    return rule.finding(message, path.name, tensor, "error")
 
 
 def _read_prefix(path: Path, size: int) -> tuple[int | None, bytes | None, Finding | None]:
     if size < 8:
-        return None, None, _fail(path, "file.truncated",
+        return None, None, _fail(path, FILE_TRUNCATED,
                                  f"only {size} bytes; a safetensors file starts with an 8-byte header length")
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         if n > MAX_HEADER_BYTES:
-            return None, None, _fail(path, "file.header",
+            return None, None, _fail(path, FILE_HEADER,
                                      f"header length {n} exceeds the {MAX_HEADER_BYTES}-byte limit; "
                                      "refusing to read it")
         if 8 + n > size:
-            return None, None, _fail(path, "file.truncated",
+            return None, None, _fail(path, FILE_TRUNCATED,
                                      f"header says {n} bytes but the file has only {size - 8} after the length")
         return n, f.read(n), None
 
 
 def _decode(path: Path, raw: bytes) -> tuple[dict | None, Finding | None]:
     if raw.count(b",") + raw.count(b"[") > MAX_JSON_VALUES:
-        return None, _fail(path, "file.header", f"header holds more than {MAX_JSON_VALUES} JSON values; refusing it")
+        return None, _fail(path, FILE_HEADER, f"header holds more than {MAX_JSON_VALUES} JSON values; refusing it")
     try:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        return None, _fail(path, "file.header", f"header is not valid UTF-8 JSON ({str(err)[:80]})")
+        return None, _fail(path, FILE_HEADER, f"header is not valid UTF-8 JSON ({str(err)[:80]})")
     if not isinstance(obj, dict):
-        return None, _fail(path, "file.header", "header JSON is not an object")
+        return None, _fail(path, FILE_HEADER, "header JSON is not an object")
     return obj, None
 
 
@@ -92,19 +101,19 @@ def _is_int(x) -> bool:
 
 def _entry(path: Path, name: str, e, data_start: int) -> tuple[TensorInfo | None, Finding | None]:
     if not isinstance(e, dict) or not {"dtype", "shape", "data_offsets"} <= set(e):
-        return None, _fail(path, "file.header", "entry lacks dtype, shape or data_offsets", name)
+        return None, _fail(path, FILE_HEADER, "entry lacks dtype, shape or data_offsets", name)
     dtype, shape, offs = e["dtype"], e["shape"], e["data_offsets"]
     if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_int(d) for d in shape):
-        return None, _fail(path, "file.header",
+        return None, _fail(path, FILE_HEADER,
                            f"shape {str(shape)[:60]} is not a list of at most {MAX_DIMS} non-negative ints", name)
     if not isinstance(offs, list) or len(offs) != 2 or not all(_is_int(o) for o in offs) or offs[0] > offs[1]:
-        return None, _fail(path, "file.offsets",
+        return None, _fail(path, FILE_OFFSETS,
                            f"data_offsets {str(offs)[:60]} is not [begin, end] with begin <= end", name)
     if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
-        return None, _fail(path, "file.dtype", f"unknown dtype {str(dtype)[:20]!r}", name)
+        return None, _fail(path, FILE_DTYPE, f"unknown dtype {str(dtype)[:20]!r}", name)
     want = math.prod(shape) * DTYPE_BYTES[dtype]
     if want != offs[1] - offs[0]:
-        return None, _fail(path, "file.byte-length",
+        return None, _fail(path, FILE_BYTE_LENGTH,
                            f"{dtype} x {shape} needs {want} bytes but offsets span {offs[1] - offs[0]}", name)
     return TensorInfo(name, path, dtype, tuple(shape), data_start + offs[0], want), None
 
@@ -114,19 +123,19 @@ def _check_ranges(path: Path, infos: dict[str, TensorInfo], data_start: int, dat
     for info in sorted(infos.values(), key=lambda i: (i.start, i.nbytes)):
         if info.start + info.nbytes > data_start + data_len:
             begin = info.start - data_start
-            findings.append(_fail(path, "file.truncated",
+            findings.append(_fail(path, FILE_TRUNCATED,
                                   f"bytes [{begin}, {begin + info.nbytes}) lie past the end of the data "
                                   f"section ({data_len} bytes): file truncated or offsets wrong", info.name))
             del infos[info.name]
             continue
         if info.start < last_end and info.nbytes:
-            findings.append(_fail(path, "file.offsets", f"bytes overlap tensor {last_name}", info.name))
+            findings.append(_fail(path, FILE_OFFSETS, f"bytes overlap tensor {last_name}", info.name))
             del infos[info.name]
             continue
         if info.start > last_end:
-            findings.append(Finding("file.offsets", "warning",
-                                    f"{info.start - last_end} unindexed bytes before this tensor", path.name,
-                                    info.name))
+            findings.append(FILE_OFFSETS.finding(
+                f"{info.start - last_end} unindexed bytes before this tensor", path.name,
+                info.name, severity="warning"))
         if info.nbytes:
             last_end, last_name = info.start + info.nbytes, info.name
     return findings
@@ -138,14 +147,14 @@ def read_header(path: Path) -> Header:
         size = os.stat(path).st_size
         n, raw, bad = _read_prefix(path, size)
     except OSError as err:
-        return Header(path, {}, [_fail(path, "file.folder", f"cannot read: {err.strerror}")], False)
+        return Header(path, {}, [_fail(path, FILE_FOLDER, f"cannot read: {err.strerror}")], False)
     obj, bad = (None, bad) if bad else _decode(path, raw)
     if bad:
         return Header(path, {}, [bad], False)
     data_start, infos, findings = 8 + n, {}, []
     meta = obj.pop("__metadata__", None)
     if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
-        findings.append(_fail(path, "file.header", "__metadata__ is not a string-to-string map"))
+        findings.append(_fail(path, FILE_HEADER, "__metadata__ is not a string-to-string map"))
     for name, entry in obj.items():
         info, bad = _entry(path, name, entry, data_start)
         findings += [bad] if bad else []

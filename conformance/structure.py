@@ -13,8 +13,16 @@ from awq_ref.formats import FORMATS
 from awq_ref.formats.dims import Dims
 from awq_ref.formats.fit import expected_shapes, fits, suffixes
 from conformance.declared import Declared
-from conformance.findings import Finding
+from conformance.findings import Finding, Rule
 from conformance.safeheader import TensorInfo
+
+CONFIG_MATCHES_TENSORS = Rule("config.matches-tensors",
+                              "quantization_config agrees with the tensors (bits, group size, zero point, format)")
+TENSORS_COMPLETE = Rule("tensors.complete", "every quantised linear has its complete tensor set")
+TENSORS_SHAPE = Rule("tensors.shape", "every quantised tensor has the shape its layout requires")
+TENSORS_DTYPE = Rule("tensors.dtype", "every quantised tensor has the dtype its layout requires")
+LAYOUT_DIVISIBILITY = Rule("layout.divisibility",
+                           "in_features divisible by the group size, out_features by the pack factor")
 
 Layout = ModuleType  # a layout module of awq_ref.formats (see its FORMATS)
 
@@ -96,28 +104,28 @@ def choose_layout(decl: Declared, tensors: dict[str, TensorInfo], values: dict) 
     shapes = shapes_of(layers[first])
     if fits(declared, shapes, first_values, gw) or not fits(guessed, shapes, first_values, gw):
         return declared, []
-    return guessed, [Finding("config.matches-tensors", "error",
-                             f"config declares {declared.NAME} but the tensors have the {guessed.NAME} layout "
-                             f"(e.g. {first}); loaders will read them with the wrong shapes", "config.json")]
+    return guessed, [CONFIG_MATCHES_TENSORS.finding(
+        f"config declares {declared.NAME} but the tensors have the {guessed.NAME} layout "
+        f"(e.g. {first}); loaders will read them with the wrong shapes", "config.json")]
 
 
-def _fail(layer_file: str, rule: str, message: str, tensor: str, severity: str = "error") -> Finding:
-    return Finding(rule, severity, message, layer_file, tensor)
+def _fail(layer_file: str, rule: Rule, message: str, tensor: str, severity: str | None = None) -> Finding:
+    return rule.finding(message, layer_file, tensor, severity)
 
 
 def _check_set(prefix: str, layout: Layout, infos: dict, decl: Declared, f: str) -> list[Finding]:
     required = set(layout.REQUIRED) | (set(layout.ASYMMETRIC_ONLY) if decl.zero_point else set())
-    out = [_fail(f, "tensors.complete", f"missing {prefix}.{s}: the layer cannot be loaded", f"{prefix}.{s}")
+    out = [_fail(f, TENSORS_COMPLETE, f"missing {prefix}.{s}: the layer cannot be loaded", f"{prefix}.{s}")
            for s in sorted(required - set(infos))]
     if decl.zero_point is False:
-        out += [_fail(f, "config.matches-tensors", f"config says symmetric but the layer has {s}; vLLM will ignore it",
+        out += [_fail(f, CONFIG_MATCHES_TENSORS, f"config says symmetric but the layer has {s}; vLLM will ignore it",
                       f"{prefix}.{s}") for s in layout.ASYMMETRIC_ONLY if s in infos]
-    out += [_fail(f, "tensors.complete", f"no {s}; some {layout.NAME} loaders require it", f"{prefix}.{s}", "warning")
+    out += [_fail(f, TENSORS_COMPLETE, f"no {s}; some {layout.NAME} loaders require it", f"{prefix}.{s}", "warning")
             for s in layout.RECOMMENDED if s not in infos]
-    out += [_fail(f, "tensors.complete", f"unexpected tensor for a {layout.NAME} layer", f"{prefix}.{s}", "warning")
+    out += [_fail(f, TENSORS_COMPLETE, f"unexpected tensor for a {layout.NAME} layer", f"{prefix}.{s}", "warning")
             for s in sorted(set(infos) - suffixes(layout) - {"weight"})]
     if "weight" in infos:
-        out.append(_fail(f, "tensors.complete",
+        out.append(_fail(f, TENSORS_COMPLETE,
                          "both a float weight and packed codes: loaders will take one and drop the other",
                          f"{prefix}.weight"))
     return out
@@ -128,22 +136,22 @@ def _check_dtypes(prefix: str, layout: Layout, infos: dict, f: str) -> list[Find
     for s, info in sorted(infos.items()):
         allowed = layout.DTYPES.get(s)
         if s == "bias" and not info.is_float:
-            out.append(_fail(f, "tensors.dtype", f"bias is {info.dtype}, expected a float dtype", info.name))
+            out.append(_fail(f, TENSORS_DTYPE, f"bias is {info.dtype}, expected a float dtype", info.name))
         if allowed and info.dtype not in allowed:
-            out.append(_fail(f, "tensors.dtype",
+            out.append(_fail(f, TENSORS_DTYPE,
                              f"{s} is {info.dtype}; the {layout.NAME} layout stores {'/'.join(sorted(allowed))}",
                              info.name))
         elif s == "weight_shape" and info.dtype == "I32":
-            out.append(_fail(f, "tensors.dtype", "weight_shape is int32; vLLM declares int64", info.name, "warning"))
+            out.append(_fail(f, TENSORS_DTYPE, "weight_shape is int32; vLLM declares int64", info.name, "warning"))
     return out
 
 
 def _check_divisible(prefix: str, layout: Layout, dims: Dims, gw: int, f: str) -> list[Finding]:
     out = []
     if dims.k % gw:
-        out.append(_fail(f, "layout.divisibility", f"in_features {dims.k} is not divisible by group size {gw}",
+        out.append(_fail(f, LAYOUT_DIVISIBILITY, f"in_features {dims.k} is not divisible by group size {gw}",
                          f"{prefix}.{layout.PACKED}"))
-    return out + [_fail(f, "layout.divisibility", reason, f"{prefix}.{s}")
+    return out + [_fail(f, LAYOUT_DIVISIBILITY, reason, f"{prefix}.{s}")
                   for s, reason in layout.alignment(dims.n, dims.k)]
 
 
@@ -151,7 +159,7 @@ def _check_shapes(prefix: str, layout: Layout, infos: dict, dims: Dims, gw: int,
     try:
         want = expected_shapes(layout, dims, gw)
     except ValueError as err:
-        return [_fail(f, "tensors.shape",
+        return [_fail(f, TENSORS_SHAPE,
                       f"no valid {layout.NAME} shapes for in={dims.k} out={dims.n} group={gw}: {err}",
                       f"{prefix}.{layout.PACKED}")]
     out = []
@@ -160,11 +168,11 @@ def _check_shapes(prefix: str, layout: Layout, infos: dict, dims: Dims, gw: int,
             continue
         unpacked_zero_point = s == "weight_zero_point" and info.dtype == "I8"
         if unpacked_zero_point and info.shape == (dims.n, want["weight_scale"][1]):
-            out.append(_fail(f, "tensors.shape",
+            out.append(_fail(f, TENSORS_SHAPE,
                              "unpacked int8 zero point (compressed-tensors before PR #296); current vLLM expects "
                              "packed int32 [N/8, groups]", info.name, "warning"))
             continue
-        out.append(_fail(f, "tensors.shape",
+        out.append(_fail(f, TENSORS_SHAPE,
                          f"shape {list(info.shape)}, expected {list(want[s])} for in={dims.k} out={dims.n} group={gw}",
                          info.name))
     return out
@@ -174,22 +182,22 @@ def _width(decl: Declared, dims: Dims, prefix: str, f: str) -> tuple[int | None,
     """The group width the tensors imply, cross-checked with the config's."""
     declared, implied = declared_width(decl, dims.k), dims.group_width()
     if decl.bits is not None and decl.bits != dims.bits:
-        return None, [_fail(f, "config.matches-tensors",
+        return None, [_fail(f, CONFIG_MATCHES_TENSORS,
                             f"tensors pack {dims.pack:g} codes per int32 ({dims.bits:g} bits) "
                             f"but config declares {decl.bits} bits", prefix)]
     if dims.bits != 4:
-        return None, [_fail(f, "tensors.shape",
+        return None, [_fail(f, TENSORS_SHAPE,
                             f"tensors pack {dims.pack:g} codes per int32; only 4-bit layouts are read", prefix)]
     if implied and declared and implied != declared:
-        return None, [_fail(f, "config.matches-tensors",
+        return None, [_fail(f, CONFIG_MATCHES_TENSORS,
                             f"config group size {decl.group_size} but the scales imply {implied} "
                             f"(in={dims.k}, {dims.groups} groups)", prefix)]
     gw = implied or declared
     if not gw:
-        return None, [_fail(f, "tensors.shape",
+        return None, [_fail(f, TENSORS_SHAPE,
                             f"cannot tell the group size (in={dims.k}, groups={dims.groups})", prefix)]
     if gw < MIN_GROUP_WIDTH:
-        return None, [_fail(f, "layout.divisibility",
+        return None, [_fail(f, LAYOUT_DIVISIBILITY,
                             f"group width {gw} < {MIN_GROUP_WIDTH}: no loader supports it (and its zeros would be as "
                             "large as the codes)", prefix)]
     return gw, []
@@ -201,7 +209,7 @@ def check_layer(prefix: str, layout: Layout, infos: dict[str, TensorInfo], value
     findings = _check_set(prefix, layout, infos, decl, f) + _check_dtypes(prefix, layout, infos, f)
     dims = layout.dims(shapes_of(infos), values)
     if dims is None or dims.n <= 0 or dims.k <= 0:
-        return None, findings + [_fail(f, "tensors.shape", f"{layout.PACKED} is not a non-empty 2-D tensor",
+        return None, findings + [_fail(f, TENSORS_SHAPE, f"{layout.PACKED} is not a non-empty 2-D tensor",
                                        f"{prefix}.{layout.PACKED}")]
     gw, bad = _width(decl, dims, prefix, f)
     if gw is None:

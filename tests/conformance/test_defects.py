@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import RULES, verify
-from conformance.rules import Rule
+from conformance.findings import Rule
 from tests.conformance.defects import DEFECTS, Defect
 from tests.conformance.reference_defects import REFERENCE_DEFECTS
 
