@@ -267,12 +267,6 @@ class GptqStep(CalibratedStep):
         return gptq_tensors(state, weights, self.checkpoint_format)
 
 
-def _step(request, calib_ids):
-    if request.modules_to_not_convert:
-        raise ValueError("gptq: modules_to_not_convert is not supported yet")
-    return GptqStep(request, calib_ids)
-
-
 class GptqOptions:
     def add_flags(self, g) -> None:
         g.add_argument("--gptq-damp", type=float, default=GptqConfig.damp, help="GPTQ dampening (x mean diag H)")
@@ -290,5 +284,5 @@ def _request_config(request) -> dict:
     return quantization_config(request.spec, request.gptq)
 
 
-GPTQ = Method("gptq", _step, formats=("gptq",), calibrated=True, options=GptqOptions(),
+GPTQ = Method("gptq", GptqStep, formats=("gptq",), calibrated=True, options=GptqOptions(),
               quantization_config=_request_config)

@@ -88,7 +88,8 @@ class Method:
     ``calibrated``). ``formats`` are the on-disk layouts it writes; ``fake_quant``: it can
     fake-quantise (version None, any bit width) for evaluation; ``keeps_float``: its step
     makes float copies (``LayerStep.float_copy``) and keeps whole layers, so
-    ``--keep-layers`` works. ``metadata(request)`` adds keys to ``awq_harness.json``.
+    ``--keep-layers`` works; ``skips_modules``: it honours ``request.modules_to_not_convert``.
+    ``metadata(request)`` adds keys to ``awq_harness.json``.
     ``quantization_config(request)``, for a method whose settings its format's config records
     (GPTQ), is the whole config it writes; None: the layout's own (``checkpoint.layouts``).
     """
@@ -99,6 +100,7 @@ class Method:
     calibrated: bool = False
     fake_quant: bool = True
     keeps_float: bool = False
+    skips_modules: bool = False
     options: MethodOptions | None = None
     metadata: Callable[[object], dict] = no_metadata
     quantization_config: Callable[[object], dict] | None = None

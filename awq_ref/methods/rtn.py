@@ -55,4 +55,4 @@ class RtnStep(LayerStep):
         return copy.deepcopy(layer)
 
 
-RTN = Method("rtn", lambda request, calib_ids: RtnStep(request), keeps_float=True)
+RTN = Method("rtn", lambda request, calib_ids: RtnStep(request), keeps_float=True, skips_modules=True)

@@ -22,18 +22,20 @@ from awq_ref.modules.swap import LinearError
 from awq_ref.pipeline.layer_loop import Loaded, quantize_layers
 
 
-def check_version(method: Method, request: QuantizeRequest) -> None:
-    """The request's version is one the method writes (None: fake quantisation)."""
+def check_request(method: Method, request: QuantizeRequest) -> None:
+    """The method can do what the request asks: write its version (None: fake quantisation), skip its modules."""
     if request.version is None and not method.fake_quant:
         raise ValueError(f"{method.name} cannot fake-quantise (version None)")
     if request.version is not None and request.version not in method.formats:
         raise ValueError(f"{method.name} writes {'|'.join(method.formats)}, not {request.version!r}")
+    if request.modules_to_not_convert and not method.skips_modules:
+        raise ValueError(f"{method.name}: modules_to_not_convert is not supported")
 
 
 def method_step(method: str | Method, request: QuantizeRequest, calibration=None) -> LayerStep:
     """The method's step; ``calibration``: calibration token ids, or the tokenizer to draw them with."""
     method = get_method(method) if isinstance(method, str) else method
-    check_version(method, request)
+    check_request(method, request)
     ids = None
     if method.calibrated:
         ids = calibration if isinstance(calibration, torch.Tensor) else calibration_ids(calibration, request)
@@ -57,6 +59,6 @@ def output_layout(model: nn.Module, method: str | Method, request: QuantizeReque
     """The folder for ``request.version`` written by ``method`` (GPTQ: v1, ``checkpoint_format: "gptq"``;
     v1 stores z - 1, so a group whose zero point is 0 cannot be written)."""
     method = get_method(method) if isinstance(method, str) else method
-    check_version(method, request)
+    check_request(method, request)
     config = method.quantization_config(request) if method.quantization_config else None
     return layouts.output_layout(model, LayoutRequest(request.version, request.spec, not_converted, config))

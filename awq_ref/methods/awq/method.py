@@ -54,12 +54,6 @@ class AwqStep(CalibratedStep):
         return folded
 
 
-def _step(request, calib_ids):
-    if request.modules_to_not_convert:
-        raise ValueError("awq: modules_to_not_convert is not supported yet")
-    return AwqStep(request, calib_ids)
-
-
 class AwqOptions:
     def add_flags(self, g) -> None:
         g.add_argument("--n-grid", type=int, default=AwqSearchConfig.n_grid, help="AWQ scale grid points")
@@ -75,4 +69,4 @@ class AwqOptions:
                                                     loss_blocks=args.loss_blocks))
 
 
-AWQ = Method("awq", _step, calibrated=True, keeps_float=True, options=AwqOptions())
+AWQ = Method("awq", AwqStep, calibrated=True, keeps_float=True, options=AwqOptions())

@@ -3,16 +3,19 @@
 import json
 
 import pytest
+import torch
 
 from awq_ref.cli import main
-from awq_ref.data.tiny import save_tiny_model
+from awq_ref.data.tiny import save_tiny_model, tiny_model
 from awq_ref.errors import HarnessError
 from awq_ref.methods.method import Method
-from awq_ref.methods.registry import get_method, method_names, register, unregister
+from awq_ref.methods.registry import QuantizeRequest, get_method, method_names, register, unregister
 from awq_ref.methods.rtn import RtnStep, rtn_layer
 from awq_ref.model.arch import layer_prefix, linears_in
+from awq_ref.modules.qlinear import AwqLinear
 from awq_ref.modules.swap import LinearError, relative_error, replace_linears
-from awq_ref.primitives.quant import QuantizedWeight
+from awq_ref.pipeline.quantize import quantize_model
+from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 TOY = "rtn-half-scales"
 
@@ -91,3 +94,19 @@ def test_eval_names_an_unknown_method_in_one_line(model_dir):
     with pytest.raises(SystemExit) as exit_:
         main(["eval", "--model", str(model_dir), "--methods", "rtn,nope", "--windows", "1", "--seqlen", "64"])
     assert "unknown method 'nope'; available: awq, gptq, rtn" in str(exit_.value.code)
+
+
+@pytest.mark.parametrize("name, honoured", [("rtn", True), ("awq", False), ("gptq", False)])
+def test_modules_to_not_convert_are_refused_by_methods_that_do_not_honour_them(name, honoured):
+    """RTN skips the listed linears; AWQ's and GPTQ's steps do not, so the request is refused
+    before any work rather than silently quantising what was meant to stay float."""
+    version = "gptq" if name == "gptq" else "gemm"
+    request = QuantizeRequest(QuantSpec(4, 32, True), version, modules_to_not_convert=["down_proj"])
+    model = tiny_model("llama")
+    ids = torch.randint(0, 512, (2, 16), generator=torch.Generator().manual_seed(0))
+    if honoured:
+        quantize_model(model, name, request, ids)
+        assert all(not isinstance(layer.mlp.down_proj, AwqLinear) for layer in model.model.layers)
+    else:
+        with pytest.raises(ValueError, match=f"{name}: modules_to_not_convert is not supported"):
+            quantize_model(model, name, request, ids)
