@@ -1,6 +1,6 @@
 """Lossless conversion between AutoAWQ GEMM and compressed-tensors pack-quantized.
 
-Both store the same unsigned codes, zeros and scales (awq-format.md §2.7): GEMM packs codes
+Both store the same unsigned codes, zeros and scales: GEMM packs codes
 along N with AWQ's interleave, compressed-tensors along K in natural order with zeros packed
 along N, and scales transposed. We unpack to (q, z, s) and repack, so qweight, qzeros and
 scales come back bit-identical after GEMM -> compressed-tensors -> GEMM, and the dequantised

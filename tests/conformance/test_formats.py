@@ -1,5 +1,5 @@
 """Format detection and reading for every layout, and checkpoints shaped like the peers'
-real output (awq-format.md §2, peers-on-cpu.md) conform."""
+real output (AutoAWQ, GPTQModel and llm-compressor checkpoints, as they write them) conform."""
 from __future__ import annotations
 
 import shutil

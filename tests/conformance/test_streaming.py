@@ -3,7 +3,7 @@ fly, deleted after) and compare with plain sequential reading of the same files.
 
 Both runs start with the folder's pages evicted from the page cache (posix_fadvise on our
 own files only), so both pay for the disk. Peak RSS is measured in a child process and
-compared with the largest tensor. Targets (issue 5): >= 80% of read speed, RSS growth
+compared with the largest tensor. Targets: >= 80% of read speed, RSS growth
 < 2x the largest tensor. A small quick variant runs in the default suite.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each runner quantises ``model_dir`` (w4, one group size, zero point) with the given token
 blocks, writes the tool's own checkpoint format (AutoAWQ GEMM, compressed-tensors
 pack-quantized, our GEMM), and returns the wall time of the quantise call alone (loading and
-saving excluded, as in the shared notes' timings). Every checkpoint is then read back by the
+saving excluded). Every checkpoint is then read back by the
 same decoder (``conformance.dequantized``, after verification) in float32, so perplexities
 differ only by what the tools chose.
 

@@ -9,7 +9,7 @@ The loss is the float32 mean squared difference between the output of the inspec
 (attention, MLP, or the single consuming linear) with the original weights and with
 Q(W s) / s in place of each balance linear's weight. The first minimum wins (strict <).
 
-Differences between implementations (see shared notes, awq-format section 1.4):
+Differences between implementations:
   * llm-awq HEAD uses the plain form (no duo) and clamps at 1e-4; its first release used duo;
   * llm-compressor's duo grid is alpha = i / (n-2) plus an explicit identity point, and it
     quantises with compressed-tensors' formulas;
