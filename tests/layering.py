@@ -17,9 +17,8 @@ from pathlib import Path
 
 PACKAGES = ("awq_ref", "kernels", "reports", "conformance", "golden")
 
-# What kernels may use from awq_ref: the packed layouts and the quantised-weight types.
-# Narrows to awq_ref.formats once that package exists.
-KERNELS_MAY_IMPORT_FROM_AWQ_REF = ("awq_ref.formats", "awq_ref.primitives.quant")
+# What kernels may use from awq_ref: the packed layouts (nibble order, shape tables).
+KERNELS_MAY_IMPORT_FROM_AWQ_REF = ("awq_ref.formats",)
 
 
 # awq_ref's sub-packages, lowest layer first; one layer may hold several that never import each other.

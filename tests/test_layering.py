@@ -54,7 +54,7 @@ def test_each_rule_catches_its_offence(tmp_path, relpath, source, rule):
 
 @pytest.mark.parametrize("relpath,source", [
     ("awq_ref/cli/report.py", "from reports.schema import load_results\n"),
-    ("kernels/unpack.py", "from awq_ref.formats import layout\nfrom awq_ref.primitives.quant import QuantSpec\n"),
+    ("kernels/unpack.py", "from awq_ref.formats import layout\nfrom awq_ref.formats.awq_gemm import ORDER\n"),
     ("kernels/bench/records.py", "from reports.collect import record\n"),
     ("golden/loaders.py", "import awq.modules.linear.gemm as gemm\ngemm.TRITON_AVAILABLE = False\n"),
     ("awq_ref/data/cache.py", "from awq_ref.modules import qlinear\nqlinear.KERNELS == 'torch'\n"),

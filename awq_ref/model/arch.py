@@ -50,6 +50,7 @@ CLIP_SKIP = ("q_", "k_", "query", "key", "Wqkv")
 class Architecture:
     name: str
     layers_path: str  # attribute path from the CausalLM to the ModuleList of decoder layers
+    final_norm: str  # the norm between the last decoder layer and the output head
     scaling_groups: tuple[ScalingGroup, ...] = ()
 
 
@@ -68,8 +69,8 @@ OPT_GROUPS = (
     ScalingGroup("fc1", ("fc2",), "fc2"),
 )
 
-LLAMA_LIKE = Architecture("llama", "model.layers", LLAMA_GROUPS)
-OPT = Architecture("opt", "model.decoder.layers", OPT_GROUPS)
+LLAMA_LIKE = Architecture("llama", "model.layers", "model.norm", LLAMA_GROUPS)
+OPT = Architecture("opt", "model.decoder.layers", "model.decoder.final_layer_norm", OPT_GROUPS)
 
 ARCHITECTURES = {
     "LlamaForCausalLM": LLAMA_LIKE,
@@ -95,6 +96,11 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
             raise ModelError(f"{type(model).__name__} has no '{arch.layers_path}' (missing '{part}')")
         obj = getattr(obj, part)
     return obj
+
+
+def final_norm(model: nn.Module) -> nn.Module:
+    """The norm the last decoder layer's output goes through before the output head."""
+    return model.get_submodule(architecture_of(model).final_norm)
 
 
 def layer_prefix(model: nn.Module) -> str:

@@ -1,10 +1,11 @@
 """Scaling groups per architecture, the v->o shape rule, and clear errors for the unknown."""
 import pytest
+import torch
 from torch import nn
 
 from awq_ref.data.tiny import tiny_model
 from awq_ref.errors import ModelError
-from awq_ref.model.arch import clipped, decoder_layers, scaling_groups
+from awq_ref.model.arch import clipped, decoder_layers, final_norm, scaling_groups
 
 
 def test_llama_gqa_skips_v_to_o_like_autoawq():
@@ -53,3 +54,19 @@ def test_missing_module_is_named():
 def test_q_and_k_are_never_clipped():
     assert not clipped("self_attn.q_proj") and not clipped("self_attn.k_proj")
     assert clipped("self_attn.v_proj") and clipped("mlp.down_proj") and clipped("fc1")
+
+
+
+@pytest.mark.parametrize("family, path", [("llama", "model.norm"), ("qwen2", "model.norm"),
+                                          ("opt", "model.decoder.final_layer_norm")])
+def test_final_norm_is_the_norm_between_the_last_layer_and_the_head(family, path):
+    """The model's own logits are head(final_norm(last decoder layer's output))."""
+    model, seen = tiny_model(family), {}
+    decoder_layers(model)[-1].register_forward_hook(
+        lambda module, args, out: seen.__setitem__("h", out[0] if isinstance(out, tuple) else out))
+    ids = torch.randint(0, 512, (1, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model(ids).logits
+        rebuilt = model.get_output_embeddings()(final_norm(model)(seen["h"]))
+    assert final_norm(model) is model.get_submodule(path)
+    torch.testing.assert_close(rebuilt, logits, rtol=0, atol=1e-5)
