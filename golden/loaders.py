@@ -2,21 +2,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import torch
 
 
 def autoawq_logits(folder: Path, token_ids: list[int]) -> torch.Tensor:
     """AutoAWQ's own loader on CPU: its naive torch GEMM path (fp16), as AutoAWQ 0.2.9 allows
-    it there only with two switches (it forces IPEX on CPU, and its Triton kernel needs CUDA)."""
+    it there only with two switches (it forces IPEX on CPU, and its Triton kernel needs CUDA),
+    set for this load and forward only and restored afterwards."""
     import awq.models.base as base
     import awq.modules.linear.gemm as gemm
     from awq import AutoAWQForCausalLM
 
-    base.get_best_device = lambda: "cpu-no-ipex"
-    gemm.TRITON_AVAILABLE = False
-    model = AutoAWQForCausalLM.from_quantized(str(folder), fuse_layers=False)
-    with torch.no_grad():
+    with mock.patch.object(base, "get_best_device", lambda: "cpu-no-ipex"), \
+            mock.patch.object(gemm, "TRITON_AVAILABLE", False), torch.no_grad():
+        model = AutoAWQForCausalLM.from_quantized(str(folder), fuse_layers=False)
         return model(torch.tensor([token_ids])).logits.float()
 
 
