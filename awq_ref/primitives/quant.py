@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import torch
 
 SUPPORTED_BITS = range(2, 9)
-SUPPORTED_GROUP_SIZES = (-1, 32, 64, 128)
 MIN_RANGE = 1e-5  # AutoAWQ's clamp on (max - min) and on max|w|
 
 
