@@ -15,10 +15,11 @@ from awq_ref.model.arch import layer_prefix
 from awq_ref.pipeline.keep import restore_linears
 
 
-def check_keeps_float(method: Method) -> None:
+def check_keeps_float(method: Method, asked_by: str = "--keep-layers") -> None:
+    """``method`` can make the float copies that ``asked_by`` (a flag or command) needs."""
     if not method.keeps_float:
         able = "|".join(m.name for m in methods() if m.keeps_float)
-        raise HarnessError(f"--keep-layers: --method {method.name} keeps no layers or linears in float "
+        raise HarnessError(f"{asked_by}: --method {method.name} keeps no layers or linears in float "
                            f"(use --method {able})")
 
 

@@ -24,8 +24,9 @@ from torch import nn
 from awq_ref.checkpoint.writer import META_FILE
 from awq_ref.errors import HarnessError
 from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.registry import QuantizeRequest, get_method, methods
+from awq_ref.methods.registry import QuantizeRequest, get_method
 from awq_ref.model.arch import decoder_layers
+from awq_ref.pipeline.keep_step import check_keeps_float
 from awq_ref.pipeline.quantize import method_step
 from awq_ref.primitives.quant import QuantSpec
 
@@ -35,9 +36,7 @@ def folded_layers(model: nn.Module, method: str, tokenizer, request, indices: li
     """Folded float copies of the decoder layers ``indices`` of float ``model`` (left unchanged):
     the method's step walks the float layers (``keep``) and makes each copy (``float_copy``)."""
     record = get_method(method)
-    if not record.keeps_float:
-        raise HarnessError(f"single linears can be kept in float with --method "
-                           f"{'|'.join(m.name for m in methods() if m.keeps_float)}, not {method!r}")
+    check_keeps_float(record, "linear-group sensitivity")
     if not indices:
         return {}
     step, layers, folded = method_step(record, request, tokenizer), decoder_layers(model), {}
