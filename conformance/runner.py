@@ -22,6 +22,7 @@ from conformance.folder import Folder, open_folder
 from conformance.loaders import loader_findings
 from conformance.modules import module_findings
 from conformance.reader import SAFETENSORS_NAMES, TensorReader
+from conformance.functional import FUNCTIONAL_SKIPPED
 from conformance.reference import REFERENCE_ERROR
 from conformance.safeheader import FILE_FOLDER, TensorInfo
 from conformance.structure import TENSORS_COMPLETE, Layer, check_layer, choose_layout, group_by_prefix
@@ -30,8 +31,6 @@ FILE_PICKLE = Rule("file.pickle",
                    "pickle weights (.bin/.pt) are never unpickled unless --allow-pickle, then weights_only")
 FORMAT_DETECTED = Rule("format.detected", "the checkpoint format was recognised", "info")
 CT_WEIGHT_SHAPE = Rule("ct.weight-shape", "compressed-tensors weight_shape equals the true [out, in]")
-FUNCTIONAL_SKIPPED = Rule("functional.skipped", "with --reference: the functional check could not run "
-                          "(format or model not supported)", "info")
 VERIFIER_INTERNAL = Rule("verifier.internal", "the verifier itself failed on this input (a bug: please report)")
 
 AUTO_PROGRESS_BYTES = 1 << 30
