@@ -238,8 +238,11 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     if reference:
         from conformance.reference import compare
 
+        from conformance.fold_consistency import check as fold_consistency
+
         found, rows = compare(layers, reader, decl.gptq_v1, reference)
         report.findings += found
+        report.findings += fold_consistency(layers, folder.tensors, reader, decl.gptq_v1, folder.config, reference)
         report.layers = rows
         _functional(path, reference, report)
 
