@@ -19,10 +19,10 @@ from conformance.config_rules import number_findings
 from conformance.declared import Declared, read_declared
 from conformance.findings import Finding, Report, Rule
 from conformance.folder import Folder, open_folder
+from conformance.functional import FUNCTIONAL_SKIPPED
 from conformance.loaders import loader_findings
 from conformance.modules import module_findings
 from conformance.reader import SAFETENSORS_NAMES, TensorReader
-from conformance.functional import FUNCTIONAL_SKIPPED
 from conformance.reference import REFERENCE_ERROR
 from conformance.safeheader import FILE_FOLDER, TensorInfo
 from conformance.structure import TENSORS_COMPLETE, Layer, check_layer, choose_layout, group_by_prefix
@@ -236,9 +236,8 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     _policy(folder, decl, layers, report)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:
-        from conformance.reference import compare
-
         from conformance.fold_consistency import check as fold_consistency
+        from conformance.reference import compare
 
         found, rows = compare(layers, reader, decl.gptq_v1, reference)
         report.findings += found
