@@ -70,16 +70,17 @@ def _norm_groups(arch, tensors: dict[str, TensorInfo], prefix: str):
     return out
 
 
-def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor, steps: int = 3) -> torch.Tensor:
+def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor, steps: int = 10) -> torch.Tensor:
     """c with W_hat ~ diag(r) W_ref diag(c), by alternating least squares: a reader that is also
-    the previous op of a later group (up_proj before down_proj, v_proj before o_proj) has its
-    output rows divided by that group's scales, which r absorbs."""
-    r = torch.ones(w_ref.shape[0], 1, dtype=w_ref.dtype)
+    the previous op of a later group (up_proj before down_proj, v_proj before o_proj, OPT's fc1)
+    has its output rows divided by that group's scales, which r absorbs. Those can span orders of
+    magnitude (a ReLU output channel that is nearly always zero), so r is fitted first and c on
+    rows divided by r: every row counts alike, not only the few largest."""
+    c = torch.ones(w_ref.shape[1], dtype=w_ref.dtype)
     for _ in range(steps):
-        wr = w_ref * r
-        c = (w_hat * wr).sum(0) / wr.pow(2).sum(0).clamp(min=1e-30)
         wc = w_ref * c
-        r = ((w_hat * wc).sum(1, keepdim=True) / wc.pow(2).sum(1, keepdim=True).clamp(min=1e-30))
+        r = (w_hat * wc).sum(1, keepdim=True) / wc.pow(2).sum(1, keepdim=True).clamp(min=1e-30)
+        c = (w_hat / r.clamp(min=1e-30) * w_ref).sum(0) / w_ref.pow(2).sum(0).clamp(min=1e-30)
     return c
 
 

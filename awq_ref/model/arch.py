@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from awq_ref.errors import ModelError
@@ -145,6 +146,14 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
 def final_norm(model: nn.Module) -> nn.Module:
     """The norm the last decoder layer's output goes through before the output head."""
     return model.get_submodule(architecture_of(model).final_norm)
+
+
+def output_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's logits from the last decoder layer's output: head(final_norm(h)), then Gemma 2's
+    soft-capping c tanh(logits / c) where the config sets ``final_logit_softcapping``."""
+    logits = model.get_output_embeddings()(final_norm(model)(hidden))
+    cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+    return cap * torch.tanh(logits / cap) if cap else logits
 
 
 def layer_prefix(model: nn.Module) -> str:
