@@ -25,6 +25,7 @@ from conformance import (
     functional,
     loaders,
     modules,
+    moe,
     numeric,
     reference,
     runner,
@@ -36,7 +37,7 @@ from conformance.findings import Rule
 # in import order: a module comes after every module whose rules it imports, so the first module
 # that holds a rule is the one that declares it
 CHECK_MODULES: tuple[ModuleType, ...] = (
-    safeheader, folder, declared, config_rules, structure, loaders, modules, numeric, reference, fold_consistency,
+    safeheader, folder, declared, config_rules, structure, loaders, modules, moe, numeric, reference, fold_consistency,
     functional, runner)
 
 

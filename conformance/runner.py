@@ -22,6 +22,7 @@ from conformance.folder import Folder, open_folder
 from conformance.functional import FUNCTIONAL_SKIPPED
 from conformance.loaders import loader_findings
 from conformance.modules import module_findings
+from conformance.moe import moe_findings
 from conformance.reader import SAFETENSORS_NAMES, TensorReader
 from conformance.reference import REFERENCE_ERROR
 from conformance.safeheader import FILE_FOLDER, TensorInfo
@@ -215,6 +216,7 @@ def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report)
     quantised = sorted(_quantised_prefixes(folder.tensors))
     report.findings += loader_findings(decl, raw_q, layers, report.format or "")
     report.findings += module_findings(decl, quantised, folder.tensors, folder.config)
+    report.findings += moe_findings(folder.tensors, folder.config)
 
 
 def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report) -> None:

@@ -184,3 +184,28 @@ def scaling_groups(model: nn.Module, layer: nn.Module) -> list[ScalingGroup]:
 def clipped(name: str) -> bool:
     """Whether AWQ's clip search runs on this linear (not on q/k, as in AutoAWQ)."""
     return not any(part in name for part in CLIP_SKIP)
+
+
+@dataclass(frozen=True)
+class MoeLayout:
+    """How a mixture-of-experts family's checkpoint names its experts, as the declared loaders read
+    them: transformers 4.51 (one linear per expert), transformers 5.x (which merges those names into
+    fused 3-D parameters on load: ``conversion_mapping``) and vLLM. ``block``: the MoE block under
+    each decoder layer; ``experts``: each expert's linears (``block.experts.<e>.<name>``); ``router``
+    and ``shared_gate``: float linears that read the same norm output as the experts; ``count_keys``:
+    the config keys holding the expert count."""
+
+    block: str
+    experts: tuple[str, ...]
+    router: str
+    count_keys: tuple[str, ...]
+    shared_expert: str | None = None
+    shared_gate: str | None = None
+
+
+MOE_LAYOUTS = {
+    "MixtralForCausalLM": MoeLayout("block_sparse_moe", ("w1", "w2", "w3"), "gate", ("num_local_experts",)),
+    "Qwen2MoeForCausalLM": MoeLayout("mlp", ("gate_proj", "up_proj", "down_proj"), "gate", ("num_experts",),
+                                     "shared_expert", "shared_expert_gate"),
+    "Qwen3MoeForCausalLM": MoeLayout("mlp", ("gate_proj", "up_proj", "down_proj"), "gate", ("num_experts",)),
+}
