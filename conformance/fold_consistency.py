@@ -20,7 +20,8 @@ directly, per decoder layer and per norm whose readers the family's scaling grou
     unscaled is off by log s, largest on the channels AWQ protects most; a Gemma norm folded as
     w is off where s is far from 1, so a high quantile, not the median, sees it).
 
-A family awq_ref has no entry for, or a layer whose tensors are missing, is not judged here
+A reader whose weight is no scaled quantisation of the reference's at all (reference.error), a
+family awq_ref has no entry for, or a layer whose tensors are missing, is not judged here
 (reference.missing and the structure rules speak for those).
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from conformance import decode
 from conformance.findings import Finding, Rule
 from conformance.folder import open_folder
 from conformance.reader import TensorReader
+from conformance.reference import MAX_ALIGNED_ERROR
 from conformance.safeheader import TensorInfo
 from conformance.structure import Layer
 
@@ -70,18 +72,20 @@ def _norm_groups(arch, tensors: dict[str, TensorInfo], prefix: str):
     return out
 
 
-def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor, steps: int = 10) -> torch.Tensor:
+def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor, steps: int = 10) -> tuple[torch.Tensor, float]:
     """c with W_hat ~ diag(r) W_ref diag(c), by alternating least squares: a reader that is also
     the previous op of a later group (up_proj before down_proj, v_proj before o_proj, OPT's fc1)
     has its output rows divided by that group's scales, which r absorbs. Those can span orders of
     magnitude (a ReLU output channel that is nearly always zero), so r is fitted first and c on
-    rows divided by r: every row counts alike, not only the few largest."""
+    rows divided by r: every row counts alike, not only the few largest. Also returns the relative
+    error of the fit."""
     c = torch.ones(w_ref.shape[1], dtype=w_ref.dtype)
     for _ in range(steps):
         wc = w_ref * c
         r = (w_hat * wc).sum(1, keepdim=True) / wc.pow(2).sum(1, keepdim=True).clamp(min=1e-30)
         c = (w_hat / r.clamp(min=1e-30) * w_ref).sum(0) / w_ref.pow(2).sum(0).clamp(min=1e-30)
-    return c
+    fitted = w_ref * r * c
+    return c, float(torch.linalg.norm(w_hat - fitted) / torch.linalg.norm(fitted).clamp(min=1e-30))
 
 
 def _float_reader(name: str, w_q: torch.Tensor, w_r: torch.Tensor, n_q: torch.Tensor, n_r: torch.Tensor,
@@ -97,7 +101,9 @@ def _float_reader(name: str, w_q: torch.Tensor, w_r: torch.Tensor, n_q: torch.Te
 
 def _quantised_reader(name: str, w_hat: torch.Tensor, w_r: torch.Tensor, s: torch.Tensor, valid: torch.Tensor,
                       norm: str) -> Finding | None:
-    c = column_factors(w_hat, w_r)
+    c, residual = column_factors(w_hat, w_r)
+    if not residual <= MAX_ALIGNED_ERROR:
+        return None  # not a quantisation of the reference weight at all: reference.error says so
     ok = valid & (c > 0) & (w_r.pow(2).sum(0) > 0)
     if not bool(ok.any()):
         return None

@@ -18,6 +18,7 @@ from conformance import decode, numeric
 from conformance.config_rules import number_findings
 from conformance.declared import Declared, read_declared
 from conformance.findings import Finding, Report, Rule
+from conformance.fold_consistency import REFERENCE_FOLD
 from conformance.folder import Folder, open_folder
 from conformance.functional import FUNCTIONAL_SKIPPED
 from conformance.loaders import loader_findings
@@ -250,9 +251,11 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
 
 def _functional(path: Path, reference: str, report: Report) -> None:
     """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
-    # reference.error is what this check complements; any other error (reference.missing included:
-    # the float model cannot be built) means the two models cannot run side by side
-    structural = [f for f in report.findings if f.severity == "error" and f.rule != REFERENCE_ERROR.id]
+    # reference.error and reference.fold-consistency are what this check complements; any other
+    # error (reference.missing included: the float model cannot be built) means the two models
+    # cannot run side by side
+    compared = (REFERENCE_ERROR.id, REFERENCE_FOLD.id)
+    structural = [f for f in report.findings if f.severity == "error" and f.rule not in compared]
     if report.format not in AWQ_VERSIONS or structural:
         why = (f"the checkpoint or its reference has {len(structural)} errors" if structural
                else f"format {report.format}")
