@@ -47,6 +47,11 @@ TINY_CONFIGS = {
 }
 
 
+# transformers 5 runs Gemma 2's soft-capped attention eagerly (it refuses sdpa there); 4.51 picks sdpa,
+# which silently drops the attention soft-capping. The tiny models ask for eager, so both lines compute the same.
+ATTENTION = {"gemma2": "eager"}
+
+
 def tiny_config_dict(family: str, hidden: int = 128, intermediate: int = 256, layers: int = 2) -> dict:
     """The config of a tiny model as a plain dict: Llama has grouped-query attention (2 KV heads
     for 4 query heads), Qwen2 has q/k/v biases, OPT has LayerNorm with bias and fc1/fc2, Qwen3
@@ -86,7 +91,8 @@ def _fill(model: nn.Module, seed: int) -> None:
 def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.float32, **sizes) -> nn.Module:
     from awq_ref.model.compat import causal_lm_from_config
 
-    model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32)
+    attention = {"attn_implementation": ATTENTION[family]} if family in ATTENTION else {}
+    model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32, **attention)
     _fill(model, seed)
     return model.to(dtype).eval()
 
