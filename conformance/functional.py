@@ -13,6 +13,9 @@ Rules and their default thresholds:
                          model; 1.5 means the model has lost much of what it knew.
   functional.layer-jump  warning when a layer's isolated error exceeds 3x the median of its
                          neighbours (2 on each side) and 0.05: one layer broke, not the format.
+  functional.skipped     info: the check could not run (a format it cannot load, structural
+                         errors, or a model family awq_ref does not know: the reference's
+                         ``architectures`` has no entry in ``awq_ref.model.arch``).
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from conformance.findings import Finding, Rule
 
 FUNCTIONAL_PERPLEXITY = Rule("functional.perplexity",
                              "with --reference: perplexity of the quantised model within a ratio of the float one")
+FUNCTIONAL_SKIPPED = Rule("functional.skipped", "with --reference: the functional check could not run "
+                          "(format or model not supported)", "info")
 FUNCTIONAL_LAYER_JUMP = Rule("functional.layer-jump",
                              "with --reference: no layer's hidden-state error jumps against its neighbours", "warning")
 
@@ -60,9 +65,30 @@ def _first_broken(rows) -> int | None:
     return next((r.layer for r in rows if r.accumulated_rel_error > 0.5), None)
 
 
-def functional_check(path: str, reference: str, windows: int = 2, seqlen: int = 256) -> tuple[list[Finding], dict]:
+def unsupported_family(reference: str) -> str | None:
+    """Why the float model cannot be run layer by layer, or None: its config names no
+    architecture awq_ref has an entry for."""
+    from awq_ref.model.arch import ARCHITECTURES
+
+    try:
+        config = json.loads((Path(reference) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None  # the reference's own findings say why
+    names = config.get("architectures") if isinstance(config, dict) else None
+    names = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    if any(n in ARCHITECTURES for n in names):
+        return None
+    return (f"model family {'/'.join(names) or '(no architectures in config.json)'} is not one awq_ref "
+            f"can run layer by layer (it knows {', '.join(sorted(ARCHITECTURES))})")
+
+
+def functional_check(path: str, reference: str, windows: int = 2,
+                     seqlen: int = 256) -> tuple[list[Finding], dict | None]:
     from awq_ref.mixed_precision.layerwise import compare_layerwise
 
+    why = unsupported_family(reference)
+    if why is not None:
+        return [FUNCTIONAL_SKIPPED.finding(f"functional check not run: {why}", "config.json")], None
     report = compare_layerwise(str(reference), str(path), _windows(reference, windows, seqlen))
     ratio, findings = report.ppl_ratio, []
     severity = "error" if not ratio <= PPL_ERROR else "warning" if ratio > PPL_WARNING else "info"

@@ -30,6 +30,7 @@ LOADER_TENSOR_PARALLEL = Rule("loader.tensor-parallel", "layers split at tensor-
 
 ROW_PARALLEL = ("o_proj", "down_proj", "out_proj", "fc2", "dense_4h_to_h", "wo", "w2", "c_proj", "attention.dense")
 FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))  # one merged linear each in vLLM
+FUSED_ON_DISK, FUSED_HALVES = ("gate_up_proj",), 2  # already merged in the checkpoint (Phi-3): gate | up
 MARLIN_GROUPS = (-1, 32, 64, 128)
 TP_SIZES = (2, 4, 8)
 TRANSFORMERS_VERSIONS = ("gemm", "gemv", "gemv_fast", "llm-awq")
@@ -82,8 +83,11 @@ def _parts(layer: Layer, tp: int, n: int | None = None) -> tuple[int, int, bool]
 
 
 def awq_ok(layer: Layer, tp: int) -> bool:
+    """A fused-on-disk gate_up_proj (Phi-3) is split half by half (vLLM MergedColumnParallelLinear):
+    each rank holds N / (2 tp) rows of gate and of up, and each half's packed columns must divide."""
     n_part, k_part, split_ok = _parts(layer, tp)
-    return split_ok and k_part % layer.group_width == 0 and n_part % 8 == 0
+    halves = FUSED_HALVES if layer.prefix.endswith(FUSED_ON_DISK) else 1
+    return split_ok and n_part % halves == 0 and k_part % layer.group_width == 0 and (n_part // halves) % 8 == 0
 
 
 def marlin_ok(layer: Layer, tp: int = 1) -> bool:

@@ -18,9 +18,12 @@ from conformance import decode, numeric
 from conformance.config_rules import number_findings
 from conformance.declared import Declared, read_declared
 from conformance.findings import Finding, Report, Rule
+from conformance.fold_consistency import REFERENCE_FOLD
 from conformance.folder import Folder, open_folder
+from conformance.functional import FUNCTIONAL_SKIPPED
 from conformance.loaders import loader_findings
 from conformance.modules import module_findings
+from conformance.moe import moe_findings
 from conformance.reader import SAFETENSORS_NAMES, TensorReader
 from conformance.reference import REFERENCE_ERROR
 from conformance.safeheader import FILE_FOLDER, TensorInfo
@@ -30,8 +33,6 @@ FILE_PICKLE = Rule("file.pickle",
                    "pickle weights (.bin/.pt) are never unpickled unless --allow-pickle, then weights_only")
 FORMAT_DETECTED = Rule("format.detected", "the checkpoint format was recognised", "info")
 CT_WEIGHT_SHAPE = Rule("ct.weight-shape", "compressed-tensors weight_shape equals the true [out, in]")
-FUNCTIONAL_SKIPPED = Rule("functional.skipped", "with --reference: the functional check could not run "
-                          "(format or model not supported)", "info")
 VERIFIER_INTERNAL = Rule("verifier.internal", "the verifier itself failed on this input (a bug: please report)")
 
 AUTO_PROGRESS_BYTES = 1 << 30
@@ -216,6 +217,7 @@ def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report)
     quantised = sorted(_quantised_prefixes(folder.tensors))
     report.findings += loader_findings(decl, raw_q, layers, report.format or "")
     report.findings += module_findings(decl, quantised, folder.tensors, folder.config)
+    report.findings += moe_findings(folder.tensors, folder.config)
 
 
 def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report) -> None:
@@ -237,19 +239,23 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     _policy(folder, decl, layers, report)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:
+        from conformance.fold_consistency import check as fold_consistency
         from conformance.reference import compare
 
         found, rows = compare(layers, reader, decl.gptq_v1, reference)
         report.findings += found
+        report.findings += fold_consistency(layers, folder.tensors, reader, decl.gptq_v1, folder.config, reference)
         report.layers = rows
         _functional(path, reference, report)
 
 
 def _functional(path: Path, reference: str, report: Report) -> None:
     """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
-    # reference.error is what this check complements; any other error (reference.missing included:
-    # the float model cannot be built) means the two models cannot run side by side
-    structural = [f for f in report.findings if f.severity == "error" and f.rule != REFERENCE_ERROR.id]
+    # reference.error and reference.fold-consistency are what this check complements; any other
+    # error (reference.missing included: the float model cannot be built) means the two models
+    # cannot run side by side
+    compared = (REFERENCE_ERROR.id, REFERENCE_FOLD.id)
+    structural = [f for f in report.findings if f.severity == "error" and f.rule not in compared]
     if report.format not in AWQ_VERSIONS or structural:
         why = (f"the checkpoint or its reference has {len(structural)} errors" if structural
                else f"format {report.format}")

@@ -45,5 +45,8 @@ GOLDENS = (
     GoldenSpec("llama-ct-g64-rtn", "llama", "compressed-tensors", 64),
     GoldenSpec("llama-gptq-g64-sym", "llama", "gptq", 64, zero_point=False, method="gptq", seed=7),
     GoldenSpec("qwen2-ct-g128-sym-rtn", "qwen2", "compressed-tensors", 128, zero_point=False, seed=1),
+    GoldenSpec("gemma2-gemm-g64-awq", "gemma2", "gemm", 64, method="awq", seed=8),
+    GoldenSpec("phi3-gemm-g64-awq", "phi3", "gemm", 64, method="awq", seed=9),
+    GoldenSpec("qwen3-gemm-g64-rtn", "qwen3", "gemm", 64, seed=10),
 )
 BY_NAME = {spec.name: spec for spec in GOLDENS}

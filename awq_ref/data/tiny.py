@@ -1,4 +1,4 @@
-"""Tiny seeded random models for fast tests, in three families.
+"""Tiny seeded random models for fast tests, one per supported family.
 
 Weights are drawn from our own seeded generator (not transformers' initialisers, which can
 change between releases), so the same seed gives the same bytes on any machine. A few
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FAMILIES = ("llama", "qwen2", "opt")
+FAMILIES = ("llama", "qwen2", "opt", "qwen3", "gemma", "gemma2", "phi3")
 VOCAB = 512
 
 
@@ -24,15 +24,39 @@ TINY_CONFIGS = {
     "qwen2": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_key_value_heads": 2,
               "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "use_sliding_window": False,
               "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "qwen3": {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "num_key_value_heads": 2,
+              "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "head_dim": 32,
+              "attention_bias": False, "use_sliding_window": False, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "gemma": {"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "num_key_value_heads": 2,
+              "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6,
+              "rope_theta": 10000.0, "head_dim": 32, "attention_bias": False, "pad_token_id": 0,
+              "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "gemma2": {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "num_key_value_heads": 2,
+               "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6,
+               "rope_theta": 10000.0, "head_dim": 32, "attention_bias": False, "query_pre_attn_scalar": 32,
+               "sliding_window": 512, "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0,
+               "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "phi3": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "num_key_value_heads": 4,
+             "hidden_act": "silu", "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "rope_scaling": None,
+             "original_max_position_embeddings": 512, "sliding_window": None, "resid_pdrop": 0.0,
+             "embd_pdrop": 0.0, "attention_dropout": 0.0, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+             **_COMMON},
     "opt": {"architectures": ["OPTForCausalLM"], "model_type": "opt", "activation_function": "relu",
             "do_layer_norm_before": True, "enable_bias": True, "layer_norm_elementwise_affine": True,
             "dropout": 0.0, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2, **_COMMON},
 }
 
 
+# transformers 5 runs Gemma 2's soft-capped attention eagerly (it refuses sdpa there); 4.51 picks sdpa,
+# which silently drops the attention soft-capping. The tiny models ask for eager, so both lines compute the same.
+ATTENTION = {"gemma2": "eager"}
+
+
 def tiny_config_dict(family: str, hidden: int = 128, intermediate: int = 256, layers: int = 2) -> dict:
     """The config of a tiny model as a plain dict: Llama has grouped-query attention (2 KV heads
-    for 4 query heads), Qwen2 has q/k/v biases, OPT has LayerNorm with bias and fc1/fc2."""
+    for 4 query heads), Qwen2 has q/k/v biases, OPT has LayerNorm with bias and fc1/fc2, Qwen3
+    per-head q/k norms, Gemma (1 + w) norms, Gemma 2 four norms per layer and soft-capping,
+    Phi-3 fused qkv_proj and gate_up_proj (full multi-head attention, so q|k|v -> o folds)."""
     if family not in TINY_CONFIGS:
         raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES}")
     sizes = {"hidden_size": hidden, "num_hidden_layers": layers}
@@ -67,7 +91,8 @@ def _fill(model: nn.Module, seed: int) -> None:
 def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.float32, **sizes) -> nn.Module:
     from awq_ref.model.compat import causal_lm_from_config
 
-    model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32)
+    attention = {"attn_implementation": ATTENTION[family]} if family in ATTENTION else {}
+    model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32, **attention)
     _fill(model, seed)
     return model.to(dtype).eval()
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from awq_ref.checkpoint.lazy import open_lazy
 from awq_ref.eval.perplexity import next_token_nll
-from awq_ref.model.arch import final_norm
+from awq_ref.model.arch import output_logits
 from awq_ref.model.walk import first_layer_inputs, run_layer
 
 
@@ -60,7 +60,7 @@ def rel_error_and_sqnr(approx: torch.Tensor, exact: torch.Tensor) -> tuple[float
 
 def final_nll(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor) -> float:
     """Total next-token NLL from the last decoder layer's output (final norm, then the head)."""
-    return float(next_token_nll(model.get_output_embeddings()(final_norm(model)(hidden)), ids).sum())
+    return float(next_token_nll(output_logits(model, hidden), ids).sum())
 
 
 @torch.no_grad()

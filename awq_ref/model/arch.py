@@ -13,7 +13,22 @@ Groups per family follow AutoAWQ ``models/llama.py`` and ``models/opt.py``:
     opt                  self_attn_layer_norm -> q,k,v (inspect self_attn)
                          v_proj -> out_proj   (same shape rule; always true for OPT)
                          final_layer_norm -> fc1;  fc1 -> fc2
+    qwen3                as llama; q_norm/k_norm act on q/k outputs per head, after the
+                         scaled input channels, so they need no compensation
+    gemma                as llama, but the norms multiply by (1 + w) (``norm_offset`` 1)
+    gemma2/gemma3 text   input_layernorm -> q,k,v;  v_proj -> o_proj (same shape rule);
+                         pre_feedforward_layernorm -> gate,up;  up_proj -> down_proj.
+                         post_attention_layernorm and post_feedforward_layernorm normalise
+                         the *outputs* of attention and MLP, so no linear reads them
+    phi3                 input_layernorm -> qkv_proj (fused);  qkv_proj -> o_proj only when
+                         the v slice of qkv_proj is as wide as o_proj's input (no GQA);
+                         post_attention_layernorm -> gate_up_proj (fused);
+                         gate_up_proj -> down_proj (only its last half, "up", is divided)
 
+AutoAWQ folds qkv_proj -> o_proj for every Phi-3 (``models/phi3.py``), dividing the last
+``hidden`` rows of qkv_proj: with grouped-query attention (Phi-3-medium: 40 heads, 10 KV heads)
+those rows are k and part of q as well as v, so the fold is not exact there; the condition
+``only_if_fused_v`` keeps the group only where the last rows are v alone.
 The v -> o rule is AutoAWQ's and llm-awq's (weight shapes equal, which skips every GQA
 model); llm-compressor only asks v.out_features == o.in_features. An unknown architecture
 gets an error that names what is missing, rather than a guess.
@@ -22,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from awq_ref.errors import ModelError
@@ -34,12 +50,16 @@ class ScalingGroup:
     inspect: str               # module whose output the scale search compares
     takes_kwargs: bool = False  # the inspected module needs the layer kwargs (attention)
     only_if_same_shape: bool = False  # AutoAWQ's v -> o rule
+    only_if_fused_v: bool = False  # fused q|k|v -> o: only when the v slice is o's whole input (no GQA)
+    norm_offset: float = 0.0  # the norm multiplies by (norm_offset + w): Gemma's (1 + w)
 
     def applies_to(self, layer: nn.Module) -> bool:
-        if not self.only_if_same_shape:
-            return True
         prev, first = layer.get_submodule(self.prev), layer.get_submodule(self.balance[0])
-        return prev.weight.shape == first.weight.shape
+        if self.only_if_same_shape:
+            return prev.weight.shape == first.weight.shape
+        if self.only_if_fused_v:  # q|k|v rows = (heads + 2 kv_heads) d, o input = heads d: equal heads iff 3x
+            return prev.weight.shape[0] == 3 * first.weight.shape[1]
+        return True
 
 
 # Names containing one of these are not clipped (AutoAWQ/llm-awq: q.k is too sensitive).
@@ -69,13 +89,38 @@ OPT_GROUPS = (
     ScalingGroup("fc1", ("fc2",), "fc2"),
 )
 
+GEMMA_GROUPS = tuple(ScalingGroup(g.prev, g.balance, g.inspect, g.takes_kwargs, g.only_if_same_shape,
+                                  norm_offset=0.0 if "proj" in g.prev else 1.0) for g in LLAMA_GROUPS)
+GEMMA2_GROUPS = (
+    ScalingGroup("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+                 "self_attn", takes_kwargs=True, norm_offset=1.0),
+    ScalingGroup("self_attn.v_proj", ("self_attn.o_proj",), "self_attn.o_proj", only_if_same_shape=True),
+    ScalingGroup("pre_feedforward_layernorm", ("mlp.gate_proj", "mlp.up_proj"), "mlp", norm_offset=1.0),
+    ScalingGroup("mlp.up_proj", ("mlp.down_proj",), "mlp.down_proj"),
+)
+PHI3_GROUPS = (
+    ScalingGroup("input_layernorm", ("self_attn.qkv_proj",), "self_attn", takes_kwargs=True),
+    ScalingGroup("self_attn.qkv_proj", ("self_attn.o_proj",), "self_attn.o_proj", only_if_fused_v=True),
+    ScalingGroup("post_attention_layernorm", ("mlp.gate_up_proj",), "mlp"),
+    ScalingGroup("mlp.gate_up_proj", ("mlp.down_proj",), "mlp.down_proj"),
+)
+
 LLAMA_LIKE = Architecture("llama", "model.layers", "model.norm", LLAMA_GROUPS)
+QWEN3 = Architecture("qwen3", "model.layers", "model.norm", LLAMA_GROUPS)
+GEMMA = Architecture("gemma", "model.layers", "model.norm", GEMMA_GROUPS)
+GEMMA2 = Architecture("gemma2", "model.layers", "model.norm", GEMMA2_GROUPS)
+PHI3 = Architecture("phi3", "model.layers", "model.norm", PHI3_GROUPS)
 OPT = Architecture("opt", "model.decoder.layers", "model.decoder.final_layer_norm", OPT_GROUPS)
 
 ARCHITECTURES = {
     "LlamaForCausalLM": LLAMA_LIKE,
     "MistralForCausalLM": LLAMA_LIKE,
     "Qwen2ForCausalLM": LLAMA_LIKE,
+    "Qwen3ForCausalLM": QWEN3,
+    "GemmaForCausalLM": GEMMA,
+    "Gemma2ForCausalLM": GEMMA2,
+    "Gemma3ForCausalLM": GEMMA2,
+    "Phi3ForCausalLM": PHI3,
     "OPTForCausalLM": OPT,
 }
 
@@ -101,6 +146,14 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
 def final_norm(model: nn.Module) -> nn.Module:
     """The norm the last decoder layer's output goes through before the output head."""
     return model.get_submodule(architecture_of(model).final_norm)
+
+
+def output_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's logits from the last decoder layer's output: head(final_norm(h)), then Gemma 2's
+    soft-capping c tanh(logits / c) where the config sets ``final_logit_softcapping``."""
+    logits = model.get_output_embeddings()(final_norm(model)(hidden))
+    cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+    return cap * torch.tanh(logits / cap) if cap else logits
 
 
 def layer_prefix(model: nn.Module) -> str:
@@ -131,3 +184,28 @@ def scaling_groups(model: nn.Module, layer: nn.Module) -> list[ScalingGroup]:
 def clipped(name: str) -> bool:
     """Whether AWQ's clip search runs on this linear (not on q/k, as in AutoAWQ)."""
     return not any(part in name for part in CLIP_SKIP)
+
+
+@dataclass(frozen=True)
+class MoeLayout:
+    """How a mixture-of-experts family's checkpoint names its experts, as the declared loaders read
+    them: transformers 4.51 (one linear per expert), transformers 5.x (which merges those names into
+    fused 3-D parameters on load: ``conversion_mapping``) and vLLM. ``block``: the MoE block under
+    each decoder layer; ``experts``: each expert's linears (``block.experts.<e>.<name>``); ``router``
+    and ``shared_gate``: float linears that read the same norm output as the experts; ``count_keys``:
+    the config keys holding the expert count."""
+
+    block: str
+    experts: tuple[str, ...]
+    router: str
+    count_keys: tuple[str, ...]
+    shared_expert: str | None = None
+    shared_gate: str | None = None
+
+
+MOE_LAYOUTS = {
+    "MixtralForCausalLM": MoeLayout("block_sparse_moe", ("w1", "w2", "w3"), "gate", ("num_local_experts",)),
+    "Qwen2MoeForCausalLM": MoeLayout("mlp", ("gate_proj", "up_proj", "down_proj"), "gate", ("num_experts",),
+                                     "shared_expert", "shared_expert_gate"),
+    "Qwen3MoeForCausalLM": MoeLayout("mlp", ("gate_proj", "up_proj", "down_proj"), "gate", ("num_experts",)),
+}

@@ -16,10 +16,10 @@ def dtype_kwargs(dtype: torch.dtype) -> dict:
     return {DTYPE_KWARG: dtype}
 
 
-def causal_lm_from_config(config, dtype: torch.dtype):
+def causal_lm_from_config(config, dtype: torch.dtype, **kwargs):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_config(config, **dtype_kwargs(dtype))
+    return AutoModelForCausalLM.from_config(config, **dtype_kwargs(dtype), **kwargs)
 
 
 def causal_lm_from_pretrained(path, dtype: torch.dtype, **kwargs):

@@ -9,6 +9,7 @@ import pytest
 from awq_ref.formats import gptq
 from awq_ref.primitives.quant import QuantSpec
 from tests.conformance.helpers import gptq_config, make_checkpoint, relayout, save_float_reference
+from tests.conformance.moe_checkpoint import make_moe_checkpoint
 
 SHARD_BYTES = 300_000  # splits a tiny llama into a few shards, so index rules are exercised
 
@@ -21,6 +22,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     out = {"gemm": make_checkpoint(root / "gemm", spec=QuantSpec(4, 64), max_shard_bytes=SHARD_BYTES),
            "reference": save_float_reference(root / "reference")}
     out["ct"] = convert(out["gemm"], root / "ct", "compressed-tensors")
+    out["moe"] = make_moe_checkpoint(out["gemm"], root / "moe")
     out["gptq"] = relayout(out["gemm"], root / "gptq", gptq, gptq_config(64, v2=True), checkpoint_format="gptq_v2")
     return out
 

@@ -211,7 +211,48 @@ def _awq_config(d: Path) -> None:
     )
 
 
+EXPERT_1_W2 = "model.layers.1.block_sparse_moe.experts.1.w2."
+ROUTER_0 = "model.layers.0.block_sparse_moe.gate"
+
+
+def _drop_expert_tensors(d: Path) -> None:
+    edit_tensors(d, lambda t: [t.pop(n) for n in [n for n in t if n.startswith(EXPERT_1_W2)]], sync_index=True)
+
+
+def _rename_experts_as_qwen(d: Path) -> None:
+    """Mixtral experts written with Qwen-MoE / transformers 5 projection names: 4.51 and vLLM do not map them."""
+    names = {".w1.": ".gate_proj.", ".w2.": ".down_proj.", ".w3.": ".up_proj."}
+
+    def rename(t):
+        for n in [n for n in t if ".experts." in n]:
+            new = next((n.replace(a, b) for a, b in names.items() if a in n), n)
+            t[new] = t.pop(n)
+
+    edit_tensors(d, rename, sync_index=True)
+
+
+def _quantise_router(d: Path) -> None:
+    def pack(t):
+        if ROUTER_0 + ".weight" not in t:
+            return
+        w = t.pop(ROUTER_0 + ".weight").float()
+        w = torch.cat([w, torch.zeros(8 - w.shape[0], w.shape[1])])  # out_features padded to one int32 of codes
+        q = awq_gemm.pack(quantize(w, QuantSpec(4, 64)))
+        t.update({f"{ROUTER_0}.{k}": v for k, v in q.items()})
+
+    edit_tensors(d, pack, sync_index=True)
+    edit_config(d, lambda c: c["quantization_config"].__setitem__("modules_to_not_convert", []))
+
+
 DEFECTS = [
+    Defect("expert 1 of layer 1 lacks w2", "moe.experts-complete", _drop_expert_tensors, base="moe",
+           where="model.layers.1.block_sparse_moe.experts.1"),
+    Defect("config declares 8 experts, 4 stored", "moe.expert-count",
+           lambda d: edit_config(d, lambda c: c.__setitem__("num_local_experts", 8)), base="moe",
+           where="config.json"),
+    Defect("Mixtral router quantised", "moe.router-float", _quantise_router, base="moe", where=ROUTER_0),
+    Defect("Mixtral experts named gate/up/down_proj", "moe.expert-names", _rename_experts_as_qwen, base="moe",
+           where="block_sparse_moe"),
     Defect("config.json missing", "config.present", lambda d: (d / "config.json").unlink()),
     Defect("config.json not JSON", "config.present", lambda d: (d / "config.json").write_text("{'bits': 4,")),
     Defect(

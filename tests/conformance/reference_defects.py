@@ -35,7 +35,27 @@ def _scale_lm_head(d: Path) -> None:
     )
 
 
+POST_NORM = "model.layers.1.post_attention_layernorm.weight"
+
+
+def _rescale_norm_only(d: Path) -> None:
+    """The norm divided by scales in [0.5, 2] while its readers (gate_proj, up_proj) keep their weights:
+    what a tool does when it folds a scale into the norm and forgets the linears that read it."""
+    import torch
+
+    s = torch.linspace(0.5, 2.0, 128)[torch.randperm(128, generator=torch.Generator().manual_seed(0))]
+    edit_tensors(d, lambda t: t.update({POST_NORM: (t[POST_NORM].float() / s).to(t[POST_NORM].dtype)})
+                 if POST_NORM in t else None)
+
+
 REFERENCE_DEFECTS = [
+    Defect(
+        "a norm rescaled, its readers not",
+        "reference.fold-consistency",
+        _rescale_norm_only,
+        reference=intact,
+        where="model.layers.1.mlp.gate_proj",
+    ),
     Defect(
         "q_proj channels shuffled consistently",
         "reference.error",

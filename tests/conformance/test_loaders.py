@@ -63,5 +63,17 @@ def test_q_k_v_and_gate_up_count_as_merged_linears():
                                           "model.layers.0.mlp.gate_proj": 96, "model.layers.0.mlp.up_proj": 96}
 
 
+def test_fused_gate_up_splits_half_by_half():
+    """Phi-3's gate_up_proj [2I, K]: at TP t a rank holds I / t rows of gate and of up; with I = 40
+    the merged 80 / 2 = 40 rows divide by 8 but each half's 20 does not."""
+    from conformance.loaders import awq_ok
+
+    def layer(name, n):
+        return SimpleNamespace(prefix=f"model.layers.0.mlp.{name}", dims=SimpleNamespace(n=n, k=128), group_width=64)
+
+    assert awq_ok(layer("gate_proj", 80), 2) and not awq_ok(layer("gate_up_proj", 80), 2)
+    assert awq_ok(layer("gate_up_proj", 160), 2)
+
+
 def test_claimed_tp_sizes_read_back(built):
     assert claimed_tp_sizes(verify(built["gemm"]).findings)[0] == 1

@@ -9,7 +9,11 @@ by s:
     "last" lets a fused qkv -> o touch only the v slice);
   * between fc1 and fc2 of OPT sits ReLU, and ReLU(x / s) = ReLU(x) / s for s > 0; in a Llama
     MLP up_proj's output enters act(gate) * up linearly, so both folds are exact.
-Gemma's (1 + w) norms and activation -> linear folds (ScaledActivation) are not supported.
+  * Gemma's RMSNorm multiplies by (1 + w) (``ScalingGroup.norm_offset`` 1): the fold must give
+    (1 + w') = (1 + w) / s, so w' = (1 + w) / s - 1; dividing w itself would leave (1 + w / s);
+  * a fused linear (Phi-3 ``gate_up_proj`` -> ``down_proj``): only its last rows ("up") are
+    divided, as for v in q|k|v.
+Activation -> linear folds (AutoAWQ ScaledActivation) are not supported.
 """
 from __future__ import annotations
 
@@ -27,12 +31,15 @@ def _divide_linear_outputs(linear: nn.Linear, s: torch.Tensor) -> None:
         linear.bias[-n:].div_(s.to(linear.bias.dtype))
 
 
-def _divide_norm(norm: nn.Module, s: torch.Tensor, name: str) -> None:
+def _divide_norm(norm: nn.Module, s: torch.Tensor, name: str, offset: float = 0.0) -> None:
     weight = getattr(norm, "weight", None)
     if weight is None or weight.dim() != 1 or weight.numel() != s.numel():
         raise ModelError(f"cannot fold AWQ scales into {name} ({type(norm).__name__}): "
                          f"expected a 1-D weight of {s.numel()} channels")
-    weight.div_(s.to(weight.dtype))
+    if offset:
+        weight.add_(offset).div_(s.to(weight.dtype)).sub_(offset)
+    else:
+        weight.div_(s.to(weight.dtype))
     if getattr(norm, "bias", None) is not None:
         norm.bias.div_(s.to(norm.bias.dtype))
 
@@ -43,7 +50,7 @@ def fold_scales(layer: nn.Module, group: ScalingGroup, s: torch.Tensor) -> None:
     if isinstance(prev, nn.Linear):
         _divide_linear_outputs(prev, s)
     else:
-        _divide_norm(prev, s, group.prev)
+        _divide_norm(prev, s, group.prev, group.norm_offset)
     for name in group.balance:
         linear = layer.get_submodule(name)
         linear.weight.mul_(s.to(linear.weight.dtype)[None, :])

@@ -1,0 +1,167 @@
+"""With ``--reference``: every reader of a normalisation output sees the scale folded into that norm.
+
+AWQ divides a norm's output by per-channel scales s and multiplies every linear that reads
+that output by s (``awq_ref.methods.awq.fold``), so the function is unchanged. A tool that
+divides the norm but forgets one of its readers (a router, a shared-expert gate, a linear it
+keeps in float), or that folds Gemma's (1 + w) norm as if it multiplied by w, changes the
+function while every tensor stays well formed. With the float reference this is visible
+directly, per decoder layer and per norm whose readers the family's scaling groups name
+(``awq_ref.model.arch``):
+
+  the stored norm multiplies by n_q = o + w_q, the reference's by n_r = o + w_r (o = 1 for
+  Gemma's norms, else 0), so the norm implies the scales s = n_r / n_q;
+  * a float reader must compute the reference's function: W_q diag(n_q) = W_r diag(n_r)
+    (relative error at most FLOAT_TOLERANCE; fp16 storage rounds at about 1e-3);
+  * a quantised reader's dequantised weight must be diag(r) W_r diag(s) up to quantisation
+    noise (r: its own output rows divided by a later group's scales, up_proj before down_proj):
+    the per-input-channel factors c fitted by least squares (``column_factors``) must follow s
+    up to one common factor: the 99th percentile over channels of |log(c_k / s_k) - median|
+    stays below LOG_TOLERANCE (4-bit noise averages out over the rows of a column; a reader left
+    unscaled is off by log s, largest on the channels AWQ protects most; a Gemma norm folded as
+    w is off where s is far from 1, so a high quantile, not the median, sees it).
+
+A reader whose weight is no scaled quantisation of the reference's at all (reference.error), a
+family awq_ref has no entry for, or a layer whose tensors are missing, is not judged here
+(reference.missing and the structure rules speak for those).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from conformance import decode
+from conformance.findings import Finding, Rule
+from conformance.folder import open_folder
+from conformance.reader import TensorReader
+from conformance.reference import MAX_ALIGNED_ERROR
+from conformance.safeheader import TensorInfo
+from conformance.structure import Layer
+
+REFERENCE_FOLD = Rule("reference.fold-consistency",
+                      "with --reference: the scales folded into each norm are those in every reader of it")
+
+FLOAT_TOLERANCE = 0.02
+LOG_TOLERANCE = 0.1
+QUANTILE = 0.99  # a wrong fold may touch only the few channels whose scales are far from 1
+MIN_NORM = 1e-3  # channels whose effective norm is this close to zero (relative to the largest) imply no scale
+
+
+def _architecture(config: dict | None):
+    from awq_ref.model.arch import ARCHITECTURES
+
+    names = config.get("architectures") if isinstance(config, dict) else None
+    names = names if isinstance(names, list) else []
+    return next((ARCHITECTURES[n] for n in names if isinstance(n, str) and n in ARCHITECTURES), None)
+
+
+def _layer_prefixes(arch, tensors: dict[str, TensorInfo]) -> list[str]:
+    head = arch.layers_path + "."
+    indices = {name[len(head):].split(".", 1)[0] for name in tensors if name.startswith(head)}
+    return [f"{head}{i}." for i in sorted((i for i in indices if i.isdigit()), key=int)]
+
+
+def _norm_groups(arch, tensors: dict[str, TensorInfo], prefix: str):
+    """(norm name, offset, reader names) for each group of the family whose prev is a stored 1-D norm."""
+    out = []
+    for group in arch.scaling_groups:
+        info = tensors.get(f"{prefix}{group.prev}.weight")
+        if info is not None and len(info.shape) == 1 and info.is_float:
+            out.append((prefix + group.prev, group.norm_offset, [prefix + b for b in group.balance]))
+    return out
+
+
+def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor, steps: int = 10) -> tuple[torch.Tensor, float]:
+    """c with W_hat ~ diag(r) W_ref diag(c), by alternating least squares: a reader that is also
+    the previous op of a later group (up_proj before down_proj, v_proj before o_proj, OPT's fc1)
+    has its output rows divided by that group's scales, which r absorbs. Those can span orders of
+    magnitude (a ReLU output channel that is nearly always zero), so r is fitted first and c on
+    rows divided by r: every row counts alike, not only the few largest. Also returns the relative
+    error of the fit."""
+    c = torch.ones(w_ref.shape[1], dtype=w_ref.dtype)
+    for _ in range(steps):
+        wc = w_ref * c
+        r = (w_hat * wc).sum(1, keepdim=True) / wc.pow(2).sum(1, keepdim=True).clamp(min=1e-30)
+        c = (w_hat / r.clamp(min=1e-30) * w_ref).sum(0) / w_ref.pow(2).sum(0).clamp(min=1e-30)
+    fitted = w_ref * r * c
+    return c, float(torch.linalg.norm(w_hat - fitted) / torch.linalg.norm(fitted).clamp(min=1e-30))
+
+
+def _float_reader(name: str, w_q: torch.Tensor, w_r: torch.Tensor, n_q: torch.Tensor, n_r: torch.Tensor,
+                  norm: str) -> Finding | None:
+    eff_q, eff_r = w_q * n_q, w_r * n_r
+    err = float(torch.linalg.norm(eff_q - eff_r) / torch.linalg.norm(eff_r).clamp(min=1e-30))
+    if err <= FLOAT_TOLERANCE:
+        return None
+    return REFERENCE_FOLD.finding(
+        f"float {name} reads {norm}, but its weight times the stored norm is {err:.3f} (relative) away from the "
+        f"reference's: the norm was rescaled and this reader was not compensated", tensor=name)
+
+
+def _quantised_reader(name: str, w_hat: torch.Tensor, w_r: torch.Tensor, s: torch.Tensor, valid: torch.Tensor,
+                      norm: str) -> Finding | None:
+    c, residual = column_factors(w_hat, w_r)
+    if not residual <= MAX_ALIGNED_ERROR:
+        return None  # not a quantisation of the reference weight at all: reference.error says so
+    ok = valid & (c > 0) & (w_r.pow(2).sum(0) > 0)
+    if not bool(ok.any()):
+        return None
+    log_ratio = (c[ok] / s[ok]).log()
+    dev = float((log_ratio - log_ratio.median()).abs().quantile(QUANTILE))  # r, c: up to one common factor
+    if dev <= LOG_TOLERANCE:
+        return None
+    return REFERENCE_FOLD.finding(
+        f"{name} reads {norm}: its input channels carry scales that are not the ones the stored norm implies "
+        f"(|log(c / s)| centred, {QUANTILE:.0%} quantile {dev:.3f} > {LOG_TOLERANCE}): a reader was not "
+        f"scaled with the norm, or the norm was folded with the wrong form (Gemma's norms multiply by 1 + w, "
+        f"not w)", tensor=name)
+
+
+def _check_group(norm: str, offset: float, readers: list[str], tensors, ref, reader: TensorReader,
+                 ref_reader: TensorReader, quantised: dict[str, Layer], v1: bool) -> list[Finding]:
+    ref_norm = ref.tensors.get(norm + ".weight")
+    if ref_norm is None or ref_norm.shape != tensors[norm + ".weight"].shape:
+        return []
+    n_q = offset + reader.get(tensors[norm + ".weight"]).double()
+    n_r = offset + ref_reader.get(ref_norm).double()
+    valid = (n_q.abs() > MIN_NORM * n_q.abs().max()) & (n_r.abs() > MIN_NORM * n_r.abs().max())
+    s = torch.where(valid, n_r / torch.where(valid, n_q, torch.ones_like(n_q)), torch.ones_like(n_q))
+    found = []
+    for name in readers:
+        info = ref.tensors.get(name + ".weight")
+        if info is None or len(info.shape) != 2 or info.shape[1] != s.numel():
+            continue
+        w_r = ref_reader.get(info).double()
+        if name in quantised:
+            layer = quantised[name]
+            w_hat = decode.full(layer, {k: reader.get(i) for k, i in layer.infos.items()}, v1)
+            finding = _quantised_reader(name, w_hat.dequantize(torch.float32).double(), w_r, s, valid & (s > 0), norm)
+        elif name + ".weight" in tensors and tensors[name + ".weight"].is_float:
+            finding = _float_reader(name, reader.get(tensors[name + ".weight"]).double(), w_r, n_q, n_r, norm)
+        else:
+            continue
+        if finding is not None:
+            found.append(finding)
+    return found
+
+
+def check(layers: list[Layer], tensors: dict[str, TensorInfo], reader: TensorReader, v1: bool, config: dict | None,
+          reference: str) -> list[Finding]:
+    arch = _architecture(config) or _architecture(_read_config(reference))
+    if arch is None:
+        return []
+    ref, ref_reader = open_folder(reference), TensorReader()
+    quantised = {layer.prefix: layer for layer in layers}
+    found = []
+    for prefix in _layer_prefixes(arch, tensors):
+        for norm, offset, readers in _norm_groups(arch, tensors, prefix):
+            found += _check_group(norm, offset, readers, tensors, ref, reader, ref_reader, quantised, v1)
+    return found
+
+
+def _read_config(reference: str) -> dict | None:
+    try:
+        return json.loads((Path(reference) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
