@@ -1,7 +1,9 @@
-"""``awq-harness convert SRC DST --to compressed-tensors|gemm``: lossless layout conversion.
+"""``awq-harness convert SRC DST --to compressed-tensors|gemm``: layout conversion, a valid target or nothing.
 
-AutoAWQ GEMM <-> compressed-tensors pack-quantized. The source must verify; the output is
-written atomically (a failure leaves no DST) and verifies in turn.
+AutoAWQ GEMM <-> compressed-tensors pack-quantized. The source must verify; codes and zeros
+are kept; scales the target layout cannot hold in their dtype are rounded to fp16 (the largest
+relative change of a dequantised weight is printed) or refused when fp16 cannot hold them. The
+output is verified before it is moved into place: a failure of any kind leaves no DST (exit 2).
 """
 from __future__ import annotations
 
@@ -16,10 +18,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from conformance.convert import convert
-    from conformance.runner import verify
+    from conformance.convert import convert_checked
 
-    out = convert(args.src, args.dst, args.to, overwrite=args.overwrite)
-    report = verify(out)
-    print(f"{out}: {report.format}: {'verifies' if report.conforms else 'DOES NOT VERIFY'}")
-    return 0 if report.conforms else 1
+    result = convert_checked(args.src, args.dst, args.to, overwrite=args.overwrite)
+    print(f"{result.path}: {result.report.format}: verifies; {result.rounding.line()}")
+    return 0
