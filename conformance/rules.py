@@ -19,6 +19,7 @@ from types import ModuleType
 
 from conformance import (
     config_rules,
+    ct_fields,
     declared,
     folder,
     functional,
@@ -35,7 +36,8 @@ from conformance.findings import Rule
 # in import order: a module comes after every module whose rules it imports, so the first module
 # that holds a rule is the one that declares it
 CHECK_MODULES: tuple[ModuleType, ...] = (
-    safeheader, folder, declared, config_rules, structure, loaders, modules, numeric, reference, functional, runner)
+    safeheader, folder, declared, config_rules, structure, ct_fields, loaders, modules, numeric, reference, functional,
+    runner)
 
 
 def declared_rules(module: ModuleType) -> list[Rule]:
