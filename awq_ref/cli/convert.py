@@ -1,18 +1,20 @@
-"""``awq-harness convert SRC DST --to compressed-tensors|gemm``: layout conversion, a valid target or nothing.
+"""``awq-harness convert SRC DST --to compressed-tensors|gemm|gptq|gptq_v2``: a valid target or nothing.
 
-AutoAWQ GEMM <-> compressed-tensors pack-quantized. The source must verify; codes and zeros
-are kept; scales the target layout cannot hold in their dtype are rounded to fp16 (the largest
-relative change of a dequantised weight is printed) or refused when fp16 cannot hold them. The
-output is verified before it is moved into place: a failure of any kind leaves no DST (exit 2).
+AutoAWQ GEMM <-> compressed-tensors pack-quantized; GPTQ v1 <-> v2 (v2 -> v1 refused where a zero
+is 0). The source must verify; codes and zeros are kept; scales the target layout cannot hold in
+their dtype are rounded to fp16 (the largest relative change of a dequantised weight is printed)
+or refused when fp16 cannot hold them. The output is verified before it is moved into place: a
+failure of any kind leaves no DST (exit 2).
 """
 from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("convert", help="convert between AutoAWQ GEMM and compressed-tensors, losslessly")
+    p = sub.add_parser("convert", help="convert between AutoAWQ GEMM and compressed-tensors, or GPTQ v1 and v2")
     p.add_argument("src", help="checkpoint folder to read")
     p.add_argument("dst", help="folder to create")
-    p.add_argument("--to", required=True, choices=["compressed-tensors", "gemm"], help="target layout")
+    p.add_argument("--to", required=True, choices=["compressed-tensors", "gemm", "gptq", "gptq_v2"],
+                   help="target layout (gptq / gptq_v2: GPTQ's v1 or v2 zero convention, from a GPTQ source)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     p.set_defaults(func=run)
 
