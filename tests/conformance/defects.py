@@ -201,6 +201,13 @@ def _one_group_short(k, width):
     return g
 
 
+def _auto_round(packing: str):
+    """The GEMM checkpoint's config in AutoRound's dialect."""
+    return lambda d: edit_config(d, lambda c: c.__setitem__("quantization_config", {
+        "quant_method": "auto-round", "bits": 4, "group_size": 64, "sym": False, "packing_format": packing,
+        "data_type": "int", "autoround_version": "0.16.1"}))
+
+
 def _gptq_v1_overflow(d: Path):
     edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq"))
     _set(f"{Q_PROJ}.qzeros", lambda t: torch.full_like(t, -1))(d)  # every stored nibble 15 -> z = 16
@@ -321,6 +328,8 @@ DEFECTS = [
     Defect("index shard path escapes the folder", "file.outside-folder", _escape_index),
     Defect("pickle weights only", "file.pickle", _pickle_only, exit_code=2, where="pytorch_model.bin"),
     Defect("compressed-tensors weight_shape wrong", "ct.weight-shape", _ct_weight_shape, base="ct"),
+    Defect("AutoRound packing_format this verifier does not read", "config.quantization",
+           _auto_round("auto_round:marlin"), where="packing_format"),
     Defect("scale_dtype bf16 over fp16 scales", "ct.dtype-fields", _ct_weights(scale_dtype="torch.bfloat16"),
            base="ct", where="config.json"),
     Defect("zp_dtype a float dtype", "ct.dtype-fields", _ct_weights(zp_dtype="torch.float16"), base="ct",

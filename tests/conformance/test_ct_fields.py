@@ -30,3 +30,12 @@ def test_llmcompressor_golden_declares_the_fields_and_conforms():
     report = verify(checkpoint("llmcompressor-awq-ct"))
     assert report.conforms and not report.of_rule("ct.dtype-fields")
     assert [f.severity for f in report.of_rule("ct.dtype-fields-compat")] == ["warning"]
+
+
+def test_an_autoround_awq_export_is_read_as_gemm(fresh):
+    from tests.conformance.defects import _auto_round
+
+    folder = fresh("gemm")
+    _auto_round("auto_round:auto_awq")(folder)
+    report = verify(folder)
+    assert report.format == "gemm" and report.conforms
