@@ -5,6 +5,8 @@ zero_point, version|format, modules_to_not_convert (substring semantics).
 compressed-tensors: quant_method "compressed-tensors", format, config_groups.*.weights
 {num_bits, symmetric, strategy, group_size}, ignore (exact names or "re:" regexes).
 GPTQ: quant_method "gptq", bits, group_size, sym, desc_act, checkpoint_format|format, lm_head.
+AutoRound: quant_method "auto-round", bits, group_size, sym, packing_format: "auto_round:auto_awq"
+(AutoAWQ's GEMM tensors) or "auto_round:auto_gptq" (GPTQ's layout, v1 zeros).
 Values of the wrong type are reported (config.values) and replaced by None.
 """
 from __future__ import annotations
@@ -143,7 +145,22 @@ def _gptq(d: Declared, q: dict) -> None:
         d.bad(CONFIG_QUANTIZATION, "desc_act (act-order) checkpoints are checked with g_idx as given", "info")
 
 
-READERS = {"awq": _awq, "compressed-tensors": _ct, "gptq": _gptq}
+AUTO_ROUND_PACKINGS = {"auto_round:auto_awq": AWQ_VERSIONS[0], "auto_round:auto_gptq": gptq.NAME}
+
+
+def _auto_round(d: Declared, q: dict) -> None:
+    d.bits = _int(d, q, "bits")
+    d.group_size = _int(d, q, "group_size")
+    sym = _bool(d, q, "sym", True)
+    d.zero_point = None if sym is None else not sym
+    packing = str(q.get("packing_format"))[:40]
+    d.format = AUTO_ROUND_PACKINGS.get(packing)
+    d.raw_version = AWQ_VERSIONS[0] if d.format == AWQ_VERSIONS[0] else None
+    if d.format is None:
+        d.bad(CONFIG_QUANTIZATION, f"AutoRound packing_format {packing!r} is not one of {sorted(AUTO_ROUND_PACKINGS)}")
+
+
+READERS = {"awq": _awq, "compressed-tensors": _ct, "gptq": _gptq, "auto-round": _auto_round}
 
 
 def read_declared(config: dict | None) -> Declared:

@@ -19,6 +19,7 @@ from types import ModuleType
 
 from conformance import (
     config_rules,
+    ct_fields,
     declared,
     fold_consistency,
     folder,
@@ -37,8 +38,8 @@ from conformance.findings import Rule
 # in import order: a module comes after every module whose rules it imports, so the first module
 # that holds a rule is the one that declares it
 CHECK_MODULES: tuple[ModuleType, ...] = (
-    safeheader, folder, declared, config_rules, structure, loaders, modules, moe, numeric, reference, fold_consistency,
-    functional, runner)
+    safeheader, folder, declared, config_rules, structure, ct_fields, loaders, modules, moe, numeric, reference,
+    fold_consistency, functional, runner)
 
 
 def declared_rules(module: ModuleType) -> list[Rule]:

@@ -16,6 +16,7 @@ import torch
 from awq_ref.formats import AWQ_VERSIONS
 from conformance import decode, numeric
 from conformance.config_rules import number_findings
+from conformance.ct_fields import ct_field_findings
 from conformance.declared import Declared, read_declared
 from conformance.findings import Finding, Report, Rule
 from conformance.fold_consistency import REFERENCE_FOLD
@@ -236,6 +237,7 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     decl = read_declared(folder.config)
     report.findings += decl.findings + number_findings(folder.config)
     layers = _layers(folder, decl, _ct_values(folder, reader, report), report)
+    report.findings += ct_field_findings(folder.config, layers, reader)
     _policy(folder, decl, layers, report)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:

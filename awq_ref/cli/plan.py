@@ -1,4 +1,5 @@
-"""``awq-harness plan``: rank layers (and linear groups) by sensitivity; propose what to keep in float.
+"""``awq-harness plan``: rank layers (and linear groups) by sensitivity; propose what to keep in float
+(``--keep-as float``, the default) or at 8 bits (``--keep-as 8bit``: a second compressed-tensors scheme).
 
 The plan is chosen on the selection windows and reported again on disjoint validation
 windows of the held-out text (``awq_ref.eval.holdout``).
@@ -19,10 +20,13 @@ from awq_ref.errors import HarnessError
 from awq_ref.eval.holdout import selection_and_validation
 from awq_ref.eval.perplexity import tokenize_text
 from awq_ref.mixed_precision.group_sensitivity import group_sensitivity, linear_groups
+from awq_ref.mixed_precision.keep_as import KEEP_AS
 from awq_ref.mixed_precision.plan import plan_keep_groups, plan_keep_layers
 from awq_ref.mixed_precision.sensitivity import layer_sensitivity
 from awq_ref.model.arch import decoder_layers, layer_prefix
 from awq_ref.pipeline.refold import check_same_basis, checkpoint_request, folded_layers
+
+FLOAT_BESIDE = "layers-float"  # with --keep-as 8bit: the float layer plan for the same target
 
 
 def add_parser(sub) -> None:
@@ -39,6 +43,9 @@ def add_parser(sub) -> None:
                    help="also rank linear groups inside the top layers and plan with them "
                         "(needs an awq-harness checkpoint)")
     p.add_argument("--group-layers", type=int, default=6, help="with --groups: how many top-ranked layers to split")
+    p.add_argument("--keep-as", choices=KEEP_AS, default="float",
+                   help="store kept layers/linears as float (AutoAWQ modules_to_not_convert) or as an 8-bit "
+                        "compressed-tensors scheme; recovery and bytes are reported either way")
     p.add_argument("--json", help="write rankings and plans to this file (quantize --keep-layers reads it)")
     p.set_defaults(func=run)
 
@@ -73,12 +80,15 @@ def run(args) -> int:
     selection, validation = _windows(args.model, args)
     ranking = _layer_ranking(reference, quantized, selection.ids)
     plans = {"layers": plan_keep_layers(reference, quantized, ranking, selection.ids, args.target,
-                                        validation_ids=validation.ids)}
+                                        validation_ids=validation.ids, keep_as=args.keep_as)}
+    if args.keep_as != "float":  # the float plan on the same ranking, beside it: recovery and bytes of both
+        plans[FLOAT_BESIDE] = plan_keep_layers(reference, quantized, ranking, selection.ids, args.target,
+                                               validation_ids=validation.ids)
     groups = []
     if args.groups:
         folded, groups = _group_ranking(args, reference, quantized, ranking, selection.ids)
         plans["groups"] = plan_keep_groups(reference, folded, quantized, groups, selection.ids, args.target,
-                                           validation_ids=validation.ids)
+                                           validation_ids=validation.ids, keep_as=args.keep_as)
     windows = {"selection": selection.describe(), "validation": validation.describe()}
     print_plans(ranking, groups, plans, windows)
     if args.json:
@@ -93,4 +103,7 @@ def _document(ranking, groups, plans, windows, reference) -> dict:
             "group_ranking": [s.to_json() for s in groups],
             "plan": chosen.to_json(), "layer_plan": plans["layers"].to_json(),
             "group_plan": plans["groups"].to_json() if "groups" in plans else None,
-            "modules_to_not_convert": chosen.modules_to_not_convert(layer_prefix(reference))}
+            "float_plan": plans[FLOAT_BESIDE].to_json() if FLOAT_BESIDE in plans else None,
+            "keep_as": chosen.keep_as,
+            "modules_to_not_convert": chosen.modules_to_not_convert(layer_prefix(reference)),
+            "modules_at_8bit": chosen.kept_modules(layer_prefix(reference)) if chosen.keep_as == "8bit" else []}

@@ -3,7 +3,8 @@
 Results JSON (``--results-json``): one ``sensitivity`` entry per layer, and per linear group
 with its ``group`` label; one ``perplexity`` row per plan measured on the validation windows
 (``dataset`` "held-out validation windows"; method "<method>+keep-layers" or "+keep-groups",
-with ``recovered`` and ``extra_bytes``), next to the float and quantised rows on those windows.
+"-8bit" appended for ``--keep-as 8bit``, with ``recovered``, ``extra_bytes`` and ``keep_as``),
+next to the float and quantised rows on those windows.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def _window_text(w: dict) -> str:
 
 def _print_plan(level: str, plan) -> None:
     kept = [str(i) for i in plan.keep_layers] + plan.keep_linears
-    print(f"plan ({level}): keep {len(kept)} in float: {','.join(kept)}")
+    how = "in float" if plan.keep_as == "float" else "at 8 bits"
+    print(f"plan ({level}): keep {len(kept)} {how}: {','.join(kept)}")
     print(f"  selection:  ppl {plan.ppl_plan:.3f} (fp {plan.ppl_reference:.3f}, quantised {plan.ppl_quantized:.3f}); "
           f"recovers {plan.recovered:.0%} of the gap")
     if plan.validation:
@@ -58,9 +60,11 @@ def _validation_rows(args, plans: dict) -> list[dict]:
     rows = [{**common, "method": "fp16", "bits": 16, "ppl": first.ppl_reference},
             {**common, "method": "quantized", "bits": q.get("bits", 4), "ppl": first.ppl_quantized}]
     for level, plan in plans.items():
-        rows.append({**common, "method": f"quantized+keep-{level}", "bits": q.get("bits", 4),
+        suffix = "" if plan.keep_as == "float" else f"-{plan.keep_as}"
+        rows.append({**common, "method": f"quantized+keep-{level}{suffix}", "bits": q.get("bits", 4),
                      "ppl": plan.validation.ppl_plan, "recovered": plan.validation.recovered,
-                     "extra_bytes": plan.extra_bytes, "windows": first.windows, "seqlen": first.seqlen})
+                     "extra_bytes": plan.extra_bytes, "keep_as": plan.keep_as,
+                     "windows": first.windows, "seqlen": first.seqlen})
     return rows
 
 

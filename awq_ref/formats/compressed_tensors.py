@@ -26,6 +26,13 @@ and ``scales_zeros`` read both. An optional ``weight_g_idx`` [K] (act-order) may
 
 ``ignore`` (which modules stay float) and ``version`` (the writer's release) are not about the
 layout; writers add them.
+
+**8 bits.** The same compressor packs any ``num_bits`` dividing 32: 32 / b codes per int32 word,
+stored value q_s + 2^(b-1) (so again our unsigned code), zeros packed the same way along N. For
+b = 8: weight_packed [N, ceil(K / 4)], weight_zero_point [ceil(N / 4), K/G], symmetric zero 128.
+A checkpoint with 4-bit and 8-bit linears declares one config group per scheme, each with the
+``targets`` it applies to (``mixed_quantization_config``); vLLM matches each module to the group
+whose targets name it (``find_matched_target`` in its compressed-tensors utils).
 """
 from __future__ import annotations
 
@@ -47,6 +54,21 @@ DTYPES = {"weight_packed": {"I32"}, "weight_scale": FLOAT_SCALES | {"F32"}, "wei
           "weight_shape": {"I64", "I32"}, "weight_g_idx": {"I32"}}
 SYMMETRIC_ZERO = 8
 SIGNED_OFFSET = 8  # stored signed value + 8 = our unsigned code / zero
+PACKED_BITS = (4, 8)  # the code widths pack/unpack write and read
+
+
+def per_word(bits: int = 4) -> int:
+    """Codes in one int32 word."""
+    return 32 // bits
+
+
+def symmetric_zero(bits: int = 4) -> int:
+    """The unsigned zero of a symmetric checkpoint (signed zero 0): 2^(bits - 1)."""
+    return 2 ** (bits - 1)
+
+
+def _ceil_div(x: int, d: int) -> int:
+    return -(-x // d)
 
 
 def _pad_last(t: torch.Tensor, multiple: int = 8) -> torch.Tensor:
@@ -56,12 +78,12 @@ def _pad_last(t: torch.Tensor, multiple: int = 8) -> torch.Tensor:
     return torch.cat([t, torch.zeros(*t.shape[:-1], extra, dtype=t.dtype)], dim=-1)
 
 
-def shapes(in_features: int, out_features: int, group_width: int) -> dict[str, tuple[int, ...]]:
-    groups = in_features // group_width
+def shapes(in_features: int, out_features: int, group_width: int, bits: int = 4) -> dict[str, tuple[int, ...]]:
+    groups, words = in_features // group_width, per_word(bits)
     return {
-        "weight_packed": (out_features, ceil8(in_features)),
+        "weight_packed": (out_features, _ceil_div(in_features, words)),
         "weight_scale": (out_features, groups),
-        "weight_zero_point": (ceil8(out_features), groups),
+        "weight_zero_point": (_ceil_div(out_features, words), groups),
         "weight_shape": (2,),
     }
 
@@ -85,39 +107,62 @@ def alignment(n: int, k: int) -> list[tuple[str, str]]:
     return []
 
 
-def quantization_config(spec: QuantSpec) -> dict:
+def _weights_scheme(spec: QuantSpec) -> dict:
     per_channel = spec.group_size == -1
-    weights = {"num_bits": spec.bits, "type": "int", "symmetric": not spec.zero_point,
-               "strategy": "channel" if per_channel else "group",
-               "group_size": None if per_channel else spec.group_size,
-               "dynamic": False, "actorder": None, "block_structure": None, "observer": "minmax", "observer_kwargs": {}}
+    return {"num_bits": spec.bits, "type": "int", "symmetric": not spec.zero_point,
+            "strategy": "channel" if per_channel else "group",
+            "group_size": None if per_channel else spec.group_size,
+            "dynamic": False, "actorder": None, "block_structure": None, "observer": "minmax", "observer_kwargs": {}}
+
+
+def _config_group(spec: QuantSpec, targets: list[str]) -> dict:
+    return {"targets": list(targets), "format": "pack-quantized", "weights": _weights_scheme(spec),
+            "input_activations": None, "output_activations": None}
+
+
+def mixed_quantization_config(schemes: list[tuple[QuantSpec, list[str]]]) -> dict:
+    """One config group per (spec, targets), named group_0, group_1, ... in the order given."""
+    for spec, _ in schemes:
+        if spec.bits not in PACKED_BITS:
+            raise ValueError(f"pack-quantized is written here for {PACKED_BITS} bits, got {spec.bits}")
     return {"quant_method": NAME, "format": "pack-quantized", "quantization_status": "compressed",
-            "config_groups": {"group_0": {"targets": ["Linear"], "format": "pack-quantized", "weights": weights,
-                                          "input_activations": None, "output_activations": None}}}
+            "config_groups": {f"group_{i}": _config_group(spec, targets) for i, (spec, targets) in enumerate(schemes)}}
+
+
+def quantization_config(spec: QuantSpec) -> dict:
+    return mixed_quantization_config([(spec, ["Linear"])])
 
 
 def pack(qw: QuantizedWeight, scale_dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
-    if qw.spec.bits != 4:
-        raise ValueError(f"pack-quantized is written here for 4-bit codes only, got {qw.spec.bits} bits")
+    bits = qw.spec.bits
+    if bits not in PACKED_BITS:
+        raise ValueError(f"pack-quantized is written here for {PACKED_BITS}-bit codes, got {bits} bits")
     n, k = qw.shape
     out = {
-        "weight_packed": pack_last(_pad_last(qw.q), 4),
+        "weight_packed": pack_last(_pad_last(qw.q, per_word(bits)), bits, _order(bits)),
         "weight_scale": qw.scales.to(scale_dtype).contiguous(),
         "weight_shape": torch.tensor([n, k], dtype=torch.int64),
     }
     if qw.spec.zero_point:
-        out["weight_zero_point"] = pack_last(_pad_last(qw.zeros.t()), 4).t().contiguous()
+        zeros = pack_last(_pad_last(qw.zeros.t(), per_word(bits)), bits, _order(bits))
+        out["weight_zero_point"] = zeros.t().contiguous()
     return out
 
 
+def _order(bits: int) -> tuple[int, ...]:
+    return tuple(range(per_word(bits)))  # natural order: code i in bits [b*i, b*(i+1))
+
+
 def unpack(tensors: dict[str, torch.Tensor], spec: QuantSpec) -> QuantizedWeight:
+    bits = spec.bits
     n, k = (int(v) for v in tensors["weight_shape"].tolist())
-    q = unpack_last(tensors["weight_packed"], 4)[:n, :k].contiguous()
+    q = unpack_last(tensors["weight_packed"], bits, _order(bits))[:n, :k].contiguous()
     scales = tensors["weight_scale"].contiguous()
     if "weight_zero_point" in tensors:
-        zeros = unpack_last(tensors["weight_zero_point"].t().contiguous(), 4)[:, :n].t().contiguous()
+        zp = tensors["weight_zero_point"].t().contiguous()
+        zeros = unpack_last(zp, bits, _order(bits))[:, :n].t().contiguous()
     else:
-        zeros = torch.full(scales.shape, SYMMETRIC_ZERO, dtype=torch.int32)
+        zeros = torch.full(scales.shape, symmetric_zero(bits), dtype=torch.int32)
     return QuantizedWeight(q=q, scales=scales, zeros=zeros, spec=spec)
 
 

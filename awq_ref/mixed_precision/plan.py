@@ -1,4 +1,4 @@
-"""A mixed-precision plan: the fewest modules to keep in float to recover a share of the gap.
+"""A mixed-precision plan: the fewest modules to keep in float (or at 8 bits) to recover a share of the gap.
 
 Greedy on a sensitivity ranking: keep the first k candidates in float, for k = 1, 2, ...,
 measuring the real perplexity of each candidate plan (the quantised model with those modules
@@ -8,8 +8,11 @@ replaced by float ones) on the *selection* windows, until
 NLL increase per extra byte, each kept group in the checkpoint's folded float basis, see
 ``awq_ref.pipeline.refold``). Given ``validation_ids`` (windows disjoint from the selection ones), the
 chosen plan is measured again there, which shows how much of the recovery generalises.
-The AWQ format has one bit width, so "kept" means float (``modules_to_not_convert``).
-Size cost: each kept linear stores fp16 weights instead of 4-bit codes, scales and zeros.
+The AWQ format has one bit width, so "kept" means float (``modules_to_not_convert``);
+``keep_as="8bit"`` keeps them as an 8-bit compressed-tensors scheme instead
+(``awq_ref.mixed_precision.keep_as``): the kept modules' linears are 8-bit RTN, measured the same way.
+Size cost: each kept linear stores fp16 weights (or 8-bit codes, scales and zeros) instead of
+4-bit codes, scales and zeros.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from awq_ref.mixed_precision.group_sensitivity import GroupSensitivity
+from awq_ref.mixed_precision.keep_as import check_keep_as, kept_module, linear_bytes
 from awq_ref.mixed_precision.layerwise import final_nll
 from awq_ref.mixed_precision.sensitivity import LayerSensitivity, float_layer_inputs
 from awq_ref.model.arch import decoder_layers, layer_prefix
@@ -48,13 +52,18 @@ class Plan:
     ppl_quantized: float
     ppl_plan: float
     recovered: float
-    extra_bytes: int          # checkpoint growth from keeping those modules in fp16
+    extra_bytes: int          # checkpoint growth from keeping those modules in fp16 (or at 8 bits)
     quantized_bytes: int      # size of all quantised linears' tensors without the plan
     keep_linears: list[str] = field(default_factory=list)
     validation: Recovery | None = None
+    keep_as: str = "float"    # how the kept modules are stored: "float" or "8bit"
+
+    def kept_modules(self, prefix: str) -> list[str]:
+        return [f"{prefix}.{i}." for i in self.keep_layers] + list(self.keep_linears)
 
     def modules_to_not_convert(self, prefix: str) -> list[str]:
-        return [f"{prefix}.{i}." for i in self.keep_layers] + list(self.keep_linears)
+        """AutoAWQ's float modules: the kept ones, unless they are kept at 8 bits."""
+        return self.kept_modules(prefix) if self.keep_as == "float" else []
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -73,10 +82,19 @@ def _packed_bytes(module: nn.Module) -> int:
     return sum(b.numel() * b.element_size() for m in _awq_linears(module) for b in (m.qweight, m.qzeros, m.scales))
 
 
-def extra_bytes(module: nn.Module) -> int:
-    """Growth from storing ``module``'s quantised linears as fp16 weights instead."""
-    fp16 = sum(2 * m.in_features * m.out_features for m in _awq_linears(module))
-    return fp16 - _packed_bytes(module)
+def extra_bytes(module: nn.Module, keep_as: str = "float") -> int:
+    """Growth from storing ``module``'s quantised linears as fp16 weights (or at 8 bits) instead."""
+    kept = sum(linear_bytes(m.in_features, m.out_features, keep_as, m.spec) for m in _awq_linears(module))
+    return kept - _packed_bytes(module)
+
+
+def _four_bit_spec(quantized: nn.Module):
+    linears = _awq_linears(quantized)
+    return linears[0].spec if linears else None
+
+
+def _as_kept(candidate: dict[str, nn.Module], keep_as: str, spec) -> dict[str, nn.Module]:
+    return {name: kept_module(module, keep_as, spec) for name, module in candidate.items()}
 
 
 @contextmanager
@@ -106,23 +124,27 @@ def measure(reference, quantized, floats: dict[str, nn.Module], ids, dtype=torch
 
 @torch.no_grad()
 def greedy_plan(reference: nn.Module, quantized: nn.Module, candidates: list[dict[str, nn.Module]],
-                ids: torch.Tensor, target: float, dtype=torch.float32, validation_ids=None) -> Plan:
-    """Keep candidates (each: module name -> its float replacement) in order until ``target``."""
+                ids: torch.Tensor, target: float, dtype=torch.float32, validation_ids=None,
+                keep_as: str = "float") -> Plan:
+    """Keep candidates (each: module name -> its float replacement) in order until ``target``,
+    each as ``keep_as`` says (float, or its linears at 8 bits)."""
+    check_keep_as(keep_as)
+    spec = _four_bit_spec(quantized)
     ppl_fp, ppl_q = _ppl(reference, ids, dtype), _ppl(quantized, ids, dtype)
     kept: dict[str, nn.Module] = {}
     ppl_plan, recovered = ppl_q, 0.0
     for candidate in candidates:
         if recovered >= target:
             break
-        kept.update(candidate)
+        kept.update(_as_kept(candidate, keep_as, spec))
         with float_modules(quantized, kept) as mixed:
             ppl_plan = _ppl(mixed, ids, dtype)
         recovered = recovery(ppl_fp, ppl_q, ppl_plan)
     validation = measure(reference, quantized, kept, validation_ids, dtype) if validation_ids is not None else None
     layers, linears = _split_names(quantized, kept)
-    extra = sum(extra_bytes(quantized.get_submodule(name)) for name in kept)
+    extra = sum(extra_bytes(quantized.get_submodule(name), keep_as) for name in kept)
     return Plan(layers, ppl_fp, ppl_q, ppl_plan, recovered, extra, _packed_bytes(decoder_layers(quantized)),
-                linears, validation)
+                linears, validation, keep_as)
 
 
 def _split_names(model: nn.Module, names) -> tuple[list[int], list[str]]:
@@ -133,24 +155,26 @@ def _split_names(model: nn.Module, names) -> tuple[list[int], list[str]]:
 
 def plan_keep_layers(reference: nn.Module, quantized: nn.Module, ranking: list[LayerSensitivity],
                      ids: torch.Tensor, target: float = 0.5, dtype: torch.dtype = torch.float32,
-                     validation_ids: torch.Tensor | None = None) -> Plan:
-    """Whole decoder layers, most harmful first; a kept layer is the float model's layer."""
+                     validation_ids: torch.Tensor | None = None, keep_as: str = "float") -> Plan:
+    """Whole decoder layers, most harmful first; a kept layer is the float model's layer (or its 8-bit copy)."""
     ref_layers, prefix = decoder_layers(reference), layer_prefix(reference)
     candidates = [{f"{prefix}.{s.layer}": ref_layers[s.layer]} for s in ranking]
-    return greedy_plan(reference, quantized, candidates, ids, target, dtype, validation_ids)
+    return greedy_plan(reference, quantized, candidates, ids, target, dtype, validation_ids, keep_as)
 
 
-def by_benefit_per_byte(quantized: nn.Module, ranking: list[GroupSensitivity]) -> list[GroupSensitivity]:
+def by_benefit_per_byte(quantized: nn.Module, ranking: list[GroupSensitivity],
+                        keep_as: str = "float") -> list[GroupSensitivity]:
     def value(s: GroupSensitivity) -> float:
-        return s.delta_nll / max(sum(extra_bytes(quantized.get_submodule(n)) for n in s.linears), 1)
+        return s.delta_nll / max(sum(extra_bytes(quantized.get_submodule(n), keep_as) for n in s.linears), 1)
     return sorted(ranking, key=value, reverse=True)
 
 
 def plan_keep_groups(reference: nn.Module, folded: dict[int, nn.Module], quantized: nn.Module,
                      ranking: list[GroupSensitivity], ids: torch.Tensor, target: float = 0.5,
-                     dtype: torch.dtype = torch.float32, validation_ids: torch.Tensor | None = None) -> Plan:
-    """Linear groups, most NLL per extra byte first; a kept linear is the folded float one."""
+                     dtype: torch.dtype = torch.float32, validation_ids: torch.Tensor | None = None,
+                     keep_as: str = "float") -> Plan:
+    """Linear groups, most NLL per extra byte first; a kept linear is the folded float one (or its 8-bit copy)."""
     prefix = layer_prefix(reference)
     candidates = [{name: folded[s.layer].get_submodule(name[len(f"{prefix}.{s.layer}."):]) for name in s.linears}
-                  for s in by_benefit_per_byte(quantized, ranking)]
-    return greedy_plan(reference, quantized, candidates, ids, target, dtype, validation_ids)
+                  for s in by_benefit_per_byte(quantized, ranking, keep_as)]
+    return greedy_plan(reference, quantized, candidates, ids, target, dtype, validation_ids, keep_as)

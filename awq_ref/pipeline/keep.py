@@ -40,6 +40,9 @@ class KeepPlan:
 def _read(spec: str) -> tuple[list, list]:
     if Path(spec).is_file():
         plan = json.loads(Path(spec).read_text())["plan"]
+        if plan.get("keep_as", "float") != "float":
+            raise HarnessError(f"--keep-layers {spec}: the plan keeps its modules as {plan['keep_as']!r}, "
+                               "which quantize does not write; only float plans (plan --keep-as float) apply")
         return list(plan["keep_layers"]), list(plan.get("keep_linears") or [])
     parts = [part.strip() for part in spec.split(",") if part.strip()]
     return [int(p) for p in parts if p.isdigit()], [p for p in parts if not p.isdigit()]

@@ -125,9 +125,36 @@ def _dequantize_all(folder: Path, dequantize) -> dict[str, torch.Tensor]:
     return {f"dequantized.{p.rstrip('.')}": dequantize(tensors, p).contiguous() for p in prefixes}
 
 
+def autoround_awq_gemm(src: Path, out: Path) -> dict:
+    """AutoRound (PyPI auto-round, not in the peers env: install it --no-deps beside it) asymmetric
+    4-bit, exported as ``auto_round`` with AutoAWQ GEMM packing (``packing_format: auto_round:auto_awq``)."""
+    from auto_round import AutoRound
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    blocks = torch.tensor(calibration_blocks())
+    loader = torch.utils.data.DataLoader([{"input_ids": b} for b in blocks], batch_size=2)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    config = {"bits": 4, "group_size": GROUP, "sym": False, "iters": 4, "nsamples": 8, "seqlen": 128}
+    ar = AutoRound(model, AutoTokenizer.from_pretrained(src), dataset=loader, batch_size=2, device_map="cpu",
+                   **config)
+    ar.quantize_and_save(str(out), format="auto_round")
+    (folder,) = [p for p in out.iterdir() if p.is_dir()] or [out]
+    if folder != out:  # AutoRound writes into a sub-folder named after the model
+        for f in folder.iterdir():
+            f.rename(out / f.name)
+        folder.rmdir()
+    loaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, device_map="cpu")
+    with torch.no_grad():
+        logits = loaded(torch.tensor([TOKEN_IDS])).logits.float()
+    return {"tool": "auto-round", "quant_config": config, "dequantized_by": "not stored (GEMM packing)",
+            "logits_by": "transformers + auto-round (GPTQModel AwqTorchLinear), float16",
+            "tensors": {}, "logits": logits}
+
+
 MAKERS = {"autoawq-gemm": autoawq_gemm, "gptqmodel-awq-gemm": gptqmodel_awq_gemm,
-          "llmcompressor-awq-ct": llmcompressor_awq_ct}
-PACKAGES = ("torch", "transformers", "autoawq", "gptqmodel", "llmcompressor", "compressed-tensors", "safetensors")
+          "llmcompressor-awq-ct": llmcompressor_awq_ct, "autoround-awq-gemm": autoround_awq_gemm}
+PACKAGES = ("torch", "transformers", "autoawq", "gptqmodel", "llmcompressor", "compressed-tensors", "auto-round",
+            "safetensors")
 
 
 def _versions() -> dict[str, str]:

@@ -175,6 +175,39 @@ def _ct_weight_shape(d: Path):
     _set(f"{Q_PROJ}.weight_shape", lambda t: torch.tensor([128, 120], dtype=torch.int64))(d)
 
 
+def _ct_weights(**fields):
+    """Set fields of the compressed-tensors weights scheme (config_groups.group_0.weights)."""
+    return lambda d: edit_config(d, lambda c: c["quantization_config"]["config_groups"]["group_0"]["weights"]
+                                 .update(fields))
+
+
+def _ct_g_idx(fn):
+    """Give every compressed-tensors layer a weight_g_idx [K] made by ``fn(K, group_width)``."""
+    def edit(t):
+        for name in [n for n in t if n.endswith(".weight_shape")]:
+            prefix = name[: -len(".weight_shape")]
+            k, groups = int(t[name][1]), t[f"{prefix}.weight_scale"].shape[1]
+            t[f"{prefix}.weight_g_idx"] = fn(k, k // groups).to(torch.int32)
+    return lambda d: edit_tensors(d, edit, sync_index=True)
+
+
+def _in_order(k, width):
+    return torch.arange(k) // width
+
+
+def _one_group_short(k, width):
+    g = torch.arange(k) // width
+    g[0] = 1  # group 0 loses a column to group 1
+    return g
+
+
+def _auto_round(packing: str):
+    """The GEMM checkpoint's config in AutoRound's dialect."""
+    return lambda d: edit_config(d, lambda c: c.__setitem__("quantization_config", {
+        "quant_method": "auto-round", "bits": 4, "group_size": 64, "sym": False, "packing_format": packing,
+        "data_type": "int", "autoround_version": "0.16.1"}))
+
+
 def _gptq_v1_overflow(d: Path):
     edit_config(d, lambda c: c["quantization_config"].__setitem__("checkpoint_format", "gptq"))
     _set(f"{Q_PROJ}.qzeros", lambda t: torch.full_like(t, -1))(d)  # every stored nibble 15 -> z = 16
@@ -336,6 +369,21 @@ DEFECTS = [
     Defect("index shard path escapes the folder", "file.outside-folder", _escape_index),
     Defect("pickle weights only", "file.pickle", _pickle_only, exit_code=2, where="pytorch_model.bin"),
     Defect("compressed-tensors weight_shape wrong", "ct.weight-shape", _ct_weight_shape, base="ct"),
+    Defect("AutoRound packing_format this verifier does not read", "config.quantization",
+           _auto_round("auto_round:marlin"), where="packing_format"),
+    Defect("scale_dtype bf16 over fp16 scales", "ct.dtype-fields", _ct_weights(scale_dtype="torch.bfloat16"),
+           base="ct", where="config.json"),
+    Defect("zp_dtype a float dtype", "ct.dtype-fields", _ct_weights(zp_dtype="torch.float16"), base="ct",
+           where="zp_dtype"),
+    Defect("zp_dtype key that older compressed-tensors rejects", "ct.dtype-fields-compat",
+           _ct_weights(zp_dtype="torch.int8"), base="ct", severity="warning", exit_code=0, where="zp_dtype"),
+    Defect("weight_g_idx without actorder 'group'", "ct.g-idx", _ct_g_idx(_in_order), base="ct",
+           where=f"{Q_PROJ}.weight_g_idx"),
+    Defect("actorder 'group' without weight_g_idx", "ct.g-idx", _ct_weights(actorder="group"), base="ct",
+           where=f"{Q_PROJ}.weight_g_idx"),
+    Defect("weight_g_idx with a group one column short", "ct.g-idx",
+           lambda d: (_ct_weights(actorder="group")(d), _ct_g_idx(_one_group_short)(d)), base="ct",
+           where=f"{Q_PROJ}.weight_g_idx"),
     Defect(
         "compressed-tensors zero points packed with AWQ's interleave",
         "numeric.code-zero-coherence",

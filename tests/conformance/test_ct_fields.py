@@ -1,0 +1,41 @@
+"""compressed-tensors' scale_dtype / zp_dtype and act-order fields: well-formed checkpoints pass,
+llm-compressor's own golden gets only the compatibility warning."""
+import torch
+
+from conformance.runner import verify
+from golden.third_party import checkpoint
+from tests.conformance.defects import _ct_g_idx, _ct_weights
+
+
+def _shuffled(k, width):
+    return (torch.arange(k) // width)[torch.randperm(k, generator=torch.Generator().manual_seed(k))]
+
+
+def test_group_act_order_with_a_valid_g_idx_passes(fresh):
+    folder = fresh("ct")
+    _ct_weights(actorder="group")(folder)
+    _ct_g_idx(_shuffled)(folder)
+    report = verify(folder)
+    assert not report.of_rule("ct.g-idx") and report.conforms
+
+
+def test_dtype_fields_that_match_the_tensors_only_warn(fresh):
+    folder = fresh("ct")
+    _ct_weights(scale_dtype="torch.float16", zp_dtype="torch.int8")(folder)
+    report = verify(folder)
+    assert not report.of_rule("ct.dtype-fields") and report.of_rule("ct.dtype-fields-compat") and report.conforms
+
+
+def test_llmcompressor_golden_declares_the_fields_and_conforms():
+    report = verify(checkpoint("llmcompressor-awq-ct"))
+    assert report.conforms and not report.of_rule("ct.dtype-fields")
+    assert [f.severity for f in report.of_rule("ct.dtype-fields-compat")] == ["warning"]
+
+
+def test_an_autoround_awq_export_is_read_as_gemm(fresh):
+    from tests.conformance.defects import _auto_round
+
+    folder = fresh("gemm")
+    _auto_round("auto_round:auto_awq")(folder)
+    report = verify(folder)
+    assert report.format == "gemm" and report.conforms
