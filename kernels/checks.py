@@ -71,10 +71,17 @@ def check_weights(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Ten
     return LayerShape(k=k, n=n, group_size=g)
 
 
-def supported(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor) -> bool:
-    """True if the kernels can serve these weights (shapes, dtypes, group size, device)."""
+def supported(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, version: str = "gemm",
+              group_size: int | None = None) -> bool:
+    """True if the kernels can serve these weights of layout ``version`` ("gemm", or "gemv" with
+    the checkpoint's ``group_size``): shapes, dtypes, group size, device."""
     try:
-        check_weights(qweight, qzeros, scales)
+        if version == "gemv":
+            check_gemv_layout_weights(qweight, qzeros, scales, -1 if group_size is None else group_size)
+        elif version == "gemm":
+            check_weights(qweight, qzeros, scales)
+        else:
+            return False
     except ValueError:
         return False
     return True

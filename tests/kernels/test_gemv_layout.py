@@ -8,6 +8,7 @@ import torch
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+import kernels.dispatch
 import kernels.gemv_layout
 from awq_ref.formats import awq_gemv
 from awq_ref.formats.awq_gemm import ORDER
@@ -19,7 +20,7 @@ from tests.kernels.strategies import SCALE_DTYPES, X_DTYPES, MatmulCase, rows
 from tests.kernels.test_mutations import MUTATION_EXAMPLES, ShortenedK
 
 GROUP_SIZES = (32, 64, 128, -1)  # the GEMV layout's (AutoAWQ pads the zeros for 32 and 64)
-EXAMPLES = 80
+EXAMPLES = 40  # each example is interpreted on the CPU; the GPU tier runs the same property natively
 
 
 @st.composite
@@ -179,3 +180,39 @@ def test_gemv_layout_rejects_bad_weights(name, triton_device):
     x = torch.randn(1, 128, dtype=torch.float16, device=triton_device)
     with pytest.raises(ValueError, match=message):
         awq_gemv_layout(x, t["qweight"], t["qzeros"], t["scales"], group_size)
+
+
+# -- dispatch by the checkpoint's version ----------------------------------------------------
+
+def test_awq_linear_dispatches_gemv_version_to_its_kernel(monkeypatch, triton_device):
+    layer = Layer(k=128, n=24, group_size=64, zero_point=True, seed=35)
+    qw = random_weight(layer)
+    t = {k: v.to(triton_device) for k, v in packed_gemv(layer, qw).items()}
+    x = random_activations(6, 128, torch.float16, 35)
+    calls = []
+    real = kernels.dispatch.awq_gemv_layout
+    monkeypatch.setattr(kernels.dispatch, "awq_gemv_layout", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    y = kernels.awq_linear(x.reshape(2, 3, 128).to(triton_device), t["qweight"], t["qzeros"], t["scales"],
+                           version="gemv", group_size=64)
+    assert calls == [64] and y.shape == (2, 3, 24)
+    assert_matches_reference(y.reshape(6, 24).cpu(), x, qw, "gemv_layout")
+    with pytest.raises(ValueError, match="group size"):
+        kernels.awq_linear(x.to(triton_device), t["qweight"], t["qzeros"], t["scales"], version="gemv")
+
+
+def test_gemv_layout_module_runs_through_the_kernel_when_asked(monkeypatch, triton_device):
+    from awq_ref.modules.qlinear import AwqLinear, kernel_backend
+    from awq_ref.primitives.quant import QuantSpec, quantize
+    gen = torch.Generator().manual_seed(36)
+    qw = quantize(torch.randn(40, 256, generator=gen), QuantSpec(4, 64, True), scale_dtype=torch.float16)
+    module = AwqLinear.from_quantized(qw, "gemv", bias=torch.randn(40, generator=gen) * 0.1).to(triton_device)
+    x = random_activations(1, 256, torch.float16, 36).to(triton_device)
+    with kernel_backend("torch"):
+        reference = module(x)
+    calls = []
+    real = kernels.dispatch.awq_gemv_layout
+    monkeypatch.setattr(kernels.dispatch, "awq_gemv_layout", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with kernel_backend("triton"):
+        through_kernel = module(x)
+    assert calls == [1]
+    torch.testing.assert_close(through_kernel, reference, rtol=2e-3, atol=2e-3)
