@@ -340,6 +340,10 @@ def verdict(results: list[Result]) -> list[str]:
     return bad
 
 
+def _cell(value) -> str:
+    return "-" if value is None else str(value)
+
+
 def _tile(r: Result) -> str:
     c = r.config
     return f"{c['block_m']}x{c['block_n']}x{c['block_k']} split {c['split_k']} w{c['num_warps']} s{c['num_stages']}"
@@ -350,9 +354,9 @@ def table(results: list[Result]) -> str:
     head = f"{'arch':6} {'kernel':12} {'dtype':9} {'tile':30} {'regs':>4} {'spill':>5} {'shared':>7} {'limit':>7} mma"
     rows = [head]
     for r in results:
-        rows.append(f"{r.arch:6} {r.kernel:12} {r.dtype:9} {_tile(r):30} {r.registers or '-':>4} "
-                    f"{r.spill_bytes if r.spill_bytes is not None else '-':>5} {r.shared_bytes or '-':>7} "
-                    f"{r.shared_limit:>7} {r.mma or '-':8} {'CONTROL ' if r.control else ''}"
+        cells = [_cell(v) for v in (r.registers, r.spill_bytes, r.shared_bytes, r.shared_limit)]
+        rows.append(f"{r.arch:6} {r.kernel:12} {r.dtype:9} {_tile(r):30} {cells[0]:>4} {cells[1]:>5} {cells[2]:>7} "
+                    f"{cells[3]:>7} {r.mma or '-':8} {'CONTROL ' if r.control else ''}"
                     f"{'ok' if r.ok else 'FAIL: ' + '; '.join(r.errors)}")
     return "\n".join(rows)
 
