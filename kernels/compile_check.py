@@ -42,7 +42,7 @@ from kernels.checks import LayerShape
 
 GROUP_SIZES = (32, 64, GROUP_SIZE)
 DTYPES = ("float16", "bfloat16")
-BUCKET_ROWS = {"gemm": (16, 32, 64, 255), "gemv": (1, 4, 16), "gemv_layout": (1, 4, 16)}
+BUCKET_ROWS = {"gemm": (16, 32, 64, 255, 1024), "gemv": (1, 4, 16), "gemv_layout": (1, 4, 16)}
 DEQUANT_BLOCKS = {"block_k": 32, "block_n": 64}  # kernels.dequant.awq_dequantize's defaults
 GEMM_KERNELS = ("gemm",)  # the tl.dot paths: must use tensor cores for fp16/bf16
 DEFAULT_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90")

@@ -19,7 +19,7 @@ from tests.gpu_tier.tier import GapSetting, band_failures, decode_rows, gap_rows
 
 pytestmark = pytest.mark.gpu
 DEFAULT_GROUP_SIZE = 64  # awq_ref.data.models.DEFAULT_GROUP_SIZE: hidden 576 is not a multiple of 128
-GPU = GapSetting("default", DEFAULT_GROUP_SIZE, calib_samples=32, calib_seqlen=512, windows=16, seqlen=512)
+GPU = GapSetting("default", DEFAULT_GROUP_SIZE, calib_samples=16, calib_seqlen=512, windows=16, seqlen=512)
 NEW_TOKENS = 128
 
 

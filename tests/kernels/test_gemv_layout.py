@@ -16,11 +16,10 @@ from awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
 from kernels.configs import Config
 from kernels.gemv_layout import awq_gemv_layout
 from tests.kernels.oracle import Layer, assert_matches_reference, random_activations, random_weight
-from tests.kernels.strategies import SCALE_DTYPES, X_DTYPES, MatmulCase, rows
+from tests.kernels.strategies import EXAMPLES, SCALE_DTYPES, X_DTYPES, MatmulCase, rows
 from tests.kernels.test_mutations import MUTATION_EXAMPLES, ShortenedK
 
 GROUP_SIZES = (32, 64, 128, -1)  # the GEMV layout's (AutoAWQ pads the zeros for 32 and 64)
-EXAMPLES = 40  # each example is interpreted on the CPU; the GPU tier runs the same property natively
 
 
 @st.composite
@@ -67,7 +66,7 @@ EDGE = [
 ]
 
 
-@settings(max_examples=EXAMPLES)
+@settings(max_examples=EXAMPLES["gemv_layout"])
 @given(case_config=gemv_layout_cases())
 @example(case_config=EDGE[0])
 @example(case_config=EDGE[1])
