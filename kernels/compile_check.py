@@ -46,9 +46,10 @@ BUCKET_ROWS = {"gemm": (16, 32, 64, 255, 1024), "gemv": (1, 4, 16), "gemv_layout
 DEQUANT_BLOCKS = {"block_k": 32, "block_n": 64}  # kernels.dequant.awq_dequantize's defaults
 GEMM_KERNELS = ("gemm",)  # the tl.dot paths: must use tensor cores for fp16/bf16
 DEFAULT_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90")
-# The default (CPU) run's subset: every kernel's first entry of every M bucket, on one layer
-# and group size, fp16 on the small-shared-memory consumer part and bf16 on Hopper (the two
-# ends of the table); the command and the slow tier compile the full matrix.
+# The default (CPU) run's subset: the first entry of every GEMM M bucket and of the decode
+# kernels' batch-1 bucket, plus the dequantise kernel, on one layer and group size, fp16 on
+# the small-shared-memory consumer part and bf16 on Hopper (the two ends of the table); the
+# command and the slow tier compile the full matrix.
 SUBSET = (("sm_86", "float16"), ("sm_90", "bfloat16"))
 SUBSET_LAYER = "llama-2-70b.mlp.down_proj"
 # Negative control: tiles whose pipelined operands need more shared memory than an sm_86 has.
@@ -133,6 +134,8 @@ def subset_cases() -> dict[tuple, list]:
     layer = LayerShape(k, n, GROUP_SIZE)
     for arch, dtype in SUBSET:
         for case in _layer_cases(arch, dtype, layer):
+            if case.kernel in ("gemv", "gemv_layout") and case.m != 1:
+                continue  # the decode kernels at batch 1 only
             first = case.kernel == "dequantize" or case.config == configs.candidates(
                 arch, case.kernel, case.m, layer)[0]
             if first:
