@@ -11,6 +11,7 @@ import torch
 
 from awq_ref.data.tiny import VOCAB, tiny_model
 from reports.baselines import load_baseline, write_section
+from reports.collect import record
 from tests.gpu_tier.tier import GapSetting, band_failures, decode_rows, gap_rows, order_failures, perplexity_rows
 
 DRY = GapSetting("tiny-llama", 32, calib_samples=2, calib_seqlen=32, windows=2, seqlen=32)
@@ -24,8 +25,11 @@ def _ids(shape, seed):
 @pytest.fixture(scope="module")
 def rows():
     model = tiny_model("llama", seed=2, hidden=64, intermediate=128, layers=1)
-    return perplexity_rows(model, _ids((DRY.calib_samples, DRY.calib_seqlen), 1), _ids((DRY.windows * DRY.seqlen,), 2),
-                           DRY, "cpu", DEVICE, dry_run=True)
+    found = perplexity_rows(model, _ids((DRY.calib_samples, DRY.calib_seqlen), 1),
+                            _ids((DRY.windows * DRY.seqlen,), 2), DRY, "cpu", DEVICE, dry_run=True)
+    for row in found:
+        record("perplexity", row)  # as the GPU run does, so the dry run's report has the same sections
+    return found
 
 
 def test_dry_perplexity_rows_cover_every_method_and_bit_width(rows):
@@ -71,4 +75,6 @@ def test_dry_decode_through_gemm_and_gemv_layout_kernels(dry_mode, monkeypatch):
     rows = decode_rows(model, _ids((1, 4), 3), 32, new_tokens=1, device="cpu", device_name=DEVICE, dry_run=True,
                        name="tiny-llama")
     assert [r["layout"] for r in rows] == ["gemm", "gemv"] and calls, "the GEMV layout ran its kernel"
+    for row in rows:
+        record("decode_speed", row)
     assert all(r["tokens_per_s"] > 0 and r["fp16_tokens_per_s"] > 0 and r["new_tokens"] == 1 for r in rows)
