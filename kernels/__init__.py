@@ -1,9 +1,15 @@
-"""Triton kernels for AWQ checkpoints in the AutoAWQ GEMM layout (``version: "gemm"``).
+"""Triton kernels for AWQ checkpoints in AutoAWQ's GEMM and GEMV layouts (``version: "gemm"|"gemv"``).
 
     awq_dequantize(qweight, qzeros, scales, dtype)  -> W_hat [K, N]      (bit-exact)
     awq_gemm(x, qweight, qzeros, scales)            -> x @ W_hat [M, N]  (tl.dot, fp32 accumulation)
     awq_gemv(x, qweight, qzeros, scales)            -> x @ W_hat [M, N]  (small M, fp32 FMA)
     awq_linear(x, qweight, qzeros, scales, bias)    -> picks one of the above by batch size
+    awq_gemv_layout(x, qweight, qzeros, scales, G)  -> x @ W_hat for AutoAWQ's GEMV layout (decode)
+    awq_linear(..., version="gemv", group_size=G)   -> the GEMV layout's kernel
+
+Launch configurations: ``kernels.configs`` (per-architecture lists), ``kernels.tuning`` (the
+pick on a GPU), ``kernels.compile_check`` (every listed configuration compiled for sm_80..sm_90
+on the CPU: ``awq-harness kernels compile-check``).
 
 Layout ``awq_ref.formats.awq_gemm`` (the kernels take its nibble order and shapes from there):
 qweight [K, N/8] int32, qzeros [K/G, N/8] int32, scales [K/G, N] fp16/bf16/fp32; nibble i of a
@@ -27,7 +33,8 @@ from kernels.dequant import awq_dequantize
 from kernels.dispatch import awq_linear, choose_path
 from kernels.gemm import awq_gemm
 from kernels.gemv import awq_gemv
+from kernels.gemv_layout import awq_gemv_layout
 from kernels.runtime import INTERPRETED, triton_can_run
 
 __all__ = ["INTERPRETED", "triton_can_run", "supported", "awq_dequantize", "awq_gemm", "awq_gemv",
-           "awq_linear", "choose_path"]
+           "awq_gemv_layout", "awq_linear", "choose_path"]

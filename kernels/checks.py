@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.formats import awq_gemm
+from awq_ref.formats import awq_gemm, awq_gemv
 from kernels.runtime import triton_can_run
 
 MIN_BLOCK = 16
@@ -71,10 +71,17 @@ def check_weights(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Ten
     return LayerShape(k=k, n=n, group_size=g)
 
 
-def supported(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor) -> bool:
-    """True if the kernels can serve these weights (shapes, dtypes, group size, device)."""
+def supported(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, version: str = "gemm",
+              group_size: int | None = None) -> bool:
+    """True if the kernels can serve these weights of layout ``version`` ("gemm", or "gemv" with
+    the checkpoint's ``group_size``): shapes, dtypes, group size, device."""
     try:
-        check_weights(qweight, qzeros, scales)
+        if version == "gemv":
+            check_gemv_layout_weights(qweight, qzeros, scales, -1 if group_size is None else group_size)
+        elif version == "gemm":
+            check_weights(qweight, qzeros, scales)
+        else:
+            return False
     except ValueError:
         return False
     return True
@@ -118,3 +125,34 @@ def largest_k_block(layer: LayerShape, cap: int) -> int:
     while layer.groups > 1 and layer.group_size % block:
         block //= 2
     return block
+
+
+def check_gemv_layout_weights(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
+                              group_size: int) -> LayerShape:
+    """Validate the three AutoAWQ GEMV-layout tensors (``awq_ref.formats.awq_gemv``) for group size
+    ``group_size`` (-1 = per channel): qweight [N, K/8], qzeros [N, ZW], scales [N, ZW*8]."""
+    _check_tensor("qweight", qweight, (torch.int32,))
+    _check_tensor("qzeros", qzeros, (torch.int32,))
+    _check_tensor("scales", scales, FLOAT_DTYPES)
+    _require(all(qweight.shape), f"qweight must not be empty, got shape {tuple(qweight.shape)}")
+    layer = awq_gemv.dims({"qweight": tuple(qweight.shape)})
+    n, k = layer.n, layer.k
+    _require(isinstance(group_size, int) and (group_size == -1 or group_size > 0),
+             f"group_size must be -1 (per channel) or a positive int, got {group_size!r}")
+    g = k if group_size == -1 or group_size >= k else group_size
+    _require(k % g == 0, f"group size {g} does not divide K = {k}")
+    try:
+        want = awq_gemv.shapes(k, n, g)
+    except ValueError as err:
+        raise ValueError(str(err)) from None
+    for name, t in (("qzeros", qzeros), ("scales", scales)):
+        _require(tuple(t.shape) == want[name], f"{name} shape {tuple(t.shape)} != {want[name]} for the GEMV layout "
+                                               f"(N = {n}, K = {k}, G = {g})")
+    _require(k // g == 1 or g % MIN_BLOCK == 0,
+             f"group size {g} must be a multiple of {MIN_BLOCK} (or one group per channel)")
+    devices = {qweight.device, qzeros.device, scales.device}
+    _require(len(devices) == 1, f"weights are on different devices: {devices}")
+    _require(triton_can_run(qweight.device),
+             f"Triton cannot run on {qweight.device}: needs CUDA, or TRITON_INTERPRET=1 for CPU")
+    check_addressable("the dense weight K x N", k * n)
+    return LayerShape(k=k, n=n, group_size=g)

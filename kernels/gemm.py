@@ -5,9 +5,10 @@
 Grid (cdiv(M, BLOCK_M) * cdiv(N, BLOCK_N), SPLIT_K). Program (tile, s) walks the K blocks
 s, s + SPLIT_K, s + 2*SPLIT_K, ... ; a K block never straddles two groups (BLOCK_K divides G),
 so each block needs one row of zeros and scales. Each block's weights are dequantised in
-fp32 (exact), rounded to the dot operand dtype (fp16 for fp16 x; fp32 otherwise, because
-the Triton interpreter computes bf16 wrongly; input precision "ieee", so no TF32) and fed to
-tl.dot with an fp32 accumulator (out_dtype given explicitly: never an fp16/bf16 accumulator).
+fp32 (exact), rounded to the dot operand dtype (fp16 or bf16 like x on a GPU: tensor cores;
+fp32 for fp32 x, input precision "ieee", so no TF32; fp32 for bf16 x under the interpreter,
+which computes bf16 dots wrongly) and fed to tl.dot with an fp32 accumulator (out_dtype given
+explicitly: never an fp16/bf16 accumulator).
 
 With SPLIT_K = 1 the program rounds its sum straight into out (x.dtype, unless bf16); with
 SPLIT_K > 1 each program stores its fp32 partial sum to a [SPLIT_K, M, N] buffer and the
@@ -16,13 +17,12 @@ through the fp32 buffer because the interpreter truncates fp32 -> bf16 instead o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import triton
 import triton.language as tl
 
-from kernels import checks, runtime
+from kernels import checks, runtime, tuning
+from kernels.configs import Config
 from kernels.unpack import dequantize_tile, nibble_shifts
 
 
@@ -37,7 +37,7 @@ def awq_gemm_kernel(
     stride_out_split, stride_out_m,
     # meta-parameters
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    SPLIT_K: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    SPLIT_K, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     # -- map the program to an output tile and a K slice
     tiles_n = tl.cdiv(N, BLOCK_N)
@@ -69,12 +69,7 @@ def awq_gemm_kernel(
     tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
 
 
-@dataclass(frozen=True)
-class GemmConfig:
-    block_m: int
-    block_n: int
-    block_k: int
-    split_k: int
+GemmConfig = Config  # (block_m, block_n, block_k, split_k, num_warps, num_stages)
 
 
 def default_config(m: int, layer: checks.LayerShape) -> GemmConfig:
@@ -96,9 +91,20 @@ def _validated(config: GemmConfig, layer: checks.LayerShape) -> GemmConfig:
     return config
 
 
+def dot_operand_names(x_dtype: str, interpreted: bool) -> tuple[str, str]:
+    """(operand dtype name, input precision) of the tl.dot for activations of dtype ``x_dtype``.
+
+    fp16 and bf16 x multiply on tensor cores in their own dtype (the weight tile is rounded to
+    it); fp32 x exactly (ieee, no TF32). The interpreter computes bf16 dots wrongly, so there
+    bf16 x goes through the exact fp32 dot instead."""
+    if x_dtype == "float16" or (x_dtype == "bfloat16" and not interpreted):
+        return x_dtype, "tf32"
+    return "float32", "ieee"
+
+
 def dot_operands(x_dtype: torch.dtype) -> tuple[tl.dtype, str]:
-    """(operand dtype, input precision): fp16 tensor cores for fp16 x; exact fp32 (no TF32) otherwise."""
-    return (tl.float16, "tf32") if x_dtype == torch.float16 else (tl.float32, "ieee")
+    operand, precision = dot_operand_names(str(x_dtype).removeprefix("torch."), runtime.INTERPRETED)
+    return getattr(tl, operand), precision
 
 
 def awq_gemm(x: torch.Tensor, qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
@@ -107,7 +113,8 @@ def awq_gemm(x: torch.Tensor, qweight: torch.Tensor, qzeros: torch.Tensor, scale
     layer = checks.check_weights(qweight, qzeros, scales)
     checks.check_activations(x, layer, qweight.device)
     m = x.shape[0]
-    config = _validated(config or default_config(m, layer), layer)
+    config = _validated(config or tuning.pick("gemm", m, layer, x, default_config,
+                                                 lambda c: awq_gemm(x, qweight, qzeros, scales, c)), layer)
     checks.check_addressable("the split-K output", config.split_k * m * layer.n)
     qweight, qzeros, scales = (t.contiguous() for t in (qweight, qzeros, scales))
     direct = config.split_k == 1 and x.dtype != torch.bfloat16
@@ -121,5 +128,6 @@ def awq_gemm(x: torch.Tensor, qweight: torch.Tensor, qzeros: torch.Tensor, scale
         out.stride(0), out.stride(1),
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
         SPLIT_K=config.split_k, DOT_DTYPE=operand_dtype, PRECISION=precision,
+        num_warps=config.num_warps, num_stages=config.num_stages,
     )
     return out[0] if direct else out.sum(dim=0).to(x.dtype)

@@ -19,7 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import checks, runtime
+from kernels import checks, runtime, tuning
+from kernels.configs import Config
 from kernels.unpack import dequantize_tile, nibble_shifts
 
 MAX_ROWS = 16  # a bigger batch belongs to the GEMM kernel
@@ -36,7 +37,7 @@ def awq_gemv_kernel(
     stride_x_m, stride_x_k, stride_qweight_k, stride_qzeros_g, stride_scales_g,
     stride_out_split, stride_out_m,
     # meta-parameters
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K,
 ):
     # -- map the program to a column block and a K slice; all M rows live in one program
     pid_n, pid_k = tl.program_id(0), tl.program_id(1)
@@ -71,6 +72,12 @@ class GemvConfig:
     block_n: int
     block_k: int
     split_k: int
+    num_warps: int = 4
+    num_stages: int = 3
+
+
+def _from_list(config: Config) -> GemvConfig:
+    return GemvConfig(config.block_n, config.block_k, config.split_k, config.num_warps, config.num_stages)
 
 
 def _rows_block(m: int) -> int:
@@ -103,7 +110,11 @@ def awq_gemv(x: torch.Tensor, qweight: torch.Tensor, qzeros: torch.Tensor, scale
     m = x.shape[0]
     if m > MAX_ROWS:
         raise ValueError(f"awq_gemv takes at most {MAX_ROWS} rows, got M = {m}; use awq_gemm")
-    config = _validated(config or default_config(m, layer), layer)
+    if config is None:
+        picked = tuning.pick("gemv", m, layer, x, default_config,
+                             lambda c: awq_gemv(x, qweight, qzeros, scales, _from_list(c)))
+        config = _from_list(picked) if isinstance(picked, Config) else picked
+    config = _validated(config, layer)
     checks.check_addressable("the split-K output", config.split_k * m * layer.n)
     qweight, qzeros, scales = (t.contiguous() for t in (qweight, qzeros, scales))
     partial = runtime.empty((config.split_k, m, layer.n), torch.float32, x.device)
@@ -114,5 +125,6 @@ def awq_gemv(x: torch.Tensor, qweight: torch.Tensor, qzeros: torch.Tensor, scale
         x.stride(0), x.stride(1), qweight.stride(0), qzeros.stride(0), scales.stride(0),
         partial.stride(0), partial.stride(1),
         BLOCK_M=_rows_block(m), BLOCK_N=config.block_n, BLOCK_K=config.block_k, SPLIT_K=config.split_k,
+        num_warps=config.num_warps, num_stages=config.num_stages,
     )
     return partial.sum(dim=0).to(x.dtype)

@@ -19,6 +19,8 @@ Sections and the keys each payload must carry (other keys are kept as given)::
                                                                stddev, rounds, unit)
     decode_speed       model, speedup                         (optional: tokens_per_s,
                                                                fp16_tokens_per_s, new_tokens, ...)
+    compile_check      arch, kernel, dtype, ok                (optional: config, registers, spill_bytes,
+                                                               shared_bytes, shared_limit, mma, errors)
 
 Values are turned into plain JSON types when recorded (numpy / torch scalars become
 floats), so a payload can never break the results file later.
@@ -46,6 +48,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "sensitivity": ("model", "layer", "score"),
     "benchmarks": ("name",),
     "decode_speed": ("model", "speedup"),
+    "compile_check": ("arch", "kernel", "dtype", "ok"),
 }
 SECTIONS: tuple[str, ...] = tuple(REQUIRED_KEYS)
 SPOOL_ENV = "AWQ_HARNESS_RESULTS_SPOOL"

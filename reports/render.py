@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from reports import figures
+from reports import compile_check, figures
 from reports.compare import FINDING_KEY, KERNEL_KEY, PERPLEXITY_KEY, Comparison, Thresholds, compare, key_of
 from reports.schema import Results
 
@@ -47,6 +47,7 @@ def render_report(runs: list[Results], baseline: Results | None = None,
         "findings": _findings(current, baseline),
         "sensitivity": sorted(current.sections["sensitivity"], key=lambda e: -float(e["score"])),
         "trend_runs": _trend_runs(ordered, baseline),
+        "compile_check": compile_check.view(current.sections.get("compile_check", [])),
     }
     context["charts"] = _charts(current, context["trend_runs"], comparison)
     return Report(_environment().get_template("report.html.j2").render(**context), context["verdict"])

@@ -37,6 +37,7 @@ NUMERIC_KEYS: dict[str, tuple[str, ...]] = {
     "sensitivity": ("score",),
     "benchmarks": (),
     "decode_speed": ("speedup",),
+    "compile_check": (),
 }
 
 

@@ -6,6 +6,7 @@ is cached after the first forward; it never goes into the state dict.
 """
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,14 +55,15 @@ def _triton_linear(module: "AwqLinear", x: torch.Tensor):
     """The kernels' ``awq_linear`` if they can serve this module and input, else None."""
     backend = _backend()
     wanted = backend == "triton" or (backend == "auto" and x.is_cuda)
-    if not wanted or module.version != "gemm" or module.spec.bits != 4:
+    if not wanted or module.version not in ("gemm", "gemv") or module.spec.bits != 4:
         return None
     try:
         from kernels import awq_linear, supported, triton_can_run
     except ImportError:
         return None
-    serves = triton_can_run(x.device) and supported(module.qweight, module.qzeros, module.scales)
-    return awq_linear if serves else None
+    layout = {"version": module.version, "group_size": module.spec.group_size}
+    serves = triton_can_run(x.device) and supported(module.qweight, module.qzeros, module.scales, **layout)
+    return functools.partial(awq_linear, **layout) if serves else None
 
 
 class AwqLinear(nn.Module):

@@ -73,7 +73,8 @@ def cpu_weight(module: AwqLinear):
 @pytest.mark.parametrize("switch,version,expect_kernels", [
     ("auto", "gemm", False),  # "auto": kernels for CUDA input only (see below)
     ("torch", "gemm", False),
-    ("triton", "gemv", False),  # GEMV layout is never served by the kernels
+    ("torch", "gemv", False),
+    ("triton", "gemv", True),  # the GEMV layout's own kernel (kernels.gemv_layout)
     ("triton", "gemm", True),
 ])
 def test_awq_linear_module_switch(switch, version, expect_kernels, monkeypatch, triton_device):
@@ -82,7 +83,7 @@ def test_awq_linear_module_switch(switch, version, expect_kernels, monkeypatch, 
     calls = []
     monkeypatch.setattr("kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
     module(random_activations(2, 128, torch.float16, 6).to(triton_device))
-    on_gpu_by_default = switch == "auto" and version == "gemm" and triton_device == "cuda"
+    on_gpu_by_default = switch == "auto" and triton_device == "cuda"
     assert bool(calls) == (expect_kernels or on_gpu_by_default)
 
 
