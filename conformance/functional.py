@@ -60,10 +60,13 @@ def _first_broken(rows) -> int | None:
     return next((r.layer for r in rows if r.accumulated_rel_error > 0.5), None)
 
 
-def functional_check(path: str, reference: str, windows: int = 2, seqlen: int = 256) -> tuple[list[Finding], dict]:
+def functional_check(path: str, reference: str, windows: int = 2, seqlen: int = 256,
+                     device: torch.device | None = None) -> tuple[list[Finding], dict]:
+    """``device``: where each layer pair runs (None: the CPU)."""
     from awq_ref.mixed_precision.layerwise import compare_layerwise
 
-    report = compare_layerwise(str(reference), str(path), _windows(reference, windows, seqlen))
+    extra = {} if device is None else {"device": device}
+    report = compare_layerwise(str(reference), str(path), _windows(reference, windows, seqlen), **extra)
     ratio, findings = report.ppl_ratio, []
     severity = "error" if not ratio <= PPL_ERROR else "warning" if ratio > PPL_WARNING else "info"
     first = _first_broken(report.layers)
