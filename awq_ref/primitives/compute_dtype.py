@@ -30,6 +30,7 @@ import torch
 COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 AUTO = "auto"
 CHOICES = (AUTO, "float32", "bfloat16")  # what a user may ask for; float16 only as CUDA's auto
+CPU_PROBED = ("float32", "bfloat16")  # the two a CPU's auto chooses between
 BF16_MIN_CAPABILITY = (8, 0)
 
 PROBE_SHAPE = (128, 512, 512)  # M, K, N: big enough to reach the matmul kernel, small enough to be ~ms
@@ -77,7 +78,7 @@ def _best_ms(dtype: torch.dtype) -> float:
 
 def probe_matmul_ms() -> dict[str, float]:
     """Best-of-``PROBE_RUNS`` time of one ``PROBE_SHAPE`` matmul in each dtype, in ms."""
-    return {name: round(_best_ms(dtype), 4) for name, dtype in COMPUTE_DTYPES.items()}
+    return {name: round(_best_ms(COMPUTE_DTYPES[name]), 4) for name in CPU_PROBED}
 
 
 def _cpu_choice() -> DtypeChoice:

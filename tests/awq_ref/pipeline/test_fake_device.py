@@ -127,8 +127,17 @@ class RealReads(LazyModel):
             super().load(names)
 
     def unload(self, names):
-        with unset_fake_temporarily():
-            super().unload(names)
+        """Back to ``meta``, as ``LazyModel.unload`` (accelerate cannot rebuild a fake parameter's class)."""
+        for name in names:
+            module_name, _, attr = name.rpartition(".")
+            module = self.model.get_submodule(module_name)
+            tensor = getattr(module, attr)
+            with unset_fake_temporarily():
+                empty = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+            if attr in module._parameters:
+                module._parameters[attr] = torch.nn.Parameter(empty, requires_grad=False)
+            else:
+                module._buffers[attr] = empty
 
 
 @pytest.mark.parametrize("method, version", [("rtn", "gemm"), pytest.param("awq", "gemv", marks=SLOW),
