@@ -119,12 +119,15 @@ class Recorder:
             self.write(name, tensor)
 
 
+_LOAD = LazyModel.load
+
+
 class RealReads(LazyModel):
     """The folder is read into real CPU tensors, as on a GPU machine (disk -> host -> device)."""
 
     def load(self, names):
         with unset_fake_temporarily():
-            super().load(names)
+            _LOAD(self, names)
 
     def unload(self, names):
         """Back to ``meta``, as ``LazyModel.unload`` (accelerate cannot rebuild a fake parameter's class)."""
@@ -202,3 +205,39 @@ def test_a_misplaced_cpu_copy_in_a_layer_step_is_caught():
     caught = in_child(scenario(MisplacedCpu))
     assert caught["error"] in ("FakeTensorDeviceMismatchError", "RuntimeError"), caught
     assert "cpu" in caught["message"] and "cuda" in caught["message"], caught
+
+
+def _real_reads_everywhere() -> None:
+    """In the child only: the layer-wise comparison opens its folders as real skeletons, and every
+    LazyModel reads real CPU tensors and drops fake ones (``RealReads``)."""
+    from awq_ref.mixed_precision import layerwise
+
+    def open_real(*args, **kwargs):
+        with unset_fake_temporarily():
+            return open_lazy(*args, **kwargs)
+
+    LazyModel.load, LazyModel.unload = RealReads.load, RealReads.unload
+    layerwise.open_lazy = open_real
+
+
+def test_the_layerwise_comparison_and_sensitivity_run_on_the_device(tmp_path):
+    from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+    from awq_ref.mixed_precision.layerwise import compare_layerwise
+    from awq_ref.mixed_precision.sensitivity import layer_sensitivity
+
+    float_model = tiny_model("llama", seed=4, layers=2, **SMALL)
+    float_model.save_pretrained(tmp_path / "fp")
+    quantized = tiny_model("llama", seed=4, layers=2, **SMALL)
+    quantize_model(quantized, "rtn", _request("rtn", "gemm"))
+    save_checkpoint(quantized, tmp_path / "q", AwqConfig(QuantSpec(4, 32), "gemm"), source=tmp_path / "fp")
+
+    def scenario():
+        _real_reads_everywhere()
+        with fake_cuda():
+            report = compare_layerwise(str(tmp_path / "fp"), str(tmp_path / "q"), IDS, device=CUDA)
+            eager(float_model).to(CUDA)
+            eager(quantized).to(CUDA)
+            ranking = layer_sensitivity(float_model, quantized, IDS)
+        return {"layers": len(report.layers), "ranked": len(ranking)}
+
+    assert in_child(scenario) == {"ok": {"layers": 2, "ranked": 2}}
