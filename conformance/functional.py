@@ -82,14 +82,16 @@ def unsupported_family(reference: str) -> str | None:
             f"can run layer by layer (it knows {', '.join(sorted(ARCHITECTURES))})")
 
 
-def functional_check(path: str, reference: str, windows: int = 2,
-                     seqlen: int = 256) -> tuple[list[Finding], dict | None]:
+def functional_check(path: str, reference: str, windows: int = 2, seqlen: int = 256,
+                     device: torch.device | None = None) -> tuple[list[Finding], dict | None]:
+    """``device``: where each layer pair runs (None: the CPU)."""
     from awq_ref.mixed_precision.layerwise import compare_layerwise
 
     why = unsupported_family(reference)
     if why is not None:
         return [FUNCTIONAL_SKIPPED.finding(f"functional check not run: {why}", "config.json")], None
-    report = compare_layerwise(str(reference), str(path), _windows(reference, windows, seqlen))
+    extra = {} if device is None else {"device": device}
+    report = compare_layerwise(str(reference), str(path), _windows(reference, windows, seqlen), **extra)
     ratio, findings = report.ppl_ratio, []
     severity = "error" if not ratio <= PPL_ERROR else "warning" if ratio > PPL_WARNING else "info"
     first = _first_broken(report.layers)

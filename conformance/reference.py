@@ -33,8 +33,8 @@ ALS_STEPS = 3
 
 
 def _aligned_error(w: torch.Tensor, w_hat: torch.Tensor) -> float:
-    r = torch.ones(w.shape[0], 1)
-    c = torch.ones(1, w.shape[1])
+    r = torch.ones(w.shape[0], 1, device=w.device)
+    c = torch.ones(1, w.shape[1], device=w.device)
     for _ in range(ALS_STEPS):
         wr = w * r
         c = ((w_hat * wr).sum(0, keepdim=True) / wr.pow(2).sum(0, keepdim=True).clamp(min=1e-30)).clamp(min=1e-6)

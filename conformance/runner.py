@@ -221,7 +221,8 @@ def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report)
     report.findings += moe_findings(folder.tensors, folder.config)
 
 
-def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report) -> None:
+def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
+         device=None) -> None:
     folder = open_folder(path)
     memory = _load_pickles(folder, allow_pickle) if folder.pickled and not folder.tensors else {}
     if folder.pickled and not memory and folder.tensors:
@@ -248,10 +249,10 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
         report.findings += found
         report.findings += fold_consistency(layers, folder.tensors, reader, decl.gptq_v1, folder.config, reference)
         report.layers = rows
-        _functional(path, reference, report)
+        _functional(path, reference, report, device)
 
 
-def _functional(path: Path, reference: str, report: Report) -> None:
+def _functional(path: Path, reference: str, report: Report, device=None) -> None:
     """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
     # reference.error and reference.fold-consistency are what this check complements; any other
     # error (reference.missing included: the float model cannot be built) means the two models
@@ -265,7 +266,7 @@ def _functional(path: Path, reference: str, report: Report) -> None:
         return
     from conformance.functional import functional_check
 
-    found, report.functional = functional_check(str(path), reference)
+    found, report.functional = functional_check(str(path), reference, device=device)
     report.findings += found
 
 
@@ -280,13 +281,14 @@ def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], Tensor
 
 
 def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: bool = False,
-           progress: bool | None = None) -> Report:
+           progress: bool | None = None, device=None) -> Report:
+    """``device`` (a torch.device; None: the CPU): where ``reference``'s functional check runs."""
     from conformance.rules import RULES  # the registry collects this module's rules, so it is read at call time
 
     report = Report(checkpoint=str(path))
     report.rules_run = [r for r in RULES if reference or not r.startswith(("reference.", "functional."))]
     try:
-        _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report)
+        _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report, device)
     except (Exception, RecursionError) as err:  # noqa: BLE001 - the verifier must not raise on any input
         report.findings.append(VERIFIER_INTERNAL.finding(f"{type(err).__name__}: {str(err)[:200]}"))
     return report

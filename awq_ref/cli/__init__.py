@@ -11,10 +11,12 @@ import importlib
 import sys
 
 from awq_ref.errors import HarnessError
+from awq_ref.primitives.device import DeviceError
 from reports.schema import ResultsError
 
 SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan", "kernels")
-USER_ERRORS = (HarnessError, ResultsError)  # reports has its own error class: it depends on no harness code
+# reports has its own error class (it depends on no harness code), and so do the primitives (the lowest layer)
+USER_ERRORS = (HarnessError, ResultsError, DeviceError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,12 +9,14 @@ import argparse
 import json
 from pathlib import Path
 
+from awq_ref.cli.device_flag import add_device_flag
 from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
 from awq_ref.cli.method_options import add_method_options, requested_methods
 from awq_ref.data.models import DEFAULT_GROUP_SIZE
 from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint, evaluate_float, evaluate_method
 from awq_ref.methods.registry import method_names
 from awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
+from awq_ref.primitives.device import describe_peak, peak_memory, resolve_device
 
 
 def _int_list(text: str) -> list[int]:
@@ -37,6 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--dtype", default=AUTO, choices=CHOICES,
                    help="evaluation dtype; auto: bfloat16 where this CPU multiplies it natively, else float32")
+    add_device_flag(p)
     p.add_argument("--json", help="also write the rows to this JSON file")
     add_method_options(p)
     add_lm_eval_options(p)
@@ -77,17 +80,22 @@ def _record(model: str, rows: list[dict], dtype: str) -> None:
 
 
 def run(args) -> int:
-    dtype = choose(args.dtype)
-    settings = EvalSettings(args.windows, args.seqlen, args.batch_size, dtype.torch_dtype)
+    args.device = resolve_device(args.device)
+    dtype = choose(args.dtype, args.device)
+    settings = EvalSettings(args.windows, args.seqlen, args.batch_size, dtype.torch_dtype, args.device)
     if args.lm_eval:  # awq_ref.cli.eval_lm: every row also scored by lm-eval
         rows = run_with_lm_eval(args, settings, eval_tokens(args.model))
     else:
         table = _rows(args, settings, eval_tokens(args.model))
         _print_table(table, settings, dtype)
         rows = [r.to_json() for r in table]
+    peak = peak_memory(args.device)
+    if peak is not None:
+        print(describe_peak(peak))
     _record(args.model, rows, dtype.dtype)
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": {"windows": settings.windows, "seqlen": settings.seqlen,
-                                                            "dtype": dtype.to_json()},
+                                                            "dtype": dtype.to_json(), "device": str(args.device),
+                                                            "peak_device_memory": peak},
                                                "rows": rows}, indent=2) + "\n")
     return 0

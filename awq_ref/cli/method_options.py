@@ -18,16 +18,16 @@ def add_method_options(p) -> None:
     with_options = [m for m in methods() if m.options is not None]
     g = p.add_argument_group(f"{' / '.join(m.name.upper() for m in with_options)} settings")
     g.add_argument("--calib-dtype", default=AUTO, choices=CHOICES,
-                   help="compute dtype of the AWQ/GPTQ forwards; auto: bfloat16 where this CPU multiplies it "
+                   help="compute dtype of the AWQ/GPTQ forwards; auto: on a CPU bfloat16 where it multiplies it "
                         "natively (AVX-512 BF16 / AMX, checked by a timed probe), else float32 (AVX2 CPUs "
-                        "emulate bf16, tens of times slower); never float16")
+                        "emulate bf16, tens of times slower); on CUDA bfloat16 on sm80+, else float16")
     for method in with_options:
         method.options.add_flags(g)
 
 
 def calibration_dtype(args) -> DtypeChoice:
-    """``--calib-dtype`` resolved (``auto`` measured once per process), with the reason."""
-    return choose(args.calib_dtype)
+    """``--calib-dtype`` resolved for the run's device (``auto`` measured once per process), with the reason."""
+    return choose(args.calib_dtype, getattr(args, "device", "cpu"))
 
 
 def with_method_options(request, args):

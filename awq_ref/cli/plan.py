@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from awq_ref.checkpoint.awq import load_checkpoint
+from awq_ref.cli.device_flag import add_device_flag
 from awq_ref.cli.plan_output import print_plans, record_results
 from awq_ref.data.corpus import eval_text
 from awq_ref.data.models import load_model, load_tokenizer
@@ -25,6 +26,7 @@ from awq_ref.mixed_precision.plan import plan_keep_groups, plan_keep_layers
 from awq_ref.mixed_precision.sensitivity import layer_sensitivity
 from awq_ref.model.arch import decoder_layers, layer_prefix
 from awq_ref.pipeline.refold import check_same_basis, checkpoint_request, folded_layers
+from awq_ref.primitives.device import resolve_device
 
 FLOAT_BESIDE = "layers-float"  # with --keep-as 8bit: the float layer plan for the same target
 
@@ -47,6 +49,7 @@ def add_parser(sub) -> None:
                    help="store kept layers/linears as float (AutoAWQ modules_to_not_convert) or as an 8-bit "
                         "compressed-tensors scheme; recovery and bytes are reported either way")
     p.add_argument("--json", help="write rankings and plans to this file (quantize --keep-layers reads it)")
+    add_device_flag(p)
     p.set_defaults(func=run)
 
 
@@ -76,7 +79,8 @@ def _group_ranking(args, reference, quantized, layer_ranking, ids):
 def run(args) -> int:
     if not 0 < args.target <= 1:
         raise HarnessError(f"--target must be in (0, 1], got {args.target}")
-    reference, quantized = load_model(args.model), load_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)  # plan holds both whole models: they run there
+    reference, quantized = load_model(args.model).to(device), load_checkpoint(args.checkpoint).to(device)
     selection, validation = _windows(args.model, args)
     ranking = _layer_ranking(reference, quantized, selection.ids)
     plans = {"layers": plan_keep_layers(reference, quantized, ranking, selection.ids, args.target,

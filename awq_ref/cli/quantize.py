@@ -1,8 +1,9 @@
 """``awq-harness quantize``: quantise a float model and write an AWQ (or GPTQ) checkpoint.
 
 By default one decoder layer at a time (``awq_ref.pipeline.layer_loop``): memory is one layer plus
-its activations. ``--in-memory`` loads the whole float model first and runs the same loop with
-the same method step and the same writer, so the files are byte for byte the same.
+its activations; with ``--device cuda`` that layer and its activations are what the GPU holds.
+``--in-memory`` loads the whole float model first and runs the same loop with the same method
+step and the same writer, so the files are byte for byte the same.
 The method (``--method``, from ``awq_ref.methods.registry``) says which formats it writes,
 whether it reads calibration data and whether it can keep layers or linears in float.
 """
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from awq_ref import formats
 from awq_ref.checkpoint.lazy import open_lazy
+from awq_ref.cli.device_flag import add_device_flag
 from awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
 from awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_ref.errors import HarnessError
@@ -27,6 +29,7 @@ from awq_ref.pipeline.keep import KeepPlan, parse_keep
 from awq_ref.pipeline.keep_step import KeepLinearsStep, check_keeps_float
 from awq_ref.pipeline.layer_loop import Loaded, quantize_folder
 from awq_ref.pipeline.quantize import method_step, output_layout
+from awq_ref.primitives.device import describe_peak, peak_memory, reset_peak_memory, resolve_device
 from awq_ref.primitives.quant import QuantError, QuantSpec
 
 
@@ -50,6 +53,7 @@ def add_parser(sub) -> None:
                         "or a plan file from 'awq-harness plan --json'")
     p.add_argument("--in-memory", action="store_true",
                    help="load the whole float model first (same files, memory ~ the model instead of one layer)")
+    add_device_flag(p)
     add_method_options(p)
     p.set_defaults(func=run)
 
@@ -110,13 +114,22 @@ def _print_summary(args, errors: list, seconds: float, source: Path, out: Path) 
     print(f"weight error ||W_hat - W|| / ||W||: mean {mean:.4f}, worst:")
     for e in worst:
         print(f"  {e.rel_error:.4f}  {e.name}")
+    peak = peak_memory(args.device)
+    if peak is not None:
+        print(describe_peak(peak))
+
+
+def _device_meta(args) -> dict:
+    """Where it ran, for a GPU run only (a CPU run's metadata stays what it was)."""
+    peak = peak_memory(args.device)
+    return {} if peak is None else {"device": str(args.device), "peak_device_memory": peak}
 
 
 def _meta(args, method: Method, request: QuantizeRequest, keep: KeepPlan, errors: list) -> dict:
     return {"method": method.name, "request": request.to_json(), "source": str(args.model),
             "calib_dtype_choice": calibration_dtype(args).to_json(),
             "keep_layers": keep.layers, "keep_linears": keep.linears, **method.metadata(request),
-            "linear_errors": {e.name: e.rel_error for e in errors}}
+            **_device_meta(args), "linear_errors": {e.name: e.rel_error for e in errors}}
 
 
 def _quantize(args, source, out: Path, method: Method, request: QuantizeRequest, tokenizer) -> list:
@@ -128,10 +141,13 @@ def _quantize(args, source, out: Path, method: Method, request: QuantizeRequest,
     with _progress(method.name, request, len(source.layers)) as on_layer:
         step = KeepLinearsStep(method_step(method, request, tokenizer), method, keep.linears_by_layer(prefix))
         return quantize_folder(source, out, step, layout, keep.layers,
-                               lambda errors: _meta(args, method, request, keep, errors), args.overwrite, on_layer)
+                               lambda errors: _meta(args, method, request, keep, errors), args.overwrite, on_layer,
+                               args.device)
 
 
 def run(args) -> int:
+    args.device = resolve_device(args.device)  # before anything is read or written
+    reset_peak_memory(args.device)
     out, folder = Path(args.out), resolve_model_dir(args.model)
     if out.exists() and not args.overwrite:
         raise HarnessError(f"{out} already exists (use --overwrite to replace it)")

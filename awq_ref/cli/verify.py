@@ -7,7 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from awq_ref.cli.device_flag import add_device_flag
 from awq_ref.errors import HarnessError
+from awq_ref.primitives.device import resolve_device
 
 
 def add_parser(sub) -> None:
@@ -21,6 +23,7 @@ def add_parser(sub) -> None:
                    help="read .bin/.pt weights with torch.load(weights_only=True)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verdict")
     p.add_argument("--progress", action="store_true", default=None, help="always show a progress bar")
+    add_device_flag(p)
     p.set_defaults(func=run)
 
 
@@ -58,7 +61,9 @@ def run(args) -> int:
     from conformance import verify
     from conformance.html import render
 
-    report = verify(args.path, reference=args.reference, allow_pickle=args.allow_pickle, progress=args.progress)
+    device = resolve_device(args.device)
+    report = verify(args.path, reference=args.reference, allow_pickle=args.allow_pickle, progress=args.progress,
+                    device=device)
     if args.json:
         _write(args.json, report.to_json() + "\n")
     if args.html:

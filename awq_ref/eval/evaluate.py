@@ -18,6 +18,7 @@ from awq_ref.data.models import load_model, load_tokenizer
 from awq_ref.eval.perplexity import Perplexity, perplexity, tokenize_text
 from awq_ref.methods.registry import QuantizeRequest, get_method
 from awq_ref.pipeline.quantize import quantize_model
+from awq_ref.primitives.device import CPU
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class EvalSettings:
     seqlen: int = 512
     batch_size: int = 1
     dtype: torch.dtype = torch.float32
+    device: torch.device = CPU  # where the models are quantised and scored (``primitives.device``)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def eval_tokens(model: str) -> torch.Tensor:
 
 def _score(model, tokens, settings: EvalSettings) -> tuple[Perplexity, float]:
     started = time.perf_counter()
-    result = perplexity(model, tokens, settings.seqlen, settings.windows, settings.batch_size)
+    result = perplexity(model.to(settings.device), tokens, settings.seqlen, settings.windows, settings.batch_size)
     return result, time.perf_counter() - started
 
 
@@ -66,7 +68,8 @@ def evaluate_method(model_name: str, method: str, request: QuantizeRequest, toke
                     settings: EvalSettings) -> EvalRow:
     model = load_model(model_name, torch.float32)
     started = time.perf_counter()
-    quantize_model(model, method, replace(request, version=None), method_tokenizer(model_name, method))
+    quantize_model(model, method, replace(request, version=None), method_tokenizer(model_name, method),
+                   device=settings.device)
     quant_seconds = time.perf_counter() - started
     result, seconds = _score(model.to(settings.dtype), tokens, settings)
     spec = request.spec

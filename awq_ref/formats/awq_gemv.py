@@ -66,7 +66,7 @@ def quantization_config(spec: QuantSpec) -> dict:
 
 
 def _pad_columns(t: torch.Tensor, width: int) -> torch.Tensor:
-    out = torch.zeros(t.shape[0], width, dtype=t.dtype)
+    out = torch.zeros(t.shape[0], width, dtype=t.dtype, device=t.device)
     out[:, : t.shape[1]] = t
     return out
 

@@ -110,7 +110,7 @@ def pack(qw: QuantizedWeight, scale_dtype: torch.dtype = torch.float16,
         "qweight": pack_last(qw.q, 4).t().contiguous(),
         "qzeros": pack_last((qw.zeros - offset).t(), 4),
         "scales": qw.scales.t().to(scale_dtype).contiguous(),
-        "g_idx": (torch.arange(k, dtype=torch.int32) // qw.group_width).to(torch.int32),
+        "g_idx": (torch.arange(k, dtype=torch.int32, device=qw.q.device) // qw.group_width).to(torch.int32),
     }
 
 

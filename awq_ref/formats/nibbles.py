@@ -26,7 +26,7 @@ def pack_last(codes: torch.Tensor, bits: int = 4, order: tuple[int, ...] = NATUR
     if c.numel() and (c.min() < 0 or c.max() >= 2**bits):
         raise ValueError(f"codes outside [0, {2**bits - 1}] cannot be packed without corrupting neighbours")
     c = c.reshape(*c.shape[:-1], -1, per_word)[..., list(order)]
-    shifts = torch.arange(per_word, dtype=torch.int64) * bits
+    shifts = torch.arange(per_word, dtype=torch.int64, device=codes.device) * bits
     words = (c << shifts).sum(dim=-1)  # disjoint bit fields: sum == bitwise or
     return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
 
@@ -37,7 +37,7 @@ def unpack_last(words: torch.Tensor, bits: int = 4, order: tuple[int, ...] = NAT
     if words.dtype != torch.int32:
         raise ValueError(f"packed words must be int32, got {words.dtype}")
     per_word = 32 // bits
-    shifts = torch.arange(per_word, dtype=torch.int64) * bits
+    shifts = torch.arange(per_word, dtype=torch.int64, device=words.device) * bits
     fields = (words.to(torch.int64)[..., None] >> shifts) & (2**bits - 1)
     inverse = [order.index(p) for p in range(per_word)]
     codes = fields[..., inverse]

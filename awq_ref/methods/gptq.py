@@ -70,7 +70,7 @@ class GptqWeight:
         return (self.q.to(dtype) - self.zeros.to(dtype)[:, idx]) * self.scales.to(dtype)[:, idx]
 
     def contiguous_groups(self) -> bool:
-        k = torch.arange(self.q.shape[1])
+        k = torch.arange(self.q.shape[1], device=self.g_idx.device)
         return bool(torch.equal(self.g_idx.long(), k // (k.numel() // self.scales.shape[1])))
 
     def as_quantized_weight(self) -> QuantizedWeight:
@@ -109,7 +109,7 @@ def quantize_column(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, ma
 
 def inverse_hessian_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
     h = h.clone()
-    h += damp * torch.mean(torch.diag(h)) * torch.eye(h.shape[0])
+    h += damp * torch.mean(torch.diag(h)) * torch.eye(h.shape[0], device=h.device)
     return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
 
 
@@ -118,7 +118,8 @@ class _Groups:
 
     def __init__(self, w: torch.Tensor, spec: QuantSpec, g: int, static: bool):
         n_groups = w.shape[1] // g
-        self.scales, self.zeros = torch.zeros(w.shape[0], n_groups), torch.zeros(w.shape[0], n_groups)
+        self.scales = torch.zeros(w.shape[0], n_groups, device=w.device)
+        self.zeros = torch.zeros(w.shape[0], n_groups, device=w.device)
         self.static, self.g, self.spec = static, g, spec
         if static:
             for i in range(n_groups):
@@ -134,14 +135,14 @@ def gptq_weight(w: torch.Tensor, h: torch.Tensor, spec: QuantSpec, cfg: GptqConf
     dead = torch.diag(h) == 0
     h[dead, dead], w[:, dead] = 1.0, 0.0
     groups = _Groups(w, spec, g, cfg.static_groups)
-    perm = torch.argsort(torch.diag(h), descending=True) if cfg.act_order else torch.arange(k)
+    perm = torch.argsort(torch.diag(h), descending=True) if cfg.act_order else torch.arange(k, device=w.device)
     w, h = w[:, perm], h[perm][:, perm]
     u = inverse_hessian_factor(h, cfg.damp)
     q = torch.zeros_like(w)
-    g_idx = perm // g if cfg.static_groups else torch.arange(k) // g  # group of each permuted column
+    g_idx = perm // g if cfg.static_groups else torch.arange(k, device=w.device) // g  # group of each permuted column
     for b0 in range(0, k, cfg.block_size):
         b1 = min(b0 + cfg.block_size, k)
-        wb, err = w[:, b0:b1].clone(), torch.zeros(n, b1 - b0)
+        wb, err = w[:, b0:b1].clone(), torch.zeros(n, b1 - b0, device=w.device)
         for i in range(b1 - b0):
             col = b0 + i
             gi = int(perm[col]) // g if cfg.static_groups else col // g
@@ -162,8 +163,8 @@ def gptq_weight(w: torch.Tensor, h: torch.Tensor, spec: QuantSpec, cfg: GptqConf
 class HessianAccumulator:
     """H = 2 X^T X / T over all calibration tokens of one linear's input, in float32."""
 
-    def __init__(self, k: int):
-        self.h, self.tokens = torch.zeros(k, k), 0
+    def __init__(self, k: int, device: torch.device | None = None):
+        self.h, self.tokens = torch.zeros(k, k, device=device), 0
 
     def add(self, x: torch.Tensor) -> None:
         x = x.reshape(-1, x.shape[-1]).float()
@@ -206,7 +207,7 @@ def split_rows(qw: GptqWeight, sizes: list[int]) -> list[GptqWeight]:
 
 @torch.no_grad()
 def gptq_shared(master, work, names, x, spec, cfg, prefix, result, keep_weights) -> None:
-    acc = HessianAccumulator(x.shape[-1])
+    acc = HessianAccumulator(x.shape[-1], x.device)
     acc.add(x)
     linears = [master.get_submodule(n) for n in names]
     stacked = gptq_weight(torch.cat([lin.weight for lin in linears]), acc.hessian(), spec, cfg)

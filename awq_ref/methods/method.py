@@ -6,6 +6,8 @@ the model only through its skeleton (decoder layers on ``meta`` except the one b
 on) and keeps between layers only what the method carries forward (the calibrated methods'
 hidden states and layer kwargs):
 
+    use_device(device)      where the loop will put each layer (before ``begin``): carried
+                            activations and the method's working tensors live there
     begin(model)            the tensors that precede layer 0 are loaded: take the calibration
                             inputs of layer 0 (calibrated methods)
     quantize(model, i, L)   quantise layer i in place; return its per-linear errors
@@ -31,6 +33,7 @@ from torch import nn
 from awq_ref.checkpoint.plan import stored_tensor
 from awq_ref.model.walk import first_layer_inputs
 from awq_ref.modules.swap import LinearError
+from awq_ref.primitives.device import CPU, to_device
 
 
 def float_tensors(prefix: str, layer: nn.Module) -> dict[str, torch.Tensor]:
@@ -39,6 +42,11 @@ def float_tensors(prefix: str, layer: nn.Module) -> dict[str, torch.Tensor]:
 
 
 class LayerStep:
+    device: torch.device = CPU
+
+    def use_device(self, device: torch.device) -> None:
+        self.device = device
+
     def begin(self, model: nn.Module) -> None:
         pass
 
@@ -63,7 +71,8 @@ class CalibratedStep(LayerStep):
         self.hidden, self.kwargs = None, None
 
     def begin(self, model):
-        self.hidden, self.kwargs = first_layer_inputs(model, self.calib_ids, self.dtype)
+        hidden, kwargs = first_layer_inputs(model, self.calib_ids, self.dtype)
+        self.hidden, self.kwargs = to_device(hidden, self.device), to_device(kwargs, self.device)
 
 
 class MethodOptions(Protocol):

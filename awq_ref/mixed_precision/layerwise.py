@@ -6,7 +6,9 @@ quantised model's own input (the accumulated path):
     accumulated error  ||Q_i(h_q)  - F_i(h_fp)|| / ||F_i(h_fp)||   (everything up to layer i)
     SQNR (dB)          10 log10(||F||^2 / ||Q - F||^2), for both
 End to end, both models' perplexity on the same windows (exp of the mean next-token NLL).
-Only one layer of each model is in memory at a time (see ``awq_ref.checkpoint.lazy``).
+Only one layer of each model is in memory at a time (see ``awq_ref.checkpoint.lazy``); with
+``device`` (a GPU) that pair of layers and the hidden states are moved there, and the rest of
+both models stays on disk.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from torch import nn
 
 from awq_ref.checkpoint.lazy import open_lazy
 from awq_ref.eval.perplexity import next_token_nll
-from awq_ref.model.arch import output_logits
+from awq_ref.model.arch import final_norm, output_logits
 from awq_ref.model.walk import first_layer_inputs, run_layer
+from awq_ref.primitives.device import CPU, to_device
 
 
 @dataclass(frozen=True)
@@ -59,23 +62,29 @@ def rel_error_and_sqnr(approx: torch.Tensor, exact: torch.Tensor) -> tuple[float
 
 
 def final_nll(model: nn.Module, hidden: torch.Tensor, ids: torch.Tensor) -> float:
-    """Total next-token NLL from the last decoder layer's output (final norm, then the head)."""
-    return float(next_token_nll(output_logits(model, hidden), ids).sum())
+    """Total next-token NLL from the last decoder layer's output (final norm, then the head), on
+    the device of ``hidden``."""
+    final_norm(model).to(hidden.device)  # in place: modules move, tensors do not
+    model.get_output_embeddings().to(hidden.device)
+    return float(next_token_nll(output_logits(model, hidden), ids.to(hidden.device)).sum())
 
 
 @torch.no_grad()
 def compare_layerwise(reference: str, quantized: str, windows: torch.Tensor,
-                      dtype: torch.dtype = torch.float32, on_layer=None) -> LayerwiseReport:
-    """``windows`` [n, seqlen] token ids; both folders must share the architecture."""
+                      dtype: torch.dtype = torch.float32, on_layer=None,
+                      device: torch.device = CPU) -> LayerwiseReport:
+    """``windows`` [n, seqlen] token ids; both folders must share the architecture; each layer
+    pair runs on ``device``."""
     ref, qnt = open_lazy(reference, dtype), open_lazy(quantized, dtype)
     for lazy in (ref, qnt):
         lazy.materialize_outside_layers()
-    h_ref, kwargs = first_layer_inputs(ref.model, windows, dtype)
-    h_q, _ = first_layer_inputs(qnt.model, windows, dtype)
+    h_ref, kwargs = to_device(first_layer_inputs(ref.model, windows, dtype), device)
+    h_q = first_layer_inputs(qnt.model, windows, dtype)[0].to(device)
     errors = []
     for i in range(len(ref.layers)):
         for lazy in (ref, qnt):
             lazy.materialize(lazy.layer_name(i))
+            lazy.layers[i].to(device)
         out_ref = run_layer(ref.layers[i], h_ref, kwargs)
         iso = rel_error_and_sqnr(run_layer(qnt.layers[i], h_ref, kwargs), out_ref)
         h_q = run_layer(qnt.layers[i], h_q, kwargs)

@@ -26,7 +26,8 @@ def _to_dtype(value, dtype: torch.dtype):
 
 @torch.no_grad()
 def first_layer_inputs(model: nn.Module, input_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, dict]:
-    """Hidden states entering decoder layer 0 and the kwargs it is called with, in ``dtype``."""
+    """Hidden states entering decoder layer 0 and the kwargs it is called with, in ``dtype``, on the
+    device of the input embedding (where the ids are moved)."""
     seen = {}
 
     def catch(module, args, kwargs):
@@ -36,7 +37,7 @@ def first_layer_inputs(model: nn.Module, input_ids: torch.Tensor, dtype: torch.d
 
     handle = decoder_layers(model)[0].register_forward_pre_hook(catch, with_kwargs=True)
     try:
-        model(input_ids=input_ids, use_cache=False)
+        model(input_ids=input_ids.to(model.get_input_embeddings().weight.device), use_cache=False)
     except _ReachedFirstLayer:
         pass
     finally:

@@ -2,7 +2,9 @@
 
 The module stores exactly the tensors of its layout (so ``state_dict`` is the checkpoint's
 content) and computes y = x @ dequantize(unpack(tensors)).T + bias. The dequantised weight
-is cached after the first forward; it never goes into the state dict.
+is cached after the first forward, on the device of the packed tensors, and forgotten when
+the module moves (``_apply``: ``.to``, ``.cuda``); it never goes into the state dict. Packed
+tensors are made on the device of the codes, so a layer quantised on a GPU stays there.
 """
 from __future__ import annotations
 
@@ -67,22 +69,24 @@ def _triton_linear(module: "AwqLinear", x: torch.Tensor):
 
 
 class AwqLinear(nn.Module):
-    def __init__(self, in_features: int, out_features: int, spec: QuantSpec, version: str, bias: bool):
+    def __init__(self, in_features: int, out_features: int, spec: QuantSpec, version: str, bias: bool,
+                 device: torch.device | None = None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.spec, self.version = spec, version.lower()
         shapes = layout(self.version).shapes(in_features, out_features, spec.group_width(in_features))
-        self.register_buffer("qweight", torch.zeros(shapes["qweight"], dtype=torch.int32))
-        self.register_buffer("qzeros", torch.zeros(shapes["qzeros"], dtype=torch.int32))
-        self.register_buffer("scales", torch.zeros(shapes["scales"], dtype=torch.float16))
-        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float16) if bias else None)
+        self.register_buffer("qweight", torch.zeros(shapes["qweight"], dtype=torch.int32, device=device))
+        self.register_buffer("qzeros", torch.zeros(shapes["qzeros"], dtype=torch.int32, device=device))
+        self.register_buffer("scales", torch.zeros(shapes["scales"], dtype=torch.float16, device=device))
+        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float16, device=device) if bias else None)
         self._weight_cache: torch.Tensor | None = None
         self._register_load_state_dict_pre_hook(lambda *a, **k: self.forget_cache())
 
     @classmethod
     def from_quantized(cls, qw: QuantizedWeight, version: str, bias: torch.Tensor | None) -> "AwqLinear":
+        """The packed module, on the device of the codes (where they were computed)."""
         n, k = qw.shape
-        module = cls(k, n, qw.spec, version, bias is not None)
+        module = cls(k, n, qw.spec, version, bias is not None, device=qw.q.device)
         for name, tensor in layout(version).pack(qw).items():
             getattr(module, name).copy_(tensor)
         if bias is not None:
@@ -91,6 +95,10 @@ class AwqLinear(nn.Module):
 
     def forget_cache(self) -> None:
         self._weight_cache = None
+
+    def _apply(self, fn, recurse=True):
+        self.forget_cache()  # a cached weight would stay on the old device (or dtype)
+        return super()._apply(fn, recurse)
 
     def quantized_weight(self) -> QuantizedWeight:
         tensors = {"qweight": self.qweight, "qzeros": self.qzeros, "scales": self.scales}

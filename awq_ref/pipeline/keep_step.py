@@ -31,6 +31,10 @@ class KeepLinearsStep(LayerStep):
             check_keeps_float(method)
         self.inner, self.by_layer = inner, by_layer
 
+    def use_device(self, device):
+        super().use_device(device)
+        self.inner.use_device(device)
+
     def begin(self, model):
         self.inner.begin(model)
 

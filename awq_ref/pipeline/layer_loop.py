@@ -10,11 +10,19 @@ model is limited by disk, not RAM. The order:
      files and shard files whose headers are already final (``safetensors_stream``);
   2. read the tensors that run before layer 0 (embeddings; not the output head), let the
      method take layer 0's calibration inputs, write them, drop them;
-  3. per layer: read it from the memory-mapped source, quantise it (the method's step; kept
-     layers stay float), write its tensors at their planned offsets, drop it;
+  3. per layer: read it from the memory-mapped source, move it onto the device, quantise it
+     (the method's step; kept layers stay float), move what the checkpoint stores back to the
+     CPU and write it at its planned offsets, move the layer back, drop it;
   4. read, write and drop the output head unless it is tied to the input embedding;
   5. the caller adds its metadata; every planned tensor must have been written, then the
      staging folder is renamed into place (``checkpoint.writer``: an interrupted run leaves no --out).
+
+**Device.** ``device`` (default: where the model's weights live) is where each layer is
+quantised: the loop moves one decoder layer there at a time and back afterwards, and the step
+carries the calibration activations there (``LayerStep.use_device``), so a GPU holds one
+layer, its activations and the method's working set (AWQ's grid batches, GPTQ's Hessians),
+the way llm-compressor's sequential pipeline onloads layers. Embeddings run where they live
+(the first layer's inputs are then moved). On the CPU every move is a no-op: the same bytes.
 
 A model already in memory (``Loaded``: reading and dropping are no-ops) runs the same loop,
 with a writer (``quantize --in-memory``: the same files) or without one (``quantize_model``:
@@ -30,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
 
 from awq_ref.checkpoint.lazy import LazyModel
@@ -39,6 +48,7 @@ from awq_ref.checkpoint.writer import META_FILE, OutputLayout, streamed_checkpoi
 from awq_ref.methods.method import LayerStep, float_tensors
 from awq_ref.model.arch import decoder_layers, layer_prefix
 from awq_ref.modules.swap import LinearError
+from awq_ref.primitives.device import CPU, device_of
 
 
 @dataclass
@@ -108,21 +118,33 @@ def give_back_freed_memory() -> None:
         pass
 
 
+def on_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the writer takes: host tensors (on the CPU already: the same tensors, no copy)."""
+    return {name: t.to(CPU) for name, t in tensors.items()}
+
+
 def quantize_layers(source: Source, step: LayerStep, writer: ShardedWriter | None = None, kept: list[int] = (),
-                    on_layer: Callable[[int], None] | None = None) -> list[LinearError]:
-    """Steps 2-4 above (no writes without a writer); returns the per-linear errors of the quantised layers."""
+                    on_layer: Callable[[int], None] | None = None,
+                    device: torch.device | None = None) -> list[LinearError]:
+    """Steps 2-4 above (no writes without a writer) with each layer on ``device``; returns the
+    per-linear errors of the quantised layers."""
+    step.use_device(device_of(source.model) if device is None else device)
     head = output_head_names(source.model)
     _write_and_drop(source, [n for n in outside_layer_names(source.model) if n not in head], writer, use=step.begin)
     errors = []
     for i, layer in enumerate(source.layers):
         prefix = source.layer_name(i)
         source.materialize(prefix)
+        home = device_of(layer)
+        layer.to(step.device)
         if i in kept:
             step.keep(source.model, i, layer)
             tensors = float_tensors(prefix, layer) if writer is not None else {}
         else:
             errors += step.quantize(source.model, i, layer)
             tensors = step.tensors(prefix, layer) if writer is not None else {}
+        tensors = on_cpu(tensors)
+        layer.to(home)
         if writer is not None:
             writer.write_all(tensors)
         source.release(prefix)
@@ -136,11 +158,12 @@ def quantize_layers(source: Source, step: LayerStep, writer: ShardedWriter | Non
 
 def quantize_folder(source: Source, out: Path, step: LayerStep, layout: OutputLayout, kept: list[int] = (),
                     meta_for: Callable[[list[LinearError]], dict] | None = None, overwrite: bool = False,
-                    on_layer: Callable[[int], None] | None = None) -> list[LinearError]:
-    """The whole checkpoint from ``source`` (its ``folder``: side files) to ``out``;
-    ``meta_for(errors)`` becomes awq_harness.json."""
+                    on_layer: Callable[[int], None] | None = None,
+                    device: torch.device | None = None) -> list[LinearError]:
+    """The whole checkpoint from ``source`` (its ``folder``: side files) to ``out``, each layer
+    quantised on ``device``; ``meta_for(errors)`` becomes awq_harness.json."""
     with streamed_checkpoint(out, layout, source.folder, overwrite) as (writer, staging):
-        errors = quantize_layers(source, step, writer, kept, on_layer)
+        errors = quantize_layers(source, step, writer, kept, on_layer, device)
         if meta_for is not None:
             write_json(staging / META_FILE, meta_for(errors))
     return errors

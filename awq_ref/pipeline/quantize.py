@@ -20,6 +20,7 @@ from awq_ref.methods.method import LayerStep, Method
 from awq_ref.methods.registry import QuantizeRequest, calibration_ids, get_method
 from awq_ref.modules.swap import LinearError
 from awq_ref.pipeline.layer_loop import Loaded, quantize_layers
+from awq_ref.primitives.device import resolve_device
 
 
 def check_request(method: Method, request: QuantizeRequest) -> None:
@@ -43,15 +44,22 @@ def method_step(method: str | Method, request: QuantizeRequest, calibration=None
 
 
 def run_step(model: nn.Module, step: LayerStep, on_layer: Callable[[int], None] | None = None,
-             kept: list[int] = ()) -> list[LinearError]:
-    """``step`` over every decoder layer of ``model``, in place; the per-linear errors."""
-    return quantize_layers(Loaded(model), step, None, kept, on_layer)
+             kept: list[int] = (), device: torch.device | str | None = None) -> list[LinearError]:
+    """``step`` over every decoder layer of ``model``, in place, each layer on ``device`` (None: where
+    the model lives; a CPU model quantised on CUDA gets its layers back on the CPU); the per-linear errors."""
+    return quantize_layers(Loaded(model), step, None, kept, on_layer, _device(device))
 
 
 def quantize_model(model: nn.Module, method: str | Method, request: QuantizeRequest, calibration=None,
-                   on_layer: Callable[[int], None] | None = None) -> list[LinearError]:
-    """Quantise ``model`` in place with ``method`` (``request.version`` None: fake-quantise)."""
-    return run_step(model, method_step(method, request, calibration), on_layer)
+                   on_layer: Callable[[int], None] | None = None,
+                   device: torch.device | str | None = None) -> list[LinearError]:
+    """Quantise ``model`` in place with ``method`` (``request.version`` None: fake-quantise) on
+    ``device`` ("auto", "cpu", "cuda", "cuda:N" or a torch.device; None: where the model lives)."""
+    return run_step(model, method_step(method, request, calibration), on_layer, device=device)
+
+
+def _device(device: torch.device | str | None) -> torch.device | None:
+    return resolve_device(device) if isinstance(device, str) else device
 
 
 def output_layout(model: nn.Module, method: str | Method, request: QuantizeRequest,

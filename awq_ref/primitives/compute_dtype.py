@@ -5,12 +5,17 @@ AVX-512 BF16 (``vdpbf16ps``) or AMX tiles, which oneDNN uses for torch's bf16 ma
 Elsewhere (an AVX2-only CPU, or oneDNN held below AVX-512) torch emulates bf16 matmul with
 conversions, and it is tens of times slower than float32. So ``auto`` means:
 
-  * CUDA: bfloat16 where the device supports it;
+  * CUDA: the fastest dtype the GPU computes natively: bfloat16 on compute capability 8.0
+    and newer (Ampere on: bf16 tensor cores), float16 below (Volta, Turing: fp16 tensor cores,
+    no bf16), as AutoAWQ and llm-compressor run there. The search keeps its float32 master
+    copy and float32 statistics and losses on every device;
   * CPU: bfloat16 only where the CPU's flags show a native bf16 path *and* a tiny timed
     probe (one bf16 and one float32 matmul of the same shape, best of a few runs, once per
     process) finds bf16 clearly faster; otherwise float32.
 
-float16 is never chosen: CPU float16 matmuls are slow and AWQ's activation statistics overflow it.
+float16 is never chosen on the CPU: CPU float16 matmuls are slow, and it is not offered
+explicitly (its range is too small for some models' hidden states); on a pre-Ampere GPU it is
+what the hardware computes, and the statistics are summed in float32 anyway.
 An explicit dtype always wins over ``auto``; the choice and the evidence for it are returned
 as a ``DtypeChoice`` so that callers print it and record it with their results.
 """
@@ -22,9 +27,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 AUTO = "auto"
-CHOICES = (AUTO, *COMPUTE_DTYPES)
+CHOICES = (AUTO, "float32", "bfloat16")  # what a user may ask for; float16 only as CUDA's auto
+CPU_PROBED = ("float32", "bfloat16")  # the two a CPU's auto chooses between
+BF16_MIN_CAPABILITY = (8, 0)
 
 PROBE_SHAPE = (128, 512, 512)  # M, K, N: big enough to reach the matmul kernel, small enough to be ~ms
 PROBE_RUNS = 3
@@ -33,7 +40,7 @@ BF16_MAX_TIME_RATIO = 0.8      # bf16 must take at most this share of float32's 
 
 @dataclass(frozen=True)
 class DtypeChoice:
-    dtype: str                       # "float32" or "bfloat16"
+    dtype: str                       # "float32" or "bfloat16" ("float16": CUDA below sm80)
     requested: str                   # "auto" or the explicit dtype
     reason: str                      # one line a person can check
     cpu_capability: str              # torch.backends.cpu.get_cpu_capability()
@@ -71,7 +78,7 @@ def _best_ms(dtype: torch.dtype) -> float:
 
 def probe_matmul_ms() -> dict[str, float]:
     """Best-of-``PROBE_RUNS`` time of one ``PROBE_SHAPE`` matmul in each dtype, in ms."""
-    return {name: round(_best_ms(dtype), 4) for name, dtype in COMPUTE_DTYPES.items()}
+    return {name: round(_best_ms(COMPUTE_DTYPES[name]), 4) for name in CPU_PROBED}
 
 
 def _cpu_choice() -> DtypeChoice:
@@ -90,15 +97,23 @@ def _cpu_choice() -> DtypeChoice:
 
 def auto_choice(device: str = "cpu") -> DtypeChoice:
     """What ``auto`` means on ``device`` ("cpu", "cuda", "cuda:1", ...); measured once per process."""
-    return _auto_for(torch.device(device).type)
+    device = torch.device(device)
+    return _auto_for(device.type, device.index)
+
+
+def cuda_choice(name: str, capability: tuple[int, int]) -> DtypeChoice:
+    """bfloat16 on sm80+, else float16 (both native on the tensor cores of their generation)."""
+    bf16 = tuple(capability) >= BF16_MIN_CAPABILITY
+    sm = f"sm{capability[0]}{capability[1]}"
+    reason = f"CUDA {name} ({sm}): {'bf16' if bf16 else 'no bf16 below sm80, fp16'} native"
+    return DtypeChoice("bfloat16" if bf16 else "float16", AUTO, reason, torch.backends.cpu.get_cpu_capability())
 
 
 @functools.cache
-def _auto_for(device_type: str) -> DtypeChoice:
+def _auto_for(device_type: str, index: int | None = None) -> DtypeChoice:
     if device_type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-        return DtypeChoice("bfloat16" if ok else "float32", AUTO,
-                           f"CUDA {'supports' if ok else 'lacks'} bf16", torch.backends.cpu.get_cpu_capability())
+        device = torch.device("cuda", torch.cuda.current_device() if index is None else index)
+        return cuda_choice(torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device))
     return _cpu_choice()
 
 
@@ -106,7 +121,7 @@ def choose(requested: str, device: str = "cpu") -> DtypeChoice:
     """``requested`` ("auto", "float32" or "bfloat16") resolved, with the reason."""
     if requested == AUTO:
         return auto_choice(device)
-    if requested not in COMPUTE_DTYPES:
+    if requested not in CHOICES:
         raise ValueError(f"compute dtype must be one of {list(CHOICES)}, got {requested!r}")
     return DtypeChoice(requested, requested, "given explicitly", torch.backends.cpu.get_cpu_capability())
 

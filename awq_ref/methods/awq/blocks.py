@@ -31,4 +31,5 @@ def select_blocks(x: torch.Tensor, kwargs: dict, rows: torch.Tensor | None) -> t
             return tuple(pick(v) for v in value)
         return value
 
+    rows = rows.to(x.device)
     return x[rows], {k: pick(v) for k, v in kwargs.items()}

@@ -10,7 +10,7 @@ GROUP_MAX_EPS = 1e-6  # AutoAWQ PR #519
 def activation_mean(x: torch.Tensor) -> torch.Tensor:
     """s_X[k] = mean over all tokens of |X[:, k]|, summed in float32 (AutoAWQ); shape [K]."""
     flat = x.reshape(-1, x.shape[-1])
-    total = torch.zeros(flat.shape[1], dtype=torch.float32)
+    total = torch.zeros(flat.shape[1], dtype=torch.float32, device=x.device)
     for start in range(0, flat.shape[0], CHUNK_TOKENS):
         total += flat[start : start + CHUNK_TOKENS].float().abs().sum(dim=0)
     return total / flat.shape[0]
