@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"verify": "conformance.runner", "Report": "conformance.findings", "Finding": "conformance.findings",
-            "RULES": "conformance.rules", "SCHEMA": "conformance.findings", "SCHEMA_VERSION": "conformance.findings"}
+_EXPORTS = {  # name -> the module that defines it
+    "verify": "conformance.runner",
+    "Report": "conformance.findings",
+    "Finding": "conformance.findings",
+    "RULES": "conformance.rules",
+    "SCHEMA": "conformance.findings",
+    "SCHEMA_VERSION": "conformance.findings",
+}
 
 __all__ = sorted(_EXPORTS)
 
