@@ -35,8 +35,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _file(self) -> Path | None:
-        path = (self.server.root / unquote(self.path.lstrip("/"))).resolve()
-        return path if path.is_file() and path.is_relative_to(self.server.root) else None
+        try:
+            path = (self.server.root / unquote(self.path.lstrip("/"))).resolve()
+            return path if path.is_relative_to(self.server.root) and path.is_file() else None
+        except (OSError, RuntimeError, ValueError):  # symlink loops, odd names: not found
+            return None
 
     def _head(self, code: int, length: int, extra: dict | None = None) -> None:
         self.send_response(code)
