@@ -14,7 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-pytest_plugins = ["reports.plugin"]  # --results-json PATH
+# --results-json PATH; --checkpoint CKPT (also registered by the pytest11 entry point once installed)
+pytest_plugins = ["reports.plugin", "conformance.plugin"]
 
 
 def _cuda_available() -> bool:

@@ -1,11 +1,29 @@
 """Conformance verifier for AWQ-family checkpoints (AutoAWQ GEMM/GEMV, compressed-tensors
 pack-quantized, GPTQ): ``verify(path)`` returns a ``Report`` of ``Finding``s with rule ids.
 
-Front ends: ``awq-harness verify`` (awq_ref/cli/verify.py) and ``pytest conformance
---checkpoint PATH`` (conformance/conftest.py, conformance/test_checkpoint.py).
-"""
-from conformance.findings import SCHEMA, SCHEMA_VERSION, Finding, Report
-from conformance.rules import RULES
-from conformance.runner import verify
+Front ends: ``awq-harness verify`` (awq_ref/cli/verify.py) and the pytest plugin
+``pytest --checkpoint PATH`` (conformance/plugin.py, conformance/test_checkpoint.py).
 
-__all__ = ["verify", "Report", "Finding", "RULES", "SCHEMA", "SCHEMA_VERSION"]
+The names below are imported on first use, so importing the package (as the pytest plugin
+does in every run) costs nothing: torch is loaded only when a checkpoint is verified.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {  # name -> the module that defines it
+    "verify": "conformance.runner",
+    "Report": "conformance.findings",
+    "Finding": "conformance.findings",
+    "RULES": "conformance.rules",
+    "SCHEMA": "conformance.findings",
+    "SCHEMA_VERSION": "conformance.findings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'conformance' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -30,16 +30,23 @@ def _spec(layer: Layer) -> QuantSpec:
     return QuantSpec(4, layer.group_width, True)
 
 
-def codes_sample(layer: Layer, t: dict[str, torch.Tensor], v1: bool) -> QuantizedWeight:
-    """Codes of at most SAMPLE_CHANNELS channels x SAMPLE_GROUPS groups: enough for the
-    plausibility statistics, and a bounded cost per layer whatever its size."""
+def sample_slices(layer: Layer, t: dict[str, torch.Tensor],
+                  most_groups: int = SAMPLE_GROUPS) -> dict[str, torch.Tensor]:
+    """Views of at most SAMPLE_CHANNELS channels x ``most_groups`` groups, still packed (a leading
+    block of each stored tensor, so a remote reader knows which bytes to fetch)."""
     c = min(layer.dims.n, SAMPLE_CHANNELS) // 8 * 8 or layer.dims.n
     groups = layer.dims.k // layer.group_width
-    g = min(groups, SAMPLE_GROUPS)
+    g = min(groups, most_groups)
     if (g * layer.group_width) % 8:
         g = groups
-    sliced = layer.layout.sample(t, c, g, layer.group_width)
-    return layer.layout.decode(sliced, _spec(layer), _checkpoint_format(v1))
+    return layer.layout.sample(t, c, g, layer.group_width)
+
+
+def codes_sample(layer: Layer, t: dict[str, torch.Tensor], v1: bool,
+                 most_groups: int = SAMPLE_GROUPS) -> QuantizedWeight:
+    """Codes of the sampled slices: enough for the plausibility statistics, and a bounded cost
+    per layer whatever its size."""
+    return layer.layout.decode(sample_slices(layer, t, most_groups), _spec(layer), _checkpoint_format(v1))
 
 
 def full(layer: Layer, t: dict[str, torch.Tensor], v1: bool) -> QuantizedWeight:

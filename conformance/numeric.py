@@ -146,10 +146,12 @@ def _offset_hint(layer: Layer) -> str:
 
 def zero_words(layer: Layer, reader: TensorReader) -> list[Finding]:
     info = layer.infos[layer.layout.PACKED]
-    zeros = sum(int(c.numel() - torch.count_nonzero(c)) for c in reader.chunks(info))
-    if info.numel and zeros / info.numel > ZERO_WORDS:
+    zeros = counted = 0
+    for c in reader.chunks(info):  # a remote reader yields sampled windows only
+        zeros, counted = zeros + int(c.numel() - torch.count_nonzero(c)), counted + c.numel()
+    if counted and zeros / counted > ZERO_WORDS:
         return [_f(layer, NUMERIC_ZERO_FILLED,
-                   f"{zeros / info.numel:.1%} of packed words are 0 (all eight codes 0): zero-filled or lost data",
+                   f"{zeros / counted:.1%} of packed words are 0 (all eight codes 0): zero-filled or lost data",
                    layer.layout.PACKED)]
     return []
 

@@ -27,7 +27,8 @@ from conformance.modules import module_findings
 from conformance.moe import moe_findings
 from conformance.reader import SAFETENSORS_NAMES, TensorReader
 from conformance.reference import REFERENCE_ERROR
-from conformance.safeheader import FILE_FOLDER, TensorInfo
+from conformance.remote import RemoteError, RemoteFiles, is_remote
+from conformance.safeheader import FILE_FOLDER, FILE_TRUNCATED, TensorInfo
 from conformance.structure import TENSORS_COMPLETE, Layer, check_layer, choose_layout, group_by_prefix
 
 FILE_PICKLE = Rule("file.pickle",
@@ -37,6 +38,9 @@ CT_WEIGHT_SHAPE = Rule("ct.weight-shape", "compressed-tensors weight_shape equal
 VERIFIER_INTERNAL = Rule("verifier.internal", "the verifier itself failed on this input (a bug: please report)")
 
 AUTO_PROGRESS_BYTES = 1 << 30
+# remote: the plausibility sample spans fewer groups; in AutoAWQ GEMM and GPTQ layouts every sampled
+# group is a band of whole rows of the packed tensor, which is what a range request fetches
+REMOTE_SAMPLE_GROUPS = 2
 PREFETCH_BYTES = 512 << 20
 
 
@@ -129,12 +133,15 @@ def _orphans(tensors: dict[str, TensorInfo], layout, groups: dict) -> list[Findi
 
 
 def _numeric_layer(layer: Layer, reader: TensorReader, decl: Declared) -> list[Finding]:
-    t = {s: reader.get(i) for s, i in layer.infos.items()}
+    packed = layer.layout.PACKED
+    t = {s: reader.get(i, fetch=s != packed) for s, i in layer.infos.items()}
+    groups = REMOTE_SAMPLE_GROUPS if reader.remote is not None else decode.SAMPLE_GROUPS
+    reader.fetch_view(layer.infos[packed], decode.sample_slices(layer, t, groups)[packed])  # remote: that block
     s, z = decode.scales_zeros(layer, t, decl.gptq_v1)
     out = numeric.check_scales(layer, s, z, layer.layout.SCALES)
     out += numeric.check_zeros(layer, z, t.get("weight_zero_point"), decl.gptq_v1)
     out += numeric.check_symmetric(layer, z, decl.zero_point)
-    sample = decode.codes_sample(layer, t, decl.gptq_v1)
+    sample = decode.codes_sample(layer, t, decl.gptq_v1, groups)
     found, _ = numeric.plausibility(layer, sample.q, sample.zeros, decl.zero_point is not False)
     return out + found + numeric.zero_words(layer, reader)
 
@@ -208,6 +215,8 @@ class _Readahead:
 def _guarded(fn, where: str) -> list[Finding]:
     try:
         return fn()
+    except RemoteError as err:
+        return [FILE_TRUNCATED.finding(str(err), tensor=where)]
     except Exception as err:  # noqa: BLE001 - reported, never raised
         return [VERIFIER_INTERNAL.finding(f"{type(err).__name__}: {str(err)[:160]}", tensor=where)]
 
@@ -222,7 +231,7 @@ def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report)
 
 
 def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
-         device=None) -> None:
+         device=None, remote: RemoteFiles | None = None) -> None:
     folder = open_folder(path)
     memory = _load_pickles(folder, allow_pickle) if folder.pickled and not folder.tensors else {}
     if folder.pickled and not memory and folder.tensors:
@@ -234,7 +243,7 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
             report.findings.append(FILE_FOLDER.finding("no readable safetensors tensors in the folder"))
         report.readable = False
         return
-    reader = TensorReader(memory)
+    reader = TensorReader(memory, remote)
     decl = read_declared(folder.config)
     report.findings += decl.findings + number_findings(folder.config)
     layers = _layers(folder, decl, _ct_values(folder, reader, report), report)
@@ -249,6 +258,8 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
         report.findings += found
         report.findings += fold_consistency(layers, folder.tensors, reader, decl.gptq_v1, folder.config, reference)
         report.layers = rows
+        if remote is not None:
+            remote.ensure_all()  # the functional check loads the whole model from the cache folder
         _functional(path, reference, report, device)
 
 
@@ -270,6 +281,25 @@ def _functional(path: Path, reference: str, report: Report, device=None) -> None
     report.findings += found
 
 
+def _run_remote(url: str, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
+                device=None) -> None:
+    """A checkpoint behind a URL (conformance/remote.py): headers first, tensor bytes on demand."""
+    from conformance import remote as fetch
+
+    try:
+        files, found = fetch.open_remote(url)
+    except RemoteError as err:
+        report.findings.append(FILE_FOLDER.finding(str(err)))
+        report.readable = False
+        return
+    try:
+        report.findings += found
+        _run(files.root, reference, allow_pickle, progress, report, device, files)
+        report.findings.append(FILE_FOLDER.finding(files.summary(), severity="info"))
+    finally:
+        fetch.close(files)
+
+
 def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], TensorReader, Report]:
     """The checked layers of a safetensors checkpoint, for tools that rewrite it (convert)."""
     report = Report(checkpoint=str(path))
@@ -288,7 +318,12 @@ def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: 
     report = Report(checkpoint=str(path))
     report.rules_run = [r for r in RULES if reference or not r.startswith(("reference.", "functional."))]
     try:
-        _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report, device)
+        if is_remote(path):
+            _run_remote(str(path), str(reference) if reference else None, allow_pickle, progress, report, device)
+        else:
+            _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report, device)
+    except RemoteError as err:  # a remote read outside a guarded check (config values, reference layers)
+        report.findings.append(FILE_TRUNCATED.finding(str(err)))
     except (Exception, RecursionError) as err:  # noqa: BLE001 - the verifier must not raise on any input
         report.findings.append(VERIFIER_INTERNAL.finding(f"{type(err).__name__}: {str(err)[:200]}"))
     return report

@@ -1,4 +1,4 @@
-"""One test item per conformance rule, run against ``--checkpoint`` (see conftest.py)."""
+"""One test item per conformance rule, run against ``--checkpoint`` (see plugin.py)."""
 from __future__ import annotations
 
 import warnings

@@ -13,8 +13,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("convert", help="convert between AutoAWQ GEMM and compressed-tensors, or GPTQ v1 and v2")
     p.add_argument("src", help="checkpoint folder to read")
     p.add_argument("dst", help="folder to create")
-    p.add_argument("--to", required=True, choices=["compressed-tensors", "gemm", "gptq", "gptq_v2"],
-                   help="target layout (gptq / gptq_v2: GPTQ's v1 or v2 zero convention, from a GPTQ source)")
+    p.add_argument("--to", required=True, choices=["compressed-tensors", "gemm", "gptq", "gptq_v2", "fp16", "bf16"],
+                   help="target layout (gptq / gptq_v2: GPTQ's v1 or v2 zero convention, from a GPTQ source; "
+                        "fp16 / bf16: a plain float checkpoint of the dequantised weights, for LoRA merging)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     p.set_defaults(func=run)
 
@@ -22,6 +23,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from conformance.convert import convert_checked
 
+    if args.to in ("fp16", "bf16"):
+        from conformance.float_export import export_float
+
+        print(f"{export_float(args.src, args.dst, args.to, overwrite=args.overwrite)}: {args.to} float checkpoint")
+        return 0
     result = convert_checked(args.src, args.dst, args.to, overwrite=args.overwrite)
     print(f"{result.path}: {result.report.format}: verifies; {result.rounding.line()}")
     return 0

@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", metavar="FILE",
                    help="write the findings as JSON (schema awq-harness/conformance-findings v1)")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the findings")
+    p.add_argument("--markdown", metavar="FILE", help="write the findings as a Markdown table (for a model card)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="read .bin/.pt weights with torch.load(weights_only=True)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verdict")
@@ -68,6 +69,10 @@ def run(args) -> int:
         _write(args.json, report.to_json() + "\n")
     if args.html:
         _write(args.html, render(report))
+    if args.markdown:
+        from conformance.markdown import render as markdown
+
+        _write(args.markdown, markdown(report))
     _record(report)
     _print(report, args.quiet)
     sys.stdout.flush()

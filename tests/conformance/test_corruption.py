@@ -20,9 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conformance import RULES, verify
+from tests.conformance.http_server import serve
 
 EXAMPLES = 1000
 LONG_EXAMPLES = 10000
+HTTP_EXAMPLES = 1000  # the share of the long suite run over HTTP (a local server on 127.0.0.1)
 SECONDS_PER_EXAMPLE = 10.0
 RSS_GROWTH_LIMIT_MB = 400
 COUNT = {"examples": 0, "with_errors": 0}
@@ -190,12 +192,13 @@ def address_space_cap(extra_bytes: int):
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _suite(base: Path, examples: int) -> None:
+def _suite(base: Path, examples: int, over_http: bool = False) -> None:
     COUNT.update(examples=0, with_errors=0)
     start_rss = _peak_rss_mb()
     with address_space_cap(2 * 1024**3):
-        run_examples(base, examples)
-    print(f"\ncorruption suite: {COUNT['examples']} examples, {COUNT['with_errors']} ended with error findings, "
+        run_examples(base, examples, over_http)
+    where = " over HTTP" if over_http else ""
+    print(f"\ncorruption suite{where}: {COUNT['examples']} examples, {COUNT['with_errors']} ended with error findings, "
           f"0 exceptions; peak RSS grew {_peak_rss_mb() - start_rss:.0f} MB")
     assert COUNT["examples"] >= examples * 0.9
     assert _peak_rss_mb() - start_rss < RSS_GROWTH_LIMIT_MB
@@ -210,7 +213,21 @@ def test_corruption_suite_long(built):
     _suite(built["gemm"], LONG_EXAMPLES)
 
 
-def run_examples(base: Path, examples: int) -> None:
+@pytest.mark.slow
+def test_corruption_suite_over_http(built, monkeypatch):
+    """The same mutations served over HTTP: remote reading must hold the same guarantees."""
+    monkeypatch.setenv("AWQ_HARNESS_REMOTE_TIMEOUT", "5")
+    _suite(built["gemm"], HTTP_EXAMPLES, over_http=True)
+
+
+def _verify(folder: Path, over_http: bool):
+    if not over_http:
+        return verify(folder)
+    with serve(folder) as (url, _):
+        return verify(url)
+
+
+def run_examples(base: Path, examples: int, over_http: bool = False) -> None:
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data(), mutations=st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=3))
     def one(data, mutations):
@@ -220,7 +237,7 @@ def run_examples(base: Path, examples: int) -> None:
             applied = [m for m in mutations if _apply(m, data, folder)]
             mutation = applied[0] if applied else mutations[0]
             started = time.monotonic()
-            report = verify(folder)
+            report = _verify(folder, over_http)
             elapsed = time.monotonic() - started
         COUNT["examples"] += 1
         COUNT["with_errors"] += report.count("error") > 0

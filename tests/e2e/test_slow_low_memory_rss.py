@@ -34,8 +34,9 @@ pytestmark = pytest.mark.slow
 SHALLOW, LAYERS, HIDDEN, INTERMEDIATE, VOCAB = 4, 12, 1024, 2816, 8192
 PEAK = "import resource, sys; from awq_ref.cli import main; code = main(sys.argv[1:]); " \
        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
-SKELETON_ONLY = "import resource, sys; import awq_ref.cli; from awq_ref.checkpoint.lazy import open_lazy; " \
-                "open_lazy(sys.argv[1]); print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+SKELETON_ONLY = "import resource, sys; import awq_ref.cli; " \
+                "from awq_ref.checkpoint.lazy import open_lazy; open_lazy(sys.argv[1]); " \
+                "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 RUNS = {"rtn": [], "awq": ["--calib-samples", "8", "--seqlen", "128"]}
 
 

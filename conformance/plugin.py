@@ -1,0 +1,54 @@
+"""The pytest plugin ``pytest --checkpoint CKPT``, registered through the ``pytest11`` entry point.
+
+After ``pip install awq-harness``, in any folder::
+
+    pytest --checkpoint CKPT [--reference FP_DIR] [--allow-pickle] [--junitxml j.xml] [-n 4]
+
+runs one test item per conformance rule (``test_rule[<rule id>]``, from
+conformance/test_checkpoint.py) against CKPT: a folder, ``https://...``, ``hf://org/name[@rev]``
+or ``s3://...``. A rule fails when it has error findings; its warnings become pytest warnings.
+When no test paths are given, the plugin collects only those items; with paths (``pytest
+conformance --checkpoint CKPT`` in this repository) it collects what they name.
+
+The plugin also registers the harness's markers (``gpu``, ``slow``, ``peers``). Without
+``--checkpoint`` it only adds its options and markers: nothing heavy (torch, the verifier) is
+imported, so an unrelated project's run pays nothing for having it installed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+MARKERS = (
+    "gpu: needs a CUDA device; runs natively on GPU runners (pytest -m gpu)",
+    "slow: long runs (minutes); tox -e slow",
+    "peers: needs third-party quantisers/loaders (AutoAWQ, GPTQModel, ...); tox -e peers",
+)
+RULE_TESTS = Path(__file__).with_name("test_checkpoint.py")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance", "checkpoint conformance (pytest --checkpoint CKPT)")
+    group.addoption("--checkpoint", default=None,
+                    help="checkpoint to verify: a folder, https://..., hf://org/name[@revision] or s3://...")
+    group.addoption("--reference", default=None, help="float checkpoint for per-layer reconstruction error")
+    group.addoption("--allow-pickle", action="store_true", default=False, help="read .bin/.pt with weights_only")
+
+
+def pytest_configure(config):
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    if config.getoption("--checkpoint") and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(RULE_TESTS)]  # no paths given: collect the rule items only
+
+
+@pytest.fixture(scope="session")
+def conformance_report(request):
+    from conformance import verify
+
+    path = request.config.getoption("--checkpoint")
+    if not path:
+        pytest.skip("no --checkpoint given (run: pytest --checkpoint CKPT)")
+    return verify(path, reference=request.config.getoption("--reference"),
+                  allow_pickle=request.config.getoption("--allow-pickle"), progress=False)

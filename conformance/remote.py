@@ -1,0 +1,317 @@
+"""Verify a checkpoint where it lives: ``https://...``, ``hf://org/name[@revision]`` and ``s3://...``.
+
+Nothing is downloaded whole. ``open_remote`` fetches config.json and the index (bounded, like
+local JSON), then for each shard its size and, through HTTP range requests, only its 8-byte
+length and its header. It writes these into a temporary cache folder as *sparse* files of the
+server's declared size, so the local header checks (folder.py, safeheader.py) run unchanged on
+exactly the bytes the server sent. Tensor bytes are fetched later, on demand, by the reader
+(``RemoteFiles.ensure``): the numeric rules fetch each layer's scales and zeros, the sampled
+block of its packed codes and sampled windows of the float tensors; ``--reference`` and the
+functional check fetch what they read, one layer at a time. The cache folder is removed after
+the run.
+
+``hf://org/name@rev/sub`` maps to the Hub's ``resolve`` URLs (``$HF_ENDPOINT``, default
+https://huggingface.co; ``$HF_TOKEN`` is sent when set). ``s3://`` goes through fsspec and
+needs ``s3fs`` installed.
+
+Hostile servers: every request has a socket timeout and a total deadline
+(``$AWQ_HARNESS_REMOTE_TIMEOUT`` seconds, default 30); a range response must be a 206 whose
+Content-Range and length are exactly what was asked for (a server that ignores ranges, or
+returns more or fewer bytes than declared, is refused, never read to the end); JSON files are
+bounded; shard names in the index must be plain relative names (no scheme, host, absolute
+path or ``..``), so an index can never send the verifier to another host or to a local file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from awq_ref.errors import CheckpointError
+from conformance.findings import Finding
+from conformance.folder import FILE_OUTSIDE_FOLDER, INDEX, MAX_JSON_FILE, SINGLE
+from conformance.safeheader import FILE_FOLDER, FILE_HEADER, FILE_TRUNCATED, MAX_HEADER_BYTES
+
+SCHEMES = ("https://", "http://", "hf://", "s3://")
+BLOCK = 1 << 20
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+
+
+class RemoteError(CheckpointError):
+    """A remote file could not be read as declared (timeout, short or long answer, no range support)."""
+
+
+def is_remote(path: object) -> bool:
+    return isinstance(path, str) and path.startswith(SCHEMES)
+
+
+def timeout_s() -> float:
+    return float(os.environ.get("AWQ_HARNESS_REMOTE_TIMEOUT", "30"))
+
+
+def safe_name(name: object) -> bool:
+    """A shard name an index may use: relative, no scheme or host, no '..' segment."""
+    return isinstance(name, str) and bool(SAFE_NAME.fullmatch(name)) and ".." not in name.split("/")
+
+
+class HttpSource:
+    """Files under one base URL, read with HTTP range requests."""
+
+    def __init__(self, base: str, headers: dict[str, str] | None = None):
+        self.base = base.rstrip("/") + "/"
+        self.headers = headers or {}
+        self.fetched = 0
+        self.sizes: dict[str, int] = {}  # declared by HEAD; every range answer must agree
+
+    def _open(self, name: str, method: str = "GET", extra: dict | None = None):
+        url = self.base + urllib.parse.quote(name)
+        req = urllib.request.Request(url, method=method, headers={**self.headers, **(extra or {})})
+        try:
+            return urllib.request.urlopen(req, timeout=timeout_s())
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return None
+            raise RemoteError(f"{name}: HTTP {err.code} from the server") from None
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            raise RemoteError(f"{name}: cannot connect ({str(getattr(err, 'reason', err))[:80]})") from None
+
+    def _read(self, resp, name: str, want: int) -> bytes:
+        """Exactly ``want`` bytes, within the total deadline; more or fewer is an error."""
+        deadline, out = time.monotonic() + timeout_s(), bytearray()
+        try:
+            while len(out) < want + 1:
+                if time.monotonic() > deadline:
+                    raise RemoteError(f"{name}: the server is too slow (no answer within {timeout_s():g} s)")
+                piece = resp.read(min(BLOCK, want + 1 - len(out)))
+                if not piece:
+                    break
+                out += piece
+        except (OSError, ValueError) as err:  # socket timeouts, resets, IncompleteRead
+            raise RemoteError(f"{name}: the response broke off after {len(out)} of {want} bytes "
+                              f"({type(err).__name__})") from None
+        finally:
+            resp.close()
+        self.fetched += len(out)
+        if len(out) != want:
+            raise RemoteError(f"{name}: the server sent {len(out) if len(out) <= want else 'more'} bytes "
+                              f"where {want} were declared")
+        return bytes(out)
+
+    def size(self, name: str) -> int | None:
+        resp = self._open(name, "HEAD")
+        if resp is None:
+            return None
+        resp.close()
+        length = resp.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise RemoteError(f"{name}: the server declares no Content-Length")
+        self.sizes[name] = int(length)
+        return int(length)
+
+    def read_small(self, name: str, limit: int) -> bytes | None:
+        resp = self._open(name)
+        if resp is None:
+            return None
+        length = resp.headers.get("Content-Length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            resp.close()
+            raise RemoteError(f"{name}: declares {length} bytes, more than the {limit}-byte limit; not read")
+        if length is None:
+            raise RemoteError(f"{name}: the server declares no Content-Length")
+        return self._read(resp, name, int(length))
+
+    def read(self, name: str, start: int, n: int) -> bytes:
+        if n <= 0:
+            return b""
+        resp = self._open(name, extra={"Range": f"bytes={start}-{start + n - 1}"})
+        if resp is None:
+            raise RemoteError(f"{name}: disappeared from the server (404)")
+        got = resp.headers.get("Content-Range", "")
+        if resp.status != 206 or not got.startswith(f"bytes {start}-{start + n - 1}/"):
+            resp.close()
+            raise RemoteError(f"{name}: the server did not answer the range request for bytes "
+                              f"[{start}, {start + n}) (status {resp.status}, Content-Range {got[:60]!r})")
+        total = got.rpartition("/")[2]
+        if name in self.sizes and total != str(self.sizes[name]):
+            resp.close()
+            raise RemoteError(f"{name}: the server declared {self.sizes[name]} bytes but its range answer "
+                              f"says {total[:20]}")
+        return self._read(resp, name, n)
+
+
+class FsspecSource:
+    """Files under an fsspec URL (s3:// with s3fs installed)."""
+
+    def __init__(self, base: str):
+        try:
+            import fsspec
+
+            self.fs, self.root = fsspec.core.url_to_fs(base)
+        except ImportError as err:
+            raise RemoteError(f"{base}: reading it needs {err.name or 's3fs'} installed (pip install s3fs)") from None
+        self.fetched = 0
+
+    def _path(self, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def size(self, name: str) -> int | None:
+        try:
+            return int(self.fs.size(self._path(name)))
+        except FileNotFoundError:
+            return None
+        except Exception as err:  # noqa: BLE001 - any client failure is the remote's
+            raise RemoteError(f"{name}: {type(err).__name__}: {str(err)[:80]}") from None
+
+    def read(self, name: str, start: int, n: int) -> bytes:
+        try:
+            data = self.fs.cat_file(self._path(name), start=start, end=start + n)
+        except Exception as err:  # noqa: BLE001
+            raise RemoteError(f"{name}: {type(err).__name__}: {str(err)[:80]}") from None
+        self.fetched += len(data)
+        if len(data) != n:
+            raise RemoteError(f"{name}: got {len(data)} bytes where {n} were asked for")
+        return data
+
+    def read_small(self, name: str, limit: int) -> bytes | None:
+        size = self.size(name)
+        if size is None:
+            return None
+        if size > limit:
+            raise RemoteError(f"{name}: {size} bytes, more than the {limit}-byte limit; not read")
+        return self.read(name, 0, size)
+
+
+def source_for(url: str):
+    if url.startswith("hf://"):
+        repo, _, sub = url[len("hf://"):].partition("/")
+        org_name = repo + "/" + sub.split("/", 1)[0] if sub else repo
+        rest = sub.split("/", 1)[1] if "/" in sub else ""
+        name, _, rev = org_name.partition("@")
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+        token = os.environ.get("HF_TOKEN")
+        base = f"{endpoint}/{name}/resolve/{urllib.parse.quote(rev or 'main', safe='')}/{rest}"
+        return HttpSource(base, {"Authorization": f"Bearer {token}"} if token else None)
+    if url.startswith(("https://", "http://")):
+        return HttpSource(url)
+    return FsspecSource(url)
+
+
+@dataclass
+class RemoteFiles:
+    """The sparse cache files of one remote checkpoint and which byte ranges they hold."""
+    source: object
+    root: Path
+    files: dict[Path, str] = field(default_factory=dict)  # local path -> remote name
+    have: dict[Path, list[tuple[int, int]]] = field(default_factory=dict)
+    declared: int = 0
+
+    def add(self, name: str, size: int, head: bytes) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(head)
+            f.truncate(size)
+        self.files[path], self.have[path] = name, [(0, len(head))]
+        self.declared += size
+
+    def _missing(self, path: Path, start: int, end: int) -> list[tuple[int, int]]:
+        gaps, pos = [], start
+        for a, b in sorted(self.have.get(path, [])):
+            if b <= pos or a >= end:
+                continue
+            if a > pos:
+                gaps.append((pos, a))
+            pos = max(pos, b)
+        return gaps + ([(pos, end)] if pos < end else [])
+
+    def ensure(self, path: Path, start: int, n: int) -> None:
+        """Fetch the bytes [start, start + n) of this cache file unless it holds them already."""
+        if path not in self.files:
+            return
+        for a, b in self._missing(path, start, start + n):
+            data = self.source.read(self.files[path], a, b - a)
+            with open(path, "r+b") as f:
+                f.seek(a)
+                f.write(data)
+            self.have[path].append((a, b))
+
+    def ensure_all(self) -> None:
+        for path in list(self.files):
+            self.ensure(path, 0, path.stat().st_size)
+
+    def summary(self) -> str:
+        return (f"read remotely: fetched {self.source.fetched} bytes of {self.declared} "
+                f"({self.source.fetched / max(1, self.declared):.3%} of the checkpoint)")
+
+
+def _json_file(remote: RemoteFiles, name: str, findings: list[Finding]) -> object | None:
+    try:
+        raw = remote.source.read_small(name, MAX_JSON_FILE)
+    except RemoteError as err:
+        findings.append(FILE_FOLDER.finding(str(err), name))
+        return None
+    if raw is None:
+        return None
+    (remote.root / name).write_bytes(raw)
+    remote.declared += len(raw)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None  # open_folder reports it, from the cached copy
+
+
+def _shard_names(index: object, findings: list[Finding]) -> list[str]:
+    wm = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(wm, dict):
+        return [SINGLE]
+    names = sorted({v for v in wm.values() if isinstance(v, str)})
+    for bad in [n for n in names if not safe_name(n)]:
+        findings.append(FILE_OUTSIDE_FOLDER.finding(
+            f"index names shard {bad[:80]!r}: another host, a local path or outside the checkpoint; not fetched",
+            INDEX))
+    return [n for n in names if safe_name(n)]
+
+
+def _shard(remote: RemoteFiles, name: str, findings: list[Finding]) -> None:
+    size = remote.source.size(name)
+    if size is None:
+        return  # open_folder reports the missing shard (or the folder without tensors)
+    head = remote.source.read(name, 0, min(8, size))
+    if len(head) == 8:
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES:
+            findings.append(FILE_HEADER.finding(
+                f"header length {n} exceeds the {MAX_HEADER_BYTES}-byte limit; not fetched", name))
+        elif 8 + n <= size:
+            head += remote.source.read(name, 8, n)
+    remote.add(name, size, head)
+
+
+def open_remote(url: str) -> tuple[RemoteFiles, list[Finding]]:
+    """Fetch a remote checkpoint's JSON files and shard headers into a new sparse cache folder;
+    the caller removes ``remote.root`` (``close``)."""
+    remote = RemoteFiles(source_for(url), Path(tempfile.mkdtemp(prefix="awq-harness-remote-")))
+    findings: list[Finding] = []
+    _json_file(remote, "config.json", findings)
+    names = _shard_names(_json_file(remote, INDEX, findings), findings)
+    for name in names:
+        try:
+            _shard(remote, name, findings)
+        except RemoteError as err:
+            findings.append(FILE_TRUNCATED.finding(str(err), name))
+        except OSError as err:
+            findings.append(FILE_FOLDER.finding(f"cannot cache it: {err.strerror}", name))
+    return remote, findings
+
+
+def close(remote: RemoteFiles) -> None:
+    shutil.rmtree(remote.root, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""The pytest plugin (conformance/plugin.py): ``pytest --checkpoint CKPT`` makes one item per
+rule, junit XML and exit codes follow the findings, and in an unrelated
+project it registers the markers without importing torch."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conformance import RULES
+
+ROOT = Path(__file__).resolve().parents[2]
+UNRELATED_TEST = '''
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_plugin_left_torch_alone():
+    assert "torch" not in sys.modules and "conformance.runner" not in sys.modules
+'''
+
+
+def _pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _cases(xml: Path) -> dict[str, bool]:
+    """test name -> failed"""
+    return {c.get("name"): c.find("failure") is not None for c in ET.parse(xml).getroot().iter("testcase")}
+
+
+def test_each_rule_is_an_item_and_bad_checkpoints_fail(built, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(built["gemm"], bad)
+    (bad / "config.json").write_text("[]")
+    good_xml, bad_xml = tmp_path / "good.xml", tmp_path / "bad.xml"
+    good = _pytest(f"--checkpoint={built['gemm']}", f"--junitxml={good_xml}")
+    assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]
+    assert set(_cases(good_xml)) == {f"test_rule[{r}]" for r in RULES}
+    failed = _pytest("conformance", f"--checkpoint={bad}", f"--junitxml={bad_xml}")
+    assert failed.returncode == 1
+    assert [name for name, failed in _cases(bad_xml).items() if failed] == ["test_rule[config.present]"]
+
+
+def test_without_checkpoint_the_plugin_only_registers_options_and_markers(tmp_path):
+    (tmp_path / "test_unrelated.py").write_text(UNRELATED_TEST)
+    done = _pytest("-p", "conformance.plugin", "--strict-markers", "-p", "no:randomly", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "1 passed" in done.stdout
+    assert "--checkpoint" in _pytest("-p", "conformance.plugin", "--help", cwd=tmp_path).stdout
+    assert "--checkpoint" not in _pytest("--help", cwd=tmp_path).stdout
