@@ -24,6 +24,7 @@ INDEX_DUPLICATE = Rule("index.duplicate", "each tensor lives in exactly one shar
 CONFIG_PRESENT = Rule("config.present", "config.json exists and is a JSON object")
 
 INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 MAX_JSON_FILE = 64 * 1024 * 1024
 
