@@ -14,6 +14,7 @@ from reports.baselines import load_baseline, write_section
 from reports.collect import record
 from tests.gpu_tier.tier import GapSetting, band_failures, decode_rows, gap_rows, order_failures, perplexity_rows
 
+pytestmark = pytest.mark.xdist_group("gpu_tier_dry")  # one worker quantises the tiny model once
 DRY = GapSetting("tiny-llama", 32, calib_samples=2, calib_seqlen=32, windows=2, seqlen=32)
 DEVICE = "cpu (dry run)"
 

@@ -15,6 +15,8 @@ from kernels import compile_check, configs
 from kernels.compile_check import Result
 from reports.collect import record
 
+pytestmark = pytest.mark.xdist_group("compile_check")  # one worker compiles the subset once
+
 
 @pytest.fixture(scope="session")
 def subset() -> list[Result]:
