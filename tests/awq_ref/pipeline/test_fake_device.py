@@ -29,6 +29,7 @@ STEPS = {"rtn": lambda r: RtnStep(r), "awq": lambda r: AwqStep(r, IDS), "gptq": 
 
 
 SMALL = {"hidden": 64, "intermediate": 128}
+SIZES = {"rtn": SMALL, "awq": SMALL, "gptq": {"hidden": 32, "intermediate": 64}}  # GPTQ: one op set per column
 
 
 def _request(method: str, version: str | None) -> QuantizeRequest:
@@ -70,7 +71,7 @@ MATRIX = [("llama", "rtn", "gemm"), ("llama", "awq", "gemm"), ("llama", "gptq", 
 @pytest.mark.parametrize("family, method, version", MATRIX)
 def test_a_cpu_model_is_quantised_one_layer_at_a_time_on_the_device(family, method, version):
     def scenario():
-        model = eager(tiny_model(family, seed=4, layers=2, **SMALL))
+        model = eager(tiny_model(family, seed=4, layers=2, **SIZES[method]))
         step = Watch(STEPS[method](_request(method, version)))
         with fake_cuda():
             errors = run_step(model, step, device=CUDA)
