@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from awq_ref.primitives.device import device_of
+
 
 @dataclass(frozen=True)
 class Perplexity:
@@ -48,8 +50,8 @@ def make_windows(token_ids: torch.Tensor, seqlen: int, n_windows: int | None = N
 
 @torch.no_grad()
 def window_nll(model: nn.Module, windows: torch.Tensor) -> torch.Tensor:
-    """Summed next-token NLL of each window: [n] float64 (on the device of the model's embeddings)."""
-    windows = windows.to(model.get_input_embeddings().weight.device)
+    """Summed next-token NLL of each window: [n] float64 (on the device of the model's weights)."""
+    windows = windows.to(device_of(model))
     return next_token_nll(model(input_ids=windows).logits, windows)
 
 

@@ -29,6 +29,7 @@ STEPS = {"rtn": lambda r: RtnStep(r), "awq": lambda r: AwqStep(r, IDS), "gptq": 
 
 
 SMALL = {"hidden": 64, "intermediate": 128}
+SIZES = {"rtn": SMALL, "awq": SMALL, "gptq": {"hidden": 32, "intermediate": 64}}  # GPTQ: one op set per column
 
 
 def _request(method: str, version: str | None) -> QuantizeRequest:
@@ -70,7 +71,7 @@ MATRIX = [("llama", "rtn", "gemm"), ("llama", "awq", "gemm"), ("llama", "gptq", 
 @pytest.mark.parametrize("family, method, version", MATRIX)
 def test_a_cpu_model_is_quantised_one_layer_at_a_time_on_the_device(family, method, version):
     def scenario():
-        model = eager(tiny_model(family, seed=4, layers=2, **SMALL))
+        model = eager(tiny_model(family, seed=4, layers=2, **SIZES[method]))
         step = Watch(STEPS[method](_request(method, version)))
         with fake_cuda():
             errors = run_step(model, step, device=CUDA)
@@ -241,3 +242,35 @@ def test_the_layerwise_comparison_and_sensitivity_run_on_the_device(tmp_path):
         return {"layers": len(report.layers), "ranked": len(ranking)}
 
     assert in_child(scenario) == {"ok": {"layers": 2, "ranked": 2}}
+
+
+def test_the_quantised_linear_dispatches_cuda_inputs_to_the_kernels_up_to_the_launch():
+    """``auto``: a CUDA input goes to the Triton kernels; each path's launch gets tensors on one device
+    (the launches themselves are replaced: no GPU to run them on)."""
+    def scenario():
+        import kernels
+        from kernels import checks, dispatch
+
+        launched = []
+
+        def launch(name):
+            def fake_kernel(*tensors, dtype=None):
+                launched.append([name, sorted(devices(t for t in tensors if isinstance(t, torch.Tensor)))])
+                qweight = tensors[0] if name == "dequant" else tensors[1]  # [K, N / 8]
+                rows = qweight.shape[0] if name == "dequant" else tensors[0].shape[0]  # W_hat [K, N]; y [M, N]
+                return torch.zeros(rows, qweight.shape[1] * 8, device=tensors[0].device, dtype=dtype or torch.float16)
+            return fake_kernel
+
+        kernels.triton_can_run = checks.triton_can_run = lambda device: torch.device(device).type == "cuda"
+        dispatch.awq_gemv, dispatch.awq_gemm = launch("gemv"), launch("gemm")
+        dispatch.awq_dequantize = lambda q, z, s, dtype: launch("dequant")(q, z, s, dtype=dtype)
+        w = torch.randn(128, 256, generator=torch.Generator().manual_seed(0))
+        with fake_cuda():
+            qw = quantize(w.to(CUDA), QuantSpec(4, 64), scale_dtype=torch.float16)
+            linear = AwqLinear.from_quantized(qw, "gemm", torch.zeros(128, device=CUDA))
+            outs = [str(linear(torch.randn(m, 256, device=CUDA, dtype=torch.float16)).device) for m in (2, 16, 300)]
+        return {"launched": launched, "outs": outs}
+
+    out = in_child(scenario)
+    assert out.get("ok") == {"launched": [["gemv", ["cuda:0"]], ["gemm", ["cuda:0"]], ["dequant", ["cuda:0"]]],
+                             "outs": ["cuda:0"] * 3}, out
