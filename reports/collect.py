@@ -19,6 +19,11 @@ Sections and the keys each payload must carry (other keys are kept as given)::
                                                                stddev, rounds, unit)
     decode_speed       model, speedup                         (optional: tokens_per_s,
                                                                fp16_tokens_per_s, new_tokens, ...)
+    quality            model, method, bits, ppl, kld_mean, top1_agreement
+                       (optional: settings, eval_domain, calib_domain, calib_samples, kld_median,
+                        kld_p99, kld_p999, kld_max, <statistic>_ci)
+    claims             model, settings, claim, comparison, value, verdict
+                       (optional: statistic, ci_low, ci_high)
 
 Values are turned into plain JSON types when recorded (numpy / torch scalars become
 floats), so a payload can never break the results file later.
@@ -46,6 +51,8 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "sensitivity": ("model", "layer", "score"),
     "benchmarks": ("name",),
     "decode_speed": ("model", "speedup"),
+    "quality": ("model", "method", "bits", "ppl", "kld_mean", "top1_agreement"),
+    "claims": ("model", "settings", "claim", "comparison", "value", "verdict"),
 }
 SECTIONS: tuple[str, ...] = tuple(REQUIRED_KEYS)
 SPOOL_ENV = "AWQ_HARNESS_RESULTS_SPOOL"

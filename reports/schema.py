@@ -37,6 +37,8 @@ NUMERIC_KEYS: dict[str, tuple[str, ...]] = {
     "sensitivity": ("score",),
     "benchmarks": (),
     "decode_speed": ("speedup",),
+    "quality": ("bits", "ppl", "kld_mean", "top1_agreement"),
+    "claims": ("value",),
 }
 
 

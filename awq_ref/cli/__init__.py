@@ -13,7 +13,7 @@ import sys
 from awq_ref.errors import HarnessError
 from reports.schema import ResultsError
 
-SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan")
+SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan", "claims")
 USER_ERRORS = (HarnessError, ResultsError)  # reports has its own error class: it depends on no harness code
 
 
