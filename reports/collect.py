@@ -21,6 +21,11 @@ Sections and the keys each payload must carry (other keys are kept as given)::
                                                                fp16_tokens_per_s, new_tokens, ...)
     compile_check      arch, kernel, dtype, ok                (optional: config, registers, spill_bytes,
                                                                shared_bytes, shared_limit, mma, errors)
+    quality            model, method, bits, ppl, kld_mean, top1_agreement
+                       (optional: settings, eval_domain, calib_domain, calib_samples, kld_median,
+                        kld_p99, kld_p999, kld_max, <statistic>_ci)
+    claims             model, settings, claim, comparison, value, verdict
+                       (optional: statistic, ci_low, ci_high)
 
 Values are turned into plain JSON types when recorded (numpy / torch scalars become
 floats), so a payload can never break the results file later.
@@ -49,6 +54,8 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "benchmarks": ("name",),
     "decode_speed": ("model", "speedup"),
     "compile_check": ("arch", "kernel", "dtype", "ok"),
+    "quality": ("model", "method", "bits", "ppl", "kld_mean", "top1_agreement"),
+    "claims": ("model", "settings", "claim", "comparison", "value", "verdict"),
 }
 SECTIONS: tuple[str, ...] = tuple(REQUIRED_KEYS)
 SPOOL_ENV = "AWQ_HARNESS_RESULTS_SPOOL"

@@ -12,7 +12,12 @@ Rules (defaults in ``Thresholds``):
   that became non-finite;
 * findings: an error or warning finding (checkpoint, rule, file, tensor) not in the baseline;
 * tests: a test that passed in the baseline and now fails or errors;
-* benchmarks: a pytest-benchmark whose median time grew by more than the benchmark band.
+* benchmarks: a pytest-benchmark whose median time grew by more than the benchmark band;
+* quality: a (model, settings, method, bits, texts, calibration size) row whose mean KL divergence
+  from the float model rose by more than the KL delta, or whose top-1 agreement fell by more
+  than the top-1 delta (relative);
+* claims: a claim (model, settings, claim, comparison) that held in the baseline and now does
+  not (does not hold, or inconclusive); one that now holds is listed as an improvement.
 
 Records present on only one side are listed as added / missing, not as regressions.
 Dry-run kernel records (the CPU mode of the GPU benchmarks) are never compared.
@@ -30,6 +35,9 @@ PERPLEXITY_KEY = ("model", "method", "bits", "group_size", "evaluator", "dataset
 CALIBRATION_KEY = ("model", "method", "bits", "group_size", "n_samples")
 FINDING_KEY = ("checkpoint", "rule", "file", "tensor")
 BENCHMARK_KEY = ("name",)
+QUALITY_KEY = ("model", "settings", "method", "bits", "eval_domain", "calib_domain", "calib_samples")
+CLAIM_KEY = ("model", "settings", "claim", "comparison")
+HOLDS = "holds"
 FLAGGED_SEVERITIES = ("error", "warning")
 STALE_KERNEL_BASELINE = "stale kernel baseline"
 FAILING_OUTCOMES = ("failed", "error")
@@ -40,6 +48,8 @@ class Thresholds:
     speed_band: float = 0.10
     ppl_delta: float = 0.01
     bench_band: float = 0.25
+    kld_delta: float = 0.10
+    top1_delta: float = 0.005
 
     def rules(self) -> list[str]:
         return [f"kernel speed-up more than {self.speed_band:.0%} below the baseline's, or more than "
@@ -47,7 +57,10 @@ class Thresholds:
                 f"perplexity more than {self.ppl_delta:.1%} above the baseline's (or not finite)",
                 "any new error or warning finding from the verifier",
                 "a test that passed in the baseline now fails",
-                f"benchmark median time more than {self.bench_band:.0%} above the baseline's"]
+                f"benchmark median time more than {self.bench_band:.0%} above the baseline's",
+                f"mean KL divergence from the float model more than {self.kld_delta:.0%} above the baseline's, "
+                f"or top-1 agreement more than {self.top1_delta:.1%} below it",
+                "a claim that held in the baseline no longer holds"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,7 @@ def compare(current: Results, baseline: Results, thresholds: Thresholds | None =
     for rule in _metric_rules(thresholds):
         _compare_metric(result, rule, current, baseline)
     result.regressions += new_findings(current, baseline) + newly_failing_tests(current, baseline)
+    _compare_claims(result, current, baseline)
     return result
 
 
@@ -120,7 +134,9 @@ def _metric_rules(t: Thresholds) -> list[MetricRule]:
             MetricRule("perplexity", "perplexity", PERPLEXITY_KEY, "ppl", _higher_is_worse(t.ppl_delta)),
             MetricRule("calibration curve", "calibration_curve", CALIBRATION_KEY, "ppl",
                        _higher_is_worse(t.ppl_delta)),
-            MetricRule("benchmark median", "benchmarks", BENCHMARK_KEY, "median", _higher_is_worse(t.bench_band))]
+            MetricRule("benchmark median", "benchmarks", BENCHMARK_KEY, "median", _higher_is_worse(t.bench_band)),
+            MetricRule("KL divergence", "quality", QUALITY_KEY, "kld_mean", _higher_is_worse(t.kld_delta)),
+            MetricRule("top-1 agreement", "quality", QUALITY_KEY, "top1_agreement", _lower_is_worse(t.top1_delta))]
 
 
 def speed_band_verdict(now: float, before: float, band: float) -> int:
@@ -140,6 +156,25 @@ def _higher_is_worse(delta: float) -> Verdict:
             return 0 if not math.isfinite(before) else -1
         return -1 if now > before * (1 + delta) else (1 if now < before * (1 - delta) else 0)
     return verdict
+
+
+def _lower_is_worse(delta: float) -> Verdict:
+    def verdict(now: float, before: float) -> int:
+        if not math.isfinite(now):
+            return 0 if not math.isfinite(before) else -1
+        return -1 if now < before * (1 - delta) else (1 if now > before * (1 + delta) else 0)
+    return verdict
+
+
+def _compare_claims(result: Comparison, current: Results, baseline: Results) -> None:
+    base = index(baseline.sections["claims"], CLAIM_KEY)
+    for key, entry in index(current.sections["claims"], CLAIM_KEY).items():
+        before = base.get(key)
+        if before is None or (before["verdict"] == HOLDS) == (entry["verdict"] == HOLDS):
+            continue
+        change = Regression("claim", describe_key(CLAIM_KEY, key), before["verdict"], entry["verdict"],
+                            f"{before['value']:+.4f} -> {entry['value']:+.4f}", "claims", key)
+        (result.improvements if entry["verdict"] == HOLDS else result.regressions).append(change)
 
 
 def _compare_metric(result: Comparison, rule: MetricRule, current: Results, baseline: Results) -> None:

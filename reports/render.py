@@ -8,7 +8,16 @@ from typing import Any
 import jinja2
 
 from reports import compile_check, figures
-from reports.compare import FINDING_KEY, KERNEL_KEY, PERPLEXITY_KEY, Comparison, Thresholds, compare, key_of
+from reports.compare import (
+    FINDING_KEY,
+    KERNEL_KEY,
+    PERPLEXITY_KEY,
+    QUALITY_KEY,
+    Comparison,
+    Thresholds,
+    compare,
+    key_of,
+)
 from reports.schema import Results
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,6 +54,8 @@ def render_report(runs: list[Results], baseline: Results | None = None,
         "speedups": _with_baseline(current, baseline, comparison, "kernel_speedups", KERNEL_KEY, "speedup"),
         "perplexities": _with_baseline(current, baseline, comparison, "perplexity", PERPLEXITY_KEY, "ppl"),
         "findings": _findings(current, baseline),
+        "quality": _with_baseline(current, baseline, comparison, "quality", QUALITY_KEY, "kld_mean"),
+        "claims": current.sections["claims"],
         "sensitivity": sorted(current.sections["sensitivity"], key=lambda e: -float(e["score"])),
         "trend_runs": _trend_runs(ordered, baseline),
         "compile_check": compile_check.view(current.sections.get("compile_check", [])),

@@ -38,6 +38,8 @@ NUMERIC_KEYS: dict[str, tuple[str, ...]] = {
     "benchmarks": (),
     "decode_speed": ("speedup",),
     "compile_check": (),
+    "quality": ("bits", "ppl", "kld_mean", "top1_agreement"),
+    "claims": ("value",),
 }
 
 

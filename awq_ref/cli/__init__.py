@@ -14,7 +14,7 @@ from awq_ref.errors import HarnessError
 from awq_ref.primitives.device import DeviceError
 from reports.schema import ResultsError
 
-SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan", "kernels")
+SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan", "kernels", "claims")
 # reports has its own error class (it depends on no harness code), and so do the primitives (the lowest layer)
 USER_ERRORS = (HarnessError, ResultsError, DeviceError)
 

@@ -1,26 +1,50 @@
 """``awq-harness eval``: perplexity on the held-out split, float vs quantised, as a table.
 
 Windowing is documented in ``awq_ref.eval.perplexity``: non-overlapping ``--seqlen`` windows of
-the tokenized held-out text (Pride and Prejudice), the first ``--windows`` of them.
+the tokenized held-out text of ``--domain`` (Pride and Prejudice, or the Python tutorial), the
+first ``--windows`` of them. ``--metrics ppl,kld,top1`` adds the KL divergence from the float
+model and top-1 agreement (``awq_ref.eval.metrics``; the float model's distributions are cached
+once per model and settings); every row has bootstrap intervals over windows.
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from awq_ref.cli.device_flag import add_device_flag
 from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
 from awq_ref.cli.method_options import add_method_options, requested_methods
+from awq_ref.data.corpus import DEFAULT_DOMAIN, DOMAINS
 from awq_ref.data.models import DEFAULT_GROUP_SIZE
-from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint, evaluate_float, evaluate_method
+from awq_ref.errors import HarnessError
+from awq_ref.eval.evaluate import (
+    METRICS,
+    EvalSettings,
+    eval_tokens,
+    evaluate_checkpoint,
+    evaluate_float,
+    evaluate_method,
+)
+from awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED
 from awq_ref.methods.registry import method_names
 from awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
 from awq_ref.primitives.device import describe_peak, peak_memory, resolve_device
 
+BOOTSTRAP = f"{LEVEL:.0%} percentile bootstrap over windows, {RESAMPLES} resamples, seed {SEED}"
+
 
 def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v]
+
+
+def _metrics(text: str) -> tuple[str, ...]:
+    names = tuple(v for v in text.split(",") if v)
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown metric(s) {','.join(unknown) or '(none)'}; from {','.join(METRICS)}")
+    return names
 
 
 def add_parser(sub) -> None:
@@ -41,6 +65,11 @@ def add_parser(sub) -> None:
                    help="evaluation dtype; auto: bfloat16 where this CPU multiplies it natively, else float32")
     add_device_flag(p)
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--metrics", type=_metrics, default=("ppl",),
+                   help=f"comma list from {','.join(METRICS)}: kld and top1 compare with the float model")
+    p.add_argument("--domain", default=DEFAULT_DOMAIN, choices=sorted(DOMAINS), help="evaluation text")
+    p.add_argument("--calib-domain", default=DEFAULT_DOMAIN, choices=sorted(DOMAINS),
+                   help="calibration text of the --methods (calibrated methods)")
     add_method_options(p)
     add_lm_eval_options(p)
     p.set_defaults(func=run)
@@ -49,19 +78,31 @@ def add_parser(sub) -> None:
 def _rows(args, settings: EvalSettings, tokens) -> list:
     rows = [evaluate_float(args.model, tokens, settings)]
     for folder in args.checkpoint:
-        rows.append(evaluate_checkpoint(folder, tokens, settings))
+        rows.append(evaluate_checkpoint(folder, tokens, settings, args.model))
     for method, request in requested_methods(args):
-        rows.append(evaluate_method(args.model, method, request, tokens, settings))
+        try:
+            rows.append(evaluate_method(args.model, method, replace(request, calib_domain=args.calib_domain),
+                                        tokens, settings))
+        except ValueError as err:
+            raise HarnessError(f"cannot evaluate {method} w{request.spec.bits}: {err}") from None
     return rows
 
 
 def _print_table(rows, settings: EvalSettings, dtype: DtypeChoice) -> None:
     fp = rows[0].result.ppl
-    print(f"perplexity on held-out text: {settings.windows} windows x {settings.seqlen} tokens, "
-          f"evaluated in {dtype.describe()}")
-    print(f"{'model':<48} {'ppl':>10} {'vs fp':>8} {'seconds':>8}")
+    print(f"held-out text {settings.domain}: {settings.windows} windows x {settings.seqlen} tokens, "
+          f"evaluated in {dtype.describe()}; intervals: {BOOTSTRAP}")
+    kld = settings.against_float
+    extra = f" {'kld mean':>9} {'median':>8} {'p99':>7} {'p99.9':>7} {'max':>7} {'top1':>7}" if kld else ""
+    print(f"{'model':<40} {'ppl':>9} {'95% interval':>19} {'vs fp':>7}{extra} {'seconds':>8}")
     for row in rows:
-        print(f"{row.label[-48:]:<48} {row.result.ppl:>10.3f} {row.result.ppl / fp:>7.3f}x {row.seconds:>8.1f}")
+        q = row.quality()
+        lo, hi = q["ci"]["ppl"]
+        line = f"{row.label[-40:]:<40} {row.result.ppl:>9.3f} [{lo:>8.3f},{hi:>8.3f}] {row.result.ppl / fp:>6.3f}x"
+        if kld:
+            line += (f" {q['kld_mean']:>9.5f} {q['kld_median']:>8.5f} {q['kld_p99']:>7.4f} {q['kld_p999']:>7.4f}"
+                     f" {q['kld_max']:>7.3f} {q['top1_agreement']:>7.4f}")
+        print(f"{line} {row.seconds:>8.1f}")
 
 
 def _record(model: str, rows: list[dict], dtype: str) -> None:
@@ -82,11 +123,12 @@ def _record(model: str, rows: list[dict], dtype: str) -> None:
 def run(args) -> int:
     args.device = resolve_device(args.device)
     dtype = choose(args.dtype, args.device)
-    settings = EvalSettings(args.windows, args.seqlen, args.batch_size, dtype.torch_dtype, args.device)
+    settings = EvalSettings(args.windows, args.seqlen, args.batch_size, dtype.torch_dtype, args.device, args.metrics,
+                            args.domain)
     if args.lm_eval:  # awq_ref.cli.eval_lm: every row also scored by lm-eval
-        rows = run_with_lm_eval(args, settings, eval_tokens(args.model))
+        rows = run_with_lm_eval(args, settings, eval_tokens(args.model, args.domain))
     else:
-        table = _rows(args, settings, eval_tokens(args.model))
+        table = _rows(args, settings, eval_tokens(args.model, args.domain))
         _print_table(table, settings, dtype)
         rows = [r.to_json() for r in table]
     peak = peak_memory(args.device)
@@ -96,6 +138,7 @@ def run(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": {"windows": settings.windows, "seqlen": settings.seqlen,
                                                             "dtype": dtype.to_json(), "device": str(args.device),
-                                                            "peak_device_memory": peak},
+                                                            "peak_device_memory": peak, "domain": settings.domain,
+                                                            "metrics": list(settings.metrics)},
                                                "rows": rows}, indent=2) + "\n")
     return 0

@@ -20,6 +20,7 @@ from awq_ref import formats
 from awq_ref.checkpoint.lazy import open_lazy
 from awq_ref.cli.device_flag import add_device_flag
 from awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
+from awq_ref.data.corpus import DEFAULT_DOMAIN, DOMAINS
 from awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_ref.errors import HarnessError
 from awq_ref.methods.method import Method
@@ -46,6 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--calib-samples", type=int, default=128, help="calibration blocks (calibrated methods)")
     p.add_argument("--seqlen", type=int, default=512, help="tokens per calibration block")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calib-domain", default=DEFAULT_DOMAIN, choices=sorted(DOMAINS),
+                   help="text domain of the calibration split (calibrated methods)")
     p.add_argument("--out", required=True, help="checkpoint folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--keep-layers", metavar="PLAN",
@@ -67,12 +70,17 @@ def _request(args) -> QuantizeRequest:
         spec = QuantSpec(args.w_bit, args.group_size, not args.no_zero_point)
     except QuantError as err:
         raise HarnessError(str(err)) from None
-    return with_method_options(QuantizeRequest(spec, args.format, args.calib_samples, args.seqlen, args.seed), args)
+    request = QuantizeRequest(spec, args.format, args.calib_samples, args.seqlen, args.seed,
+                              calib_domain=args.calib_domain)
+    return with_method_options(request, args)
 
 
 def check_method_format(method: Method, fmt: str, keep: str | None) -> None:
     """A method writes only its own formats: GPTQ's numbers go only to GPTQ's layout (its
     quantization_config says how they were made), and only GPTQ's numbers do."""
+    if not method.formats:
+        raise HarnessError(f"--method {method.name} only fake-quantises for evaluation (awq-harness eval --methods "
+                           f"{method.name}); it writes no checkpoint format")
     if fmt not in method.formats:
         raise HarnessError(f"--method {method.name} writes --format {'|'.join(method.formats)}, not --format {fmt}")
     if keep:

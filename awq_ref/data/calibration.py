@@ -10,7 +10,8 @@ fewer than ``n_samples`` blocks. We stop once the stream holds ``n_samples`` ful
 so "16 x 256" always means exactly 16 blocks of 256 tokens.
 
 Rows are the paragraphs of ``corpus.calibration_texts()`` (five Austen novels; Pride and
-Prejudice is held out). The shuffle uses our own seeded ``torch.Generator``, so the same
+Prejudice is held out), or of another domain's calibration split (``domain``, e.g. ``pydoc``).
+The shuffle uses our own seeded ``torch.Generator``, so the same
 seed gives the same blocks on any machine.
 """
 from __future__ import annotations
@@ -44,14 +45,14 @@ def token_stream(tokenizer, rows: list[str], seqlen: int, needed: int) -> list[i
 
 
 def calibration_blocks(tokenizer, n_samples: int = 128, seqlen: int = 512, seed: int = DEFAULT_SEED,
-                       rows: list[str] | None = None) -> torch.Tensor:
-    """``[n_samples, seqlen]`` token ids from the calibration split (or the given rows)."""
+                       rows: list[str] | None = None, domain: str = "austen") -> torch.Tensor:
+    """``[n_samples, seqlen]`` token ids from ``domain``'s calibration split (or the given rows)."""
     if n_samples <= 0 or seqlen <= 1:
         raise DataError(f"need n_samples >= 1 and seqlen >= 2, got {n_samples} x {seqlen}")
     if rows is None:
         from awq_ref.data.corpus import calibration_texts
 
-        rows = calibration_texts()
+        rows = calibration_texts(domain)
     needed = n_samples * seqlen
     stream = token_stream(tokenizer, shuffled(rows, seed), seqlen, needed)
     if len(stream) < needed:

@@ -10,6 +10,10 @@ Splits, fixed and disjoint by book:
   * evaluation (held out): Pride and Prejudice;
   * calibration: Emma, Mansfield Park, Northanger Abbey, Persuasion, Sense and Sensibility.
 Each book is its lines joined with newlines; the sha256 of every extracted text is pinned.
+
+Text domains: ``austen`` (this corpus, the default) and ``pydoc`` (Python's documentation,
+``awq_ref.data.pydoc_corpus``). ``eval_text(domain)`` and ``calibration_texts(domain)`` pick
+one; ``eval --domain`` and ``quantize --calib-domain`` name it.
 """
 from __future__ import annotations
 
@@ -103,14 +107,37 @@ def read_books(books: tuple[str, ...]) -> list[str]:
     return [(folder / f"{book}.txt").read_text(encoding="utf-8") for book in books]
 
 
-def eval_text() -> str:
-    """The held-out evaluation split (never used for calibration)."""
+DEFAULT_DOMAIN = "austen"
+DOMAINS = {"austen": "Jane Austen's novels (held out: Pride and Prejudice)",
+           "pydoc": "Python 3.11 documentation (held out: the tutorial)"}
+
+
+def check_domain(domain: str) -> str:
+    if domain not in DOMAINS:
+        raise DataError(f"unknown text domain {domain!r}; available: {', '.join(DOMAINS)}")
+    return domain
+
+
+def eval_text(domain: str = DEFAULT_DOMAIN) -> str:
+    """The held-out evaluation split of ``domain`` (never used for calibration)."""
+    if check_domain(domain) == "pydoc":
+        from awq_ref.data.pydoc_corpus import pydoc_split
+
+        return pydoc_split("eval")
     return "\n\n".join(read_books(EVAL_BOOKS))
 
 
-def calibration_texts() -> list[str]:
-    """The calibration split: one string per paragraph (blank-line separated), in book order."""
+def _paragraphs(text: str) -> list[str]:
+    return [p.replace("\n", " ").strip() for p in text.split("\n\n") if p.strip()]
+
+
+def calibration_texts(domain: str = DEFAULT_DOMAIN) -> list[str]:
+    """The calibration split: one string per paragraph (blank-line separated), in book (page) order."""
+    if check_domain(domain) == "pydoc":
+        from awq_ref.data.pydoc_corpus import pydoc_split
+
+        return _paragraphs(pydoc_split("calib"))
     paragraphs = []
     for book in read_books(CALIB_BOOKS):
-        paragraphs += [p.replace("\n", " ").strip() for p in book.split("\n\n") if p.strip()]
+        paragraphs += _paragraphs(book)
     return paragraphs

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from awq_ref.errors import HarnessError
-from awq_ref.methods import gptq, rtn
+from awq_ref.methods import gptq, hqq, nf4, rtn
 from awq_ref.methods.awq import AwqSearchConfig
 from awq_ref.methods.awq.method import AWQ
 from awq_ref.methods.gptq import GptqConfig
@@ -33,9 +33,15 @@ class QuantizeRequest:
     modules_to_not_convert: list[str] | None = field(default=None)
     awq: AwqSearchConfig = field(default_factory=AwqSearchConfig)
     gptq: GptqConfig = field(default_factory=GptqConfig)
+    calib_domain: str = "austen"  # the text domain of the calibration split (awq_ref.data.corpus)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """Recorded in checkpoint metadata; the domain only when it is not the default, so
+        checkpoints calibrated on the default text keep the metadata they always had."""
+        out = asdict(self)
+        if out["calib_domain"] == "austen":
+            del out["calib_domain"]
+        return out
 
 
 _METHODS: dict[str, Method] = {}
@@ -71,8 +77,9 @@ def calibration_ids(tokenizer, request: QuantizeRequest) -> torch.Tensor:
 
     if tokenizer is None:
         raise ValueError("calibrated methods need the model's tokenizer")
-    return calibration_blocks(tokenizer, request.calib_samples, request.seqlen, request.seed)
+    return calibration_blocks(tokenizer, request.calib_samples, request.seqlen, request.seed,
+                              domain=request.calib_domain)
 
 
-for _builtin in (AWQ, gptq.GPTQ, rtn.RTN):
+for _builtin in (AWQ, gptq.GPTQ, rtn.RTN, nf4.NF4, hqq.HQQ):
     register(_builtin)

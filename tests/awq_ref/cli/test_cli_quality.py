@@ -1,0 +1,50 @@
+"""``eval --metrics ppl,kld,top1 --domain``: rows gain KL divergence, top-1 and intervals; the float
+model's distributions are computed once and read back by later evaluations."""
+import json
+
+import pytest
+
+from awq_ref.cli import main
+from awq_ref.data.tiny import save_tiny_model
+
+KEYS = ("kld_mean", "kld_median", "kld_p99", "kld_p999", "kld_max", "top1_agreement")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=3)
+
+
+def run_eval(tiny, out, *extra):
+    argv = ["eval", "--model", str(tiny), "--methods", "rtn", "--w-bit", "4,2", "--group-size", "32",
+            "--windows", "3", "--seqlen", "64", "--dtype", "float32", "--json", str(out), *extra]
+    assert main(argv) == 0
+    return json.loads(out.read_text())
+
+
+def test_eval_rows_gain_kl_top1_and_intervals(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWQ_HARNESS_CACHE", str(tmp_path / "cache"))
+    doc = run_eval(tiny, tmp_path / "a.json", "--metrics", "ppl,kld,top1", "--domain", "pydoc")
+    fp, w4, w2 = doc["rows"]
+    assert doc["settings"]["domain"] == "pydoc" and doc["settings"]["metrics"] == ["ppl", "kld", "top1"]
+    for row in (fp, w4, w2):
+        assert all(k in row for k in KEYS) and row["bootstrap"]["resamples"] == 1000
+        for name, (low, high) in row["ci"].items():
+            assert low <= row[name if name != "ppl" else "ppl"] <= high
+    assert fp["top1_agreement"] == 1 and abs(fp["kld_mean"]) < 1e-3
+    assert 0 < w4["kld_mean"] < w2["kld_mean"] and w2["top1_agreement"] < w4["top1_agreement"] <= 1
+    assert len(list((tmp_path / "cache" / "float-logits").glob("*.safetensors"))) == 1
+    again = run_eval(tiny, tmp_path / "b.json", "--metrics", "kld", "--domain", "pydoc")
+    assert again["rows"][1]["kld_mean"] == w4["kld_mean"]  # the cached reference, not a new one
+    assert len(list((tmp_path / "cache" / "float-logits").glob("*.safetensors"))) == 1
+
+
+def test_plain_eval_keeps_its_perplexity_and_adds_only_its_interval(tiny, tmp_path):
+    doc = run_eval(tiny, tmp_path / "c.json")
+    assert all("kld_mean" not in row and "ppl" in row["ci"] for row in doc["rows"])
+
+
+def test_unknown_metric_is_refused_by_the_parser(tiny, capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--model", str(tiny), "--metrics", "ppl,bleu"])
+    assert "unknown metric(s) bleu" in capsys.readouterr().err

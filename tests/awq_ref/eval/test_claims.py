@@ -1,0 +1,77 @@
+"""The claims' verdicts: paired intervals over windows, on rows whose differences are known."""
+from pathlib import Path
+
+import torch
+
+from awq_ref.eval import claims
+from awq_ref.eval.claim_rows import ClaimSettings, RowStore, Variant
+from awq_ref.eval.claims import FAILS, HOLDS, UNSURE, better, no_gain
+from awq_ref.eval.metrics import TokenScores
+
+SETTINGS = ClaimSettings("test", calib_samples=4, calib_seqlen=64, windows=20, seqlen=33, curve=(2, 4, 8))
+T = SETTINGS.seqlen - 1
+NOISE = torch.rand(SETTINGS.windows, generator=torch.Generator().manual_seed(0)) * 0.5  # shared by rows
+
+
+def scores(nats: float, kld: float = 0.1) -> TokenScores:
+    """Per-token NLL ``nats`` plus the window noise every row shares (so paired intervals are tight)."""
+    n = SETTINGS.windows
+    return TokenScores(((nats + NOISE) * T).double(), T, torch.full((n, T), kld) + NOISE[:, None] / 10,
+                       torch.ones(n, T, dtype=torch.bool))
+
+
+class FakeStore(RowStore):
+    def __init__(self, table: dict):
+        super().__init__(Path("/nonexistent"), "fake", SETTINGS)
+        self.table = table
+
+    def get(self, variant: Variant) -> TokenScores:
+        return self.table.get(variant.key(SETTINGS), scores(3.0))
+
+
+def table(**nats) -> dict:
+    return {key.replace("_", "-"): scores(v) for key, v in nats.items()}
+
+
+def test_the_verdict_rules():
+    assert (better(-0.02, -0.01), better(0.01, 0.02), better(-0.01, 0.01)) == (HOLDS, FAILS, UNSURE)
+    assert (no_gain(-0.001, 0.003), no_gain(-0.03, -0.02), no_gain(-0.02, 0.01)) == (HOLDS, FAILS, UNSURE)
+
+
+def test_awq_beats_gptq_holds_when_it_is_lower_on_every_window_and_not_when_equal():
+    store = FakeStore(table(awq_w4_g64_austen_n4_on_austen=2.0, gptq_w4_g64_austen_n4_on_austen=2.1,
+                            awq_w3_g64_austen_n4_on_austen=2.5, gptq_w3_g64_austen_n4_on_austen=2.5))
+    results = {r.claim: r for r in claims.all_claims(store)}
+    four, three = results["AWQ beats GPTQ at 4 bits"], results["AWQ beats GPTQ at 3 bits"]
+    assert four.verdict == HOLDS and four.ci[1] < 0 and four.value < 0
+    assert three.verdict == UNSURE and three.value == 0
+    assert results["AWQ's lead over GPTQ is larger at 3 bits"].verdict == FAILS  # the gap shrank to 0
+
+
+def test_rtn_degradation_is_judged_against_the_heavy_line():
+    store = FakeStore(table(fp_on_austen=2.0, rtn_w6_g64_on_austen=2.01, rtn_w5_g64_on_austen=2.3,
+                            rtn_w4_g64_on_austen=2.5, rtn_w3_g64_on_austen=3.0))
+    rows = [r for r in claims.all_claims(store) if r.claim == "RTN degrades heavily below 6 bits"]
+    assert [r.comparison for r in rows] == [f"rtn w{b} vs fp" for b in (6, 5, 4, 3)]
+    assert all(r.verdict == HOLDS for r in rows)
+
+
+def test_the_calibration_curve_and_domain_claims_read_their_rows():
+    store = FakeStore(table(awq_w4_g64_austen_n2_on_austen=2.3, awq_w4_g64_austen_n4_on_austen=2.2,
+                            awq_w4_g64_austen_n8_on_austen=2.2, awq_w4_g64_pydoc_n4_on_pydoc=2.0,
+                            awq_w4_g64_austen_n4_on_pydoc=2.4, awq_w4_g64_pydoc_n4_on_austen=2.1))
+    results = claims.all_claims(store)
+    curve = [r for r in results if r.comparison.startswith("awq w4 n=")]
+    assert [r.verdict for r in curve] == [HOLDS, HOLDS]  # helps 2 -> 4; no gain 4 -> 8
+    domain = [r for r in results if r.claim.startswith("calibrating on the target domain")]
+    assert [r.verdict for r in domain] == [HOLDS, FAILS]  # pydoc helps pydoc; austen hurts austen here
+
+
+def test_every_claim_row_is_judged_and_serialisable():
+    results = claims.all_claims(FakeStore({}))
+    assert len(results) == 2 + 1 + 4 + 4 + 2 + 2 + 4
+    for r in results:
+        j = r.to_json()
+        assert j["verdict"] in (HOLDS, FAILS, UNSURE) and j["ci_low"] <= j["ci_high"]
+    keys = {v.key(SETTINGS) for v in claims.claim_variants(SETTINGS)}
+    assert "awq-w4-g64-austen-n8-on-austen" in keys and "awq-w4-g64-austen-n4-on-austen" in keys
