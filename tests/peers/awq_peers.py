@@ -90,6 +90,7 @@ def recording_autoawq_choices(into: dict):
 
 def run_autoawq(model_dir: Path, blocks: torch.Tensor, group: int, dtype: torch.dtype, out: Path,
                 fix_aliasing: bool = True, record: bool = False) -> PeerRun:
+    """AutoAWQ picks its device itself (``get_best_device``: CUDA when present, else the CPU)."""
     from awq import AutoAWQForCausalLM
 
     model = AutoAWQForCausalLM.from_pretrained(str(model_dir), torch_dtype=dtype)
@@ -109,7 +110,8 @@ def run_autoawq(model_dir: Path, blocks: torch.Tensor, group: int, dtype: torch.
                    seconds, out, choices or None)
 
 
-def run_llmcompressor(model_dir: Path, blocks: torch.Tensor, group: int, dtype: torch.dtype, out: Path) -> PeerRun:
+def run_llmcompressor(model_dir: Path, blocks: torch.Tensor, group: int, dtype: torch.dtype, out: Path,
+                      device: str = "cpu") -> PeerRun:
     import datasets
     from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
     from llmcompressor import oneshot
@@ -118,14 +120,15 @@ def run_llmcompressor(model_dir: Path, blocks: torch.Tensor, group: int, dtype: 
     from llmcompressor.pipelines.cache import IntermediatesCache
     from transformers import AutoModelForCausalLM
 
-    IntermediatesCache._pin_intermediate = classmethod(lambda cls, value: None)  # pinning needs an accelerator
+    if device == "cpu":
+        IntermediatesCache._pin_intermediate = classmethod(lambda cls, value: None)  # pinning needs an accelerator
     ids = blocks.tolist()
     ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(b) for b in ids]})
     weights = QuantizationArgs(num_bits=W_BIT, type="int", symmetric=False, strategy="group", group_size=group)
     recipe = [AWQModifier(duo_scaling=True),
               QuantizationModifier(ignore=["lm_head"], targets=["Linear"],
                                    config_groups={"group_0": QuantizationScheme(targets=["Linear"], weights=weights)})]
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
     start = time.perf_counter()
     oneshot(model=model, dataset=ds, recipe=recipe, max_seq_length=blocks.shape[1], num_calibration_samples=len(ids))
     seconds = time.perf_counter() - start
@@ -133,7 +136,8 @@ def run_llmcompressor(model_dir: Path, blocks: torch.Tensor, group: int, dtype: 
     return PeerRun("llm-compressor", str(dtype).removeprefix("torch."), seconds, out)
 
 
-def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, config) -> PeerRun:
+def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, config, device: str = "cpu") -> PeerRun:
+    """``quantize --device DEVICE``: the model stays on the CPU, each layer is quantised on ``device``."""
     from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
     from awq_ref.data.models import load_model
     from awq_ref.methods.awq import AwqStep
@@ -145,7 +149,7 @@ def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, confi
     model = load_model(model_dir)
     start = time.perf_counter()
     step = AwqStep(QuantizeRequest(spec, "gemm", awq=config), blocks, mode="real", keep_tensors=True)
-    run_step(model, step)
+    run_step(model, step, device=device)
     result = step.result
     seconds = time.perf_counter() - start
     save_checkpoint(model, out, AwqConfig(spec, "gemm"), source=model_dir)
