@@ -43,7 +43,7 @@ REFERENCE_FOLD = Rule("reference.fold-consistency",
                       "with --reference: the scales folded into each norm are those in every reader of it")
 
 FLOAT_TOLERANCE = 0.02
-LOG_TOLERANCE = 0.1
+LOG_TOLERANCE = 0.15  # above the spread of correct checkpoints; GPTQ, which moves weights within columns, spreads most
 QUANTILE = 0.99  # a wrong fold may touch only the few channels whose scales are far from 1
 MIN_NORM = 1e-3  # channels whose effective norm is this close to zero (relative to the largest) imply no scale
 

@@ -50,6 +50,7 @@ TINY_CONFIGS = {
 # transformers 5 runs Gemma 2's soft-capped attention eagerly (it refuses sdpa there); 4.51 picks sdpa,
 # which silently drops the attention soft-capping. The tiny models ask for eager, so both lines compute the same.
 ATTENTION = {"gemma2": "eager"}
+NORM_OFFSET = {"gemma": 1.0, "gemma2": 1.0}  # RMSNorm multiplies by (1 + w)
 
 
 def tiny_config_dict(family: str, hidden: int = 128, intermediate: int = 256, layers: int = 2) -> dict:
@@ -76,7 +77,9 @@ def tiny_config(family: str, **sizes):
 
 
 @torch.no_grad()
-def _fill(model: nn.Module, seed: int) -> None:
+def _fill(model: nn.Module, seed: int, norm_offset: float = 0.0) -> None:
+    """``norm_offset``: the norms multiply by (offset + w) (Gemma: 1), so w is filled such that the
+    norm's effective gain has the same statistics, outliers included, as every other family's."""
     gen = torch.Generator().manual_seed(seed)
     for name, p in sorted(model.named_parameters()):
         if p.dim() >= 2:
@@ -84,6 +87,8 @@ def _fill(model: nn.Module, seed: int) -> None:
         elif "norm" in name and name.endswith("weight"):
             p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
             p[torch.randperm(p.numel(), generator=gen)[: max(1, p.numel() // 32)]] *= 8
+            if norm_offset:
+                p.sub_(norm_offset)
         else:
             p.copy_(0.01 * torch.randn(p.shape, generator=gen))
 
@@ -93,7 +98,7 @@ def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.
 
     attention = {"attn_implementation": ATTENTION[family]} if family in ATTENTION else {}
     model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32, **attention)
-    _fill(model, seed)
+    _fill(model, seed, NORM_OFFSET.get(family, 0.0))
     return model.to(dtype).eval()
 
 

@@ -16,7 +16,7 @@ Groups per family follow AutoAWQ ``models/llama.py`` and ``models/opt.py``:
     qwen3                as llama; q_norm/k_norm act on q/k outputs per head, after the
                          scaled input channels, so they need no compensation
     gemma                as llama, but the norms multiply by (1 + w) (``norm_offset`` 1)
-    gemma2/gemma3 text   input_layernorm -> q,k,v;  v_proj -> o_proj (same shape rule);
+    gemma2               input_layernorm -> q,k,v;  v_proj -> o_proj (same shape rule);
                          pre_feedforward_layernorm -> gate,up;  up_proj -> down_proj.
                          post_attention_layernorm and post_feedforward_layernorm normalise
                          the *outputs* of attention and MLP, so no linear reads them
@@ -119,7 +119,6 @@ ARCHITECTURES = {
     "Qwen3ForCausalLM": QWEN3,
     "GemmaForCausalLM": GEMMA,
     "Gemma2ForCausalLM": GEMMA2,
-    "Gemma3ForCausalLM": GEMMA2,
     "Phi3ForCausalLM": PHI3,
     "OPTForCausalLM": OPT,
 }
