@@ -70,7 +70,7 @@ def test_registering_a_taken_name_is_refused(toy_method):
 def test_an_unknown_method_is_one_line_naming_the_choices():
     with pytest.raises(HarnessError) as err:
         get_method("nope")
-    assert str(err.value) == "unknown method 'nope'; available: awq, gptq, rtn"
+    assert str(err.value) == "unknown method 'nope'; available: awq, gptq, hqq, nf4, rtn"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -93,7 +93,7 @@ def test_quantize_offers_only_registered_methods(toy_method, model_dir, tmp_path
 def test_eval_names_an_unknown_method_in_one_line(model_dir):
     with pytest.raises(SystemExit) as exit_:
         main(["eval", "--model", str(model_dir), "--methods", "rtn,nope", "--windows", "1", "--seqlen", "64"])
-    assert "unknown method 'nope'; available: awq, gptq, rtn" in str(exit_.value.code)
+    assert "unknown method 'nope'; available: awq, gptq, hqq, nf4, rtn" in str(exit_.value.code)
 
 
 @pytest.mark.parametrize("name, honoured", [("rtn", True), ("awq", False), ("gptq", False)])
