@@ -15,8 +15,10 @@ directly, per decoder layer and per norm whose readers the family's scaling grou
   * a quantised reader's dequantised weight must be diag(r) W_r diag(s) up to quantisation
     noise (r: its own output rows divided by a later group's scales, up_proj before down_proj):
     the per-input-channel factors c fitted by least squares (``column_factors``) must follow s
-    up to one common factor: the 99th percentile over channels of |log(c_k / s_k) - median|
-    stays below LOG_TOLERANCE (4-bit noise averages out over the rows of a column; a reader left
+    up to one common factor: the 99th percentile over channels of |log(c_k / s_k) - median|, less
+    NOISE_Z standard errors of log c_k, stays below LOG_TOLERANCE (4-bit noise averages out over
+    the rows of a column, but not in a column of small weights that its groups' grid barely
+    resolves, whose c_k is known only loosely: the standard error says how loosely; a reader left
     unscaled is off by log s, largest on the channels AWQ protects most; a Gemma norm folded as
     w is off where s is far from 1, so a high quantile, not the median, sees it).
 
@@ -45,6 +47,7 @@ REFERENCE_FOLD = Rule("reference.fold-consistency",
 FLOAT_TOLERANCE = 0.02
 LOG_TOLERANCE = 0.15  # above the spread of correct checkpoints; GPTQ, which moves weights within columns, spreads most
 QUANTILE = 0.99  # a wrong fold may touch only the few channels whose scales are far from 1
+NOISE_Z = 8.0  # standard errors of a channel's fitted log factor that count as noise, not as a wrong scale
 MIN_NORM = 1e-3  # channels whose effective norm is this close to zero (relative to the largest) imply no scale
 
 
@@ -72,20 +75,24 @@ def _norm_groups(arch, tensors: dict[str, TensorInfo], prefix: str):
     return out
 
 
-def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor, steps: int = 10) -> tuple[torch.Tensor, float]:
+def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor,
+                   steps: int = 10) -> tuple[torch.Tensor, float, torch.Tensor]:
     """c with W_hat ~ diag(r) W_ref diag(c), by alternating least squares: a reader that is also
     the previous op of a later group (up_proj before down_proj, v_proj before o_proj, OPT's fc1)
     has its output rows divided by that group's scales, which r absorbs. Those can span orders of
     magnitude (a ReLU output channel that is nearly always zero), so r is fitted first and c on
     rows divided by r: every row counts alike, not only the few largest. Also returns the relative
-    error of the fit."""
+    error of the fit and the standard error of each log c_k (from its column's residual)."""
     c = torch.ones(w_ref.shape[1], dtype=w_ref.dtype)
     for _ in range(steps):
         wc = w_ref * c
         r = (w_hat * wc).sum(1, keepdim=True) / wc.pow(2).sum(1, keepdim=True).clamp(min=1e-30)
-        c = (w_hat / r.clamp(min=1e-30) * w_ref).sum(0) / w_ref.pow(2).sum(0).clamp(min=1e-30)
+        rows = w_hat / r.clamp(min=1e-30)
+        c = (rows * w_ref).sum(0) / w_ref.pow(2).sum(0).clamp(min=1e-30)
     fitted = w_ref * r * c
-    return c, float(torch.linalg.norm(w_hat - fitted) / torch.linalg.norm(fitted).clamp(min=1e-30))
+    noise = (rows - w_ref * c).pow(2).sum(0) / max(w_ref.shape[0] - 1, 1)
+    se_log = (noise / w_ref.pow(2).sum(0).clamp(min=1e-30)).sqrt() / c.abs().clamp(min=1e-30)
+    return c, float(torch.linalg.norm(w_hat - fitted) / torch.linalg.norm(fitted).clamp(min=1e-30)), se_log
 
 
 def _float_reader(name: str, w_q: torch.Tensor, w_r: torch.Tensor, n_q: torch.Tensor, n_r: torch.Tensor,
@@ -101,19 +108,21 @@ def _float_reader(name: str, w_q: torch.Tensor, w_r: torch.Tensor, n_q: torch.Te
 
 def _quantised_reader(name: str, w_hat: torch.Tensor, w_r: torch.Tensor, s: torch.Tensor, valid: torch.Tensor,
                       norm: str) -> Finding | None:
-    c, residual = column_factors(w_hat, w_r)
+    c, residual, se_log = column_factors(w_hat, w_r)
     if not residual <= MAX_ALIGNED_ERROR:
         return None  # not a quantisation of the reference weight at all: reference.error says so
     ok = valid & (c > 0) & (w_r.pow(2).sum(0) > 0)
     if not bool(ok.any()):
         return None
     log_ratio = (c[ok] / s[ok]).log()
-    dev = float((log_ratio - log_ratio.median()).abs().quantile(QUANTILE))  # r, c: up to one common factor
+    beyond_noise = ((log_ratio - log_ratio.median()).abs() - NOISE_Z * se_log[ok]).clamp(min=0)
+    dev = float(beyond_noise.quantile(QUANTILE))  # r, c: up to one common factor
     if dev <= LOG_TOLERANCE:
         return None
     return REFERENCE_FOLD.finding(
         f"{name} reads {norm}: its input channels carry scales that are not the ones the stored norm implies "
-        f"(|log(c / s)| centred, {QUANTILE:.0%} quantile {dev:.3f} > {LOG_TOLERANCE}): a reader was not "
+        f"(|log(c / s)| centred, beyond {NOISE_Z:g} standard errors, {QUANTILE:.0%} quantile {dev:.3f} > "
+        f"{LOG_TOLERANCE}): a reader was not "
         f"scaled with the norm, or the norm was folded with the wrong form (Gemma's norms multiply by 1 + w, "
         f"not w)", tensor=name)
 
