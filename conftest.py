@@ -15,7 +15,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # --results-json PATH; --checkpoint CKPT (also registered by the pytest11 entry point once installed)
-pytest_plugins = ["reports.plugin", "conformance.plugin"]
+pytest_plugins = ["awq_harness.reports.plugin", "awq_harness.conformance.plugin"]
 
 
 def _cuda_available() -> bool:

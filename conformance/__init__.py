@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {  # name -> the module that defines it
-    "verify": "conformance.runner",
-    "Report": "conformance.findings",
-    "Finding": "conformance.findings",
-    "RULES": "conformance.rules",
-    "SCHEMA": "conformance.findings",
-    "SCHEMA_VERSION": "conformance.findings",
+    "verify": "awq_harness.conformance.runner",
+    "Report": "awq_harness.conformance.findings",
+    "Finding": "awq_harness.conformance.findings",
+    "RULES": "awq_harness.conformance.rules",
+    "SCHEMA": "awq_harness.conformance.findings",
+    "SCHEMA_VERSION": "awq_harness.conformance.findings",
 }
 
 __all__ = sorted(_EXPORTS)

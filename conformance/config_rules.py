@@ -5,7 +5,7 @@ for ever or crash before they reach the weights.
 """
 from __future__ import annotations
 
-from conformance.findings import Finding, Rule
+from awq_harness.conformance.findings import Finding, Rule
 
 CONFIG_NUMBERS = Rule("config.numbers", "model dimensions in config.json are positive and plausible")
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from awq_ref import formats
-from awq_ref.checkpoint.atomic import atomic_directory
-from awq_ref.checkpoint.safetensors_stream import TensorSpec
-from awq_ref.checkpoint.writer import (
+from awq_harness.awq_ref import formats
+from awq_harness.awq_ref.checkpoint.atomic import atomic_directory
+from awq_harness.awq_ref.checkpoint.safetensors_stream import TensorSpec
+from awq_harness.awq_ref.checkpoint.writer import (
     DEFAULT_MAX_SHARD_BYTES,
     STORED_DTYPE,
     OutputLayout,
@@ -40,16 +40,16 @@ from awq_ref.checkpoint.writer import (
     tied_head_keys,
     without_keys,
 )
-from awq_ref.errors import HarnessError
-from awq_ref.formats import awq_gemm, compressed_tensors, gptq
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
-from conformance import decode
-from conformance.declared import Declared
-from conformance.findings import Report
-from conformance.reader import TORCH_DTYPES
-from conformance.runner import load_layers, verify
-from conformance.scale_rounding import Rounding, check_fits, relative_change, target_scale_dtype
-from conformance.structure import Layer
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.formats import awq_gemm, compressed_tensors, gptq
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.conformance import decode
+from awq_harness.conformance.declared import Declared
+from awq_harness.conformance.findings import Report
+from awq_harness.conformance.reader import TORCH_DTYPES
+from awq_harness.conformance.runner import load_layers, verify
+from awq_harness.conformance.scale_rounding import Rounding, check_fits, relative_change, target_scale_dtype
+from awq_harness.conformance.structure import Layer
 
 GPTQ_V2 = "gptq_v2"
 AWQ_FAMILY = (compressed_tensors.NAME, awq_gemm.NAME)  # the same AWQ numbers in two layouts

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from conformance.findings import Finding, Rule
-from conformance.structure import Layer
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.structure import Layer
 
 CT_DTYPE_FIELDS = Rule("ct.dtype-fields", "compressed-tensors scale_dtype / zp_dtype agree with the stored tensors")
 CT_DTYPE_FIELDS_COMPAT = Rule("ct.dtype-fields-compat",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from awq_ref.formats import AWQ_VERSIONS, compressed_tensors, gptq
-from conformance.findings import Finding, Rule
+from awq_harness.awq_ref.formats import AWQ_VERSIONS, compressed_tensors, gptq
+from awq_harness.conformance.findings import Finding, Rule
 
 CONFIG_QUANTIZATION = Rule("config.quantization", "quantization_config exists and names a known method and format")
 CONFIG_VALUES = Rule("config.values", "bits, group size, zero point and version have valid types and values")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
-from conformance.structure import Layer
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.conformance.structure import Layer
 
 SAMPLE_CHANNELS = 128
 SAMPLE_GROUPS = 16

@@ -11,15 +11,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from awq_ref.errors import CheckpointError
-from conformance import decode
-from conformance.runner import load_layers, verify
+from awq_harness.awq_ref.errors import CheckpointError
+from awq_harness.conformance import decode
+from awq_harness.conformance.runner import load_layers, verify
 
 
 def load_dequantized(folder: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
     from transformers import AutoConfig
 
-    from awq_ref.model.compat import causal_lm_from_config
+    from awq_harness.awq_ref.model.compat import causal_lm_from_config
 
     report = verify(folder)
     if not report.conforms:

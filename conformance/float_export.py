@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.checkpoint.safetensors_stream import TensorSpec
-from awq_ref.checkpoint.writer import (
+from awq_harness.awq_ref.checkpoint.safetensors_stream import TensorSpec
+from awq_harness.awq_ref.checkpoint.writer import (
     DEFAULT_MAX_SHARD_BYTES,
     OutputLayout,
     checkpoint_config,
@@ -24,11 +24,11 @@ from awq_ref.checkpoint.writer import (
     tied_head_keys,
     without_keys,
 )
-from awq_ref.errors import HarnessError
-from conformance import decode
-from conformance.reader import TORCH_DTYPES
-from conformance.runner import load_layers, verify
-from conformance.structure import Layer
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.conformance import decode
+from awq_harness.conformance.reader import TORCH_DTYPES
+from awq_harness.conformance.runner import load_layers, verify
+from awq_harness.conformance.structure import Layer
 
 FLOAT_TARGETS = {"fp16": torch.float16, "bf16": torch.bfloat16}  # --to name -> dtype
 

@@ -33,13 +33,13 @@ from pathlib import Path
 
 import torch
 
-from conformance import decode
-from conformance.findings import Finding, Rule
-from conformance.folder import open_folder
-from conformance.reader import TensorReader
-from conformance.reference import MAX_ALIGNED_ERROR
-from conformance.safeheader import TensorInfo
-from conformance.structure import Layer
+from awq_harness.conformance import decode
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.folder import open_folder
+from awq_harness.conformance.reader import TensorReader
+from awq_harness.conformance.reference import MAX_ALIGNED_ERROR
+from awq_harness.conformance.safeheader import TensorInfo
+from awq_harness.conformance.structure import Layer
 
 REFERENCE_FOLD = Rule("reference.fold-consistency",
                       "with --reference: the scales folded into each norm are those in every reader of it")
@@ -52,7 +52,7 @@ MIN_NORM = 1e-3  # channels whose effective norm is this close to zero (relative
 
 
 def _architecture(config: dict | None):
-    from awq_ref.model.arch import ARCHITECTURES
+    from awq_harness.awq_ref.model.arch import ARCHITECTURES
 
     names = config.get("architectures") if isinstance(config, dict) else None
     names = names if isinstance(names, list) else []

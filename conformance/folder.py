@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.findings import Finding, Rule
-from conformance.safeheader import FILE_FOLDER, TensorInfo, read_header
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.safeheader import FILE_FOLDER, TensorInfo, read_header
 
 FILE_OUTSIDE_FOLDER = Rule("file.outside-folder",
                            "no file, symlink or index entry points outside the checkpoint folder")

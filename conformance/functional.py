@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from conformance.findings import Finding, Rule
+from awq_harness.conformance.findings import Finding, Rule
 
 FUNCTIONAL_PERPLEXITY = Rule("functional.perplexity",
                              "with --reference: perplexity of the quantised model within a ratio of the float one")
@@ -40,9 +40,9 @@ RANDOM_VOCAB_FALLBACK = 512
 
 
 def _windows(reference: str, windows: int, seqlen: int) -> torch.Tensor:
-    from awq_ref.data.corpus import eval_text
-    from awq_ref.data.models import load_tokenizer
-    from awq_ref.eval.perplexity import make_windows, tokenize_text
+    from awq_harness.awq_ref.data.corpus import eval_text
+    from awq_harness.awq_ref.data.models import load_tokenizer
+    from awq_harness.awq_ref.eval.perplexity import make_windows, tokenize_text
 
     folder = Path(reference)
     if (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file():
@@ -68,7 +68,7 @@ def _first_broken(rows) -> int | None:
 def unsupported_family(reference: str) -> str | None:
     """Why the float model cannot be run layer by layer, or None: its config names no
     architecture awq_ref has an entry for."""
-    from awq_ref.model.arch import ARCHITECTURES
+    from awq_harness.awq_ref.model.arch import ARCHITECTURES
 
     try:
         config = json.loads((Path(reference) / "config.json").read_text())
@@ -85,7 +85,7 @@ def unsupported_family(reference: str) -> str | None:
 def functional_check(path: str, reference: str, windows: int = 2, seqlen: int = 256,
                      device: torch.device | None = None) -> tuple[list[Finding], dict | None]:
     """``device``: where each layer pair runs (None: the CPU)."""
-    from awq_ref.mixed_precision.layerwise import compare_layerwise
+    from awq_harness.awq_ref.mixed_precision.layerwise import compare_layerwise
 
     why = unsupported_family(reference)
     if why is not None:

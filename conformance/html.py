@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from html import escape
 
-from conformance.findings import Report
+from awq_harness.conformance.findings import Report
 
 _STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"

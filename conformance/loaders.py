@@ -19,9 +19,9 @@ checks those claims against the real loaders.
 """
 from __future__ import annotations
 
-from conformance.declared import Declared
-from conformance.findings import Finding, Rule
-from conformance.structure import Layer
+from awq_harness.conformance.declared import Declared
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.structure import Layer
 
 LOADER_VLLM = Rule("loader.vllm", "vLLM's awq / compressed-tensors / gptq loaders accept the layers", "warning")
 LOADER_MARLIN = Rule("loader.marlin", "vLLM's Marlin kernels accept the layers (else a slower fallback)", "warning")

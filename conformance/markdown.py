@@ -7,7 +7,7 @@ inject markup into the card.
 """
 from __future__ import annotations
 
-from conformance.findings import Report
+from awq_harness.conformance.findings import Report
 
 _ESCAPES = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "`": "\\`", "*": "\\*", "_": "\\_",
             "[": "\\[", "]": "\\]", "\r": " ", "\n": " "}
@@ -32,7 +32,7 @@ def _status(report: Report, rule: str) -> str:
 
 
 def render(report: Report) -> str:
-    from conformance.rules import RULES
+    from awq_harness.conformance.rules import RULES
 
     verdict = "conforms" if report.conforms else ("could not be read" if not report.readable else "violations")
     rules = [[r, _status(report, r), RULES[r].title if r in RULES else ""]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from conformance.declared import CONFIG_VALUES, Declared
-from conformance.findings import Finding, Rule
-from conformance.loaders import refusal
-from conformance.safeheader import TensorInfo
+from awq_harness.conformance.declared import CONFIG_VALUES, Declared
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.loaders import refusal
+from awq_harness.conformance.safeheader import TensorInfo
 
 MODULES_LM_HEAD = Rule("modules.lm-head", "lm_head and embeddings are not quantised unless declared")
 MODULES_NOT_CONVERT = Rule("modules.not-convert", "modules_to_not_convert / ignore are honoured both ways")

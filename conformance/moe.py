@@ -24,8 +24,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from conformance.findings import Finding, Rule
-from conformance.safeheader import TensorInfo
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.safeheader import TensorInfo
 
 MOE_COMPLETE = Rule("moe.experts-complete", "every expert has the complete tensor set, in one format")
 MOE_COUNT = Rule("moe.expert-count", "each MoE layer holds as many experts as the config declares")
@@ -39,7 +39,7 @@ SHOWN = 3
 
 
 def _layout(config: dict | None):
-    from awq_ref.model.arch import MOE_LAYOUTS
+    from awq_harness.awq_ref.model.arch import MOE_LAYOUTS
 
     names = config.get("architectures") if isinstance(config, dict) else None
     names = names if isinstance(names, list) else []

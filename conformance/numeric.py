@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import torch
 
-from conformance.findings import Finding, Rule
-from conformance.reader import TensorReader
-from conformance.structure import CONFIG_MATCHES_TENSORS, Layer
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.reader import TensorReader
+from awq_harness.conformance.structure import CONFIG_MATCHES_TENSORS, Layer
 
 GPTQ_ZEROS = Rule("gptq.zeros", "GPTQ zero points are representable in the declared checkpoint_format")
 SCALES_FINITE = Rule("scales.finite", "scales contain no NaN or inf")

@@ -16,6 +16,9 @@ imported, so an unrelated project's run pays nothing for having it installed.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,24 @@ MARKERS = (
     "peers: needs third-party quantisers/loaders (AutoAWQ, GPTQModel, ...); tox -e peers",
 )
 RULE_TESTS = Path(__file__).with_name("test_checkpoint.py")
+
+
+def rule_tests() -> str:
+    """The rule items' file. Installed, where it lies; in a checkout (an editable install run from
+    another folder) a copy in a folder of its own, since collecting it in place would load the
+    checkout's conftest.py files. The copy's path depends only on its content, so every xdist
+    worker collects the same items."""
+    if not any((folder / "conftest.py").is_file() for folder in RULE_TESTS.parents):
+        return str(RULE_TESTS)
+    text = RULE_TESTS.read_bytes()
+    folder = Path(tempfile.gettempdir()) / f"awq-harness-rules-{hashlib.sha256(text).hexdigest()[:16]}"
+    target = folder / RULE_TESTS.name
+    if not target.is_file() or target.read_bytes() != text:
+        target.parent.mkdir(exist_ok=True)
+        staged = target.with_name(f".{os.getpid()}.tmp")
+        staged.write_bytes(text)
+        os.replace(staged, target)
+    return str(target)
 
 
 def pytest_addoption(parser):
@@ -40,12 +61,12 @@ def pytest_configure(config):
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     if config.getoption("--checkpoint") and config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args[:] = [str(RULE_TESTS)]  # no paths given: collect the rule items only
+        config.args[:] = [rule_tests()]  # no paths given: collect the rule items only
 
 
 @pytest.fixture(scope="session")
 def conformance_report(request):
-    from conformance import verify
+    from awq_harness.conformance import verify
 
     path = request.config.getoption("--checkpoint")
     if not path:

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from conformance.safeheader import TensorInfo
+from awq_harness.conformance.safeheader import TensorInfo
 
 TORCH_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,

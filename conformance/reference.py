@@ -17,12 +17,12 @@ from dataclasses import replace
 
 import torch
 
-from conformance import decode
-from conformance.findings import Finding, Rule
-from conformance.folder import open_folder
-from conformance.reader import TensorReader
-from conformance.safeheader import FILE_FOLDER
-from conformance.structure import Layer
+from awq_harness.conformance import decode
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.folder import open_folder
+from awq_harness.conformance.reader import TensorReader
+from awq_harness.conformance.safeheader import FILE_FOLDER
+from awq_harness.conformance.structure import Layer
 
 REFERENCE_ERROR = Rule("reference.error", "per-layer reconstruction error against the float reference")
 REFERENCE_MISSING = Rule("reference.missing",

@@ -36,10 +36,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awq_ref.errors import CheckpointError
-from conformance.findings import Finding
-from conformance.folder import FILE_OUTSIDE_FOLDER, INDEX, MAX_JSON_FILE, SINGLE
-from conformance.safeheader import FILE_FOLDER, FILE_HEADER, FILE_TRUNCATED, MAX_HEADER_BYTES
+from awq_harness.awq_ref.errors import CheckpointError
+from awq_harness.conformance.findings import Finding
+from awq_harness.conformance.folder import FILE_OUTSIDE_FOLDER, INDEX, MAX_JSON_FILE, SINGLE
+from awq_harness.conformance.safeheader import FILE_FOLDER, FILE_HEADER, FILE_TRUNCATED, MAX_HEADER_BYTES
 
 SCHEMES = ("https://", "http://", "hf://", "s3://")
 BLOCK = 1 << 20

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from conformance import (
+from awq_harness.conformance import (
     config_rules,
     ct_fields,
     declared,
@@ -33,7 +33,7 @@ from conformance import (
     safeheader,
     structure,
 )
-from conformance.findings import Rule
+from awq_harness.conformance.findings import Rule
 
 # in import order: a module comes after every module whose rules it imports, so the first module
 # that holds a rule is the one that declares it

@@ -13,23 +13,23 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.formats import AWQ_VERSIONS
-from conformance import decode, numeric
-from conformance.config_rules import number_findings
-from conformance.ct_fields import ct_field_findings
-from conformance.declared import Declared, read_declared
-from conformance.findings import Finding, Report, Rule
-from conformance.fold_consistency import REFERENCE_FOLD
-from conformance.folder import Folder, open_folder
-from conformance.functional import FUNCTIONAL_SKIPPED
-from conformance.loaders import loader_findings
-from conformance.modules import module_findings
-from conformance.moe import moe_findings
-from conformance.reader import SAFETENSORS_NAMES, TensorReader
-from conformance.reference import REFERENCE_ERROR
-from conformance.remote import RemoteError, RemoteFiles, is_remote
-from conformance.safeheader import FILE_FOLDER, FILE_TRUNCATED, TensorInfo
-from conformance.structure import TENSORS_COMPLETE, Layer, check_layer, choose_layout, group_by_prefix
+from awq_harness.awq_ref.formats import AWQ_VERSIONS
+from awq_harness.conformance import decode, numeric
+from awq_harness.conformance.config_rules import number_findings
+from awq_harness.conformance.ct_fields import ct_field_findings
+from awq_harness.conformance.declared import Declared, read_declared
+from awq_harness.conformance.findings import Finding, Report, Rule
+from awq_harness.conformance.fold_consistency import REFERENCE_FOLD
+from awq_harness.conformance.folder import Folder, open_folder
+from awq_harness.conformance.functional import FUNCTIONAL_SKIPPED
+from awq_harness.conformance.loaders import loader_findings
+from awq_harness.conformance.modules import module_findings
+from awq_harness.conformance.moe import moe_findings
+from awq_harness.conformance.reader import SAFETENSORS_NAMES, TensorReader
+from awq_harness.conformance.reference import REFERENCE_ERROR
+from awq_harness.conformance.remote import RemoteError, RemoteFiles, is_remote
+from awq_harness.conformance.safeheader import FILE_FOLDER, FILE_TRUNCATED, TensorInfo
+from awq_harness.conformance.structure import TENSORS_COMPLETE, Layer, check_layer, choose_layout, group_by_prefix
 
 FILE_PICKLE = Rule("file.pickle",
                    "pickle weights (.bin/.pt) are never unpickled unless --allow-pickle, then weights_only")
@@ -251,8 +251,8 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     _policy(folder, decl, layers, report)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:
-        from conformance.fold_consistency import check as fold_consistency
-        from conformance.reference import compare
+        from awq_harness.conformance.fold_consistency import check as fold_consistency
+        from awq_harness.conformance.reference import compare
 
         found, rows = compare(layers, reader, decl.gptq_v1, reference)
         report.findings += found
@@ -275,7 +275,7 @@ def _functional(path: Path, reference: str, report: Report, device=None) -> None
                else f"format {report.format}")
         report.findings.append(FUNCTIONAL_SKIPPED.finding(f"functional check not run: {why}"))
         return
-    from conformance.functional import functional_check
+    from awq_harness.conformance.functional import functional_check
 
     found, report.functional = functional_check(str(path), reference, device=device)
     report.findings += found
@@ -284,7 +284,7 @@ def _functional(path: Path, reference: str, report: Report, device=None) -> None
 def _run_remote(url: str, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
                 device=None) -> None:
     """A checkpoint behind a URL (conformance/remote.py): headers first, tensor bytes on demand."""
-    from conformance import remote as fetch
+    from awq_harness.conformance import remote as fetch
 
     try:
         files, found = fetch.open_remote(url)
@@ -313,7 +313,9 @@ def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], Tensor
 def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: bool = False,
            progress: bool | None = None, device=None) -> Report:
     """``device`` (a torch.device; None: the CPU): where ``reference``'s functional check runs."""
-    from conformance.rules import RULES  # the registry collects this module's rules, so it is read at call time
+    from awq_harness.conformance.rules import (
+        RULES,  # the registry collects this module's rules, so it is read at call time
+    )
 
     report = Report(checkpoint=str(path))
     report.rules_run = [r for r in RULES if reference or not r.startswith(("reference.", "functional."))]

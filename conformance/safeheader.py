@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.findings import Finding, Rule
+from awq_harness.conformance.findings import Finding, Rule
 
 # file.folder is checked by folder.py and runner.py too; it is declared here, where the first file
 # of the folder is read, because folder.py reads its files through this module

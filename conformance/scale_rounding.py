@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.errors import HarnessError
-from awq_ref.primitives.quant import QuantizedWeight
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight
 
 ROUNDED_DTYPE = torch.float16
 SAFETENSORS_NAMES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32"}

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from awq_ref.formats import FORMATS
-from awq_ref.formats.dims import Dims
-from awq_ref.formats.fit import expected_shapes, fits, suffixes
-from conformance.declared import Declared
-from conformance.findings import Finding, Rule
-from conformance.safeheader import TensorInfo
+from awq_harness.awq_ref.formats import FORMATS
+from awq_harness.awq_ref.formats.dims import Dims
+from awq_harness.awq_ref.formats.fit import expected_shapes, fits, suffixes
+from awq_harness.conformance.declared import Declared
+from awq_harness.conformance.findings import Finding, Rule
+from awq_harness.conformance.safeheader import TensorInfo
 
 CONFIG_MATCHES_TENSORS = Rule("config.matches-tensors",
                               "quantization_config agrees with the tensors (bits, group size, zero point, format)")

@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from conformance.rules import RULES
+from awq_harness.conformance.rules import RULES
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))

@@ -8,13 +8,13 @@ from pathlib import Path
 
 
 def names() -> list[str]:
-    from golden.specs import GOLDENS
+    from awq_harness.golden.specs import GOLDENS
 
     return [spec.name for spec in GOLDENS]
 
 
 def path(name: str) -> Path:
-    from golden.build import golden_dir
+    from awq_harness.golden.build import golden_dir
 
     if name not in names():
         raise KeyError(f"no golden named {name!r}; known: {names()}")
@@ -23,6 +23,6 @@ def path(name: str) -> Path:
 
 def load(name: str):
     """The golden checkpoint as a model from our loader (float32, reference forward)."""
-    from awq_ref.checkpoint.awq import load_checkpoint
+    from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
 
     return load_checkpoint(path(name))

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
-from awq_ref.data.tiny import tiny_config_dict, tiny_model
-from awq_ref.methods.registry import QuantizeRequest, get_method
-from awq_ref.pipeline.quantize import method_step, run_step
-from awq_ref.primitives import reproducible
-from golden.manifest import build_manifest, write_manifest
-from golden.specs import GoldenSpec
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_harness.awq_ref.data.tiny import tiny_config_dict, tiny_model
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.pipeline.quantize import method_step, run_step
+from awq_harness.awq_ref.primitives import reproducible
+from awq_harness.golden.manifest import build_manifest, write_manifest
+from awq_harness.golden.specs import GoldenSpec
 
 ROOT = Path(__file__).resolve().parent / "checkpoints"
 
@@ -42,8 +42,8 @@ def _save_awq(spec: GoldenSpec, out: Path, layout: str, overwrite: bool) -> None
 
 def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
     """GPTQ (v1 ``checkpoint_format: gptq``, symmetric so every zero fits v1's z - 1)."""
-    from awq_ref.checkpoint.gptq import save_gptq_checkpoint
-    from awq_ref.methods.gptq import quantization_config, stored_weights
+    from awq_harness.awq_ref.checkpoint.gptq import save_gptq_checkpoint
+    from awq_harness.awq_ref.methods.gptq import quantization_config, stored_weights
 
     model, request = tiny_model(spec.family, spec.seed), QuantizeRequest(spec.quant, "gptq")
     step = method_step(spec.method, request, calibration_ids())
@@ -77,7 +77,7 @@ def _build(spec: GoldenSpec, out: Path, overwrite: bool) -> Path:
     if spec.layout == "gptq":
         _save_gptq(spec, out, overwrite)
     elif spec.layout == "compressed-tensors":
-        from conformance.convert import convert
+        from awq_harness.conformance.convert import convert
 
         with tempfile.TemporaryDirectory() as tmp:
             _save_awq(spec, Path(tmp) / "gemm", "gemm", overwrite=False)

@@ -23,7 +23,7 @@ def autoawq_logits(folder: Path, token_ids: list[int]) -> torch.Tensor:
 
 def transformers_logits(folder: Path, token_ids: list[int], dtype=torch.float16) -> torch.Tensor:
     """transformers' AWQ loader (GPTQModel's CPU kernel for AWQ; compressed-tensors for its format)."""
-    from awq_ref.model.compat import causal_lm_from_pretrained
+    from awq_harness.awq_ref.model.compat import causal_lm_from_pretrained
 
     model = causal_lm_from_pretrained(folder, dtype, device_map="cpu")
     with torch.no_grad():

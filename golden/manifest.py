@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.checkpoint.awq import load_checkpoint, read_tensors
-from awq_ref.primitives import reproducible
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint, read_tensors
+from awq_harness.awq_ref.primitives import reproducible
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -38,7 +38,7 @@ def load_golden_model(folder: Path):
     q = json.loads((folder / "config.json").read_text())["quantization_config"]
     if q.get("quant_method") == "awq":
         return load_checkpoint(folder)
-    from conformance.dequantized import load_dequantized
+    from awq_harness.conformance.dequantized import load_dequantized
 
     return load_dequantized(folder)
 

@@ -15,10 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from awq_ref.primitives import reproducible
-from golden.build import build, golden_dir
-from golden.manifest import file_drift, numerics_drift, tensor_drift
-from golden.specs import BY_NAME, GOLDENS
+from awq_harness.awq_ref.primitives import reproducible
+from awq_harness.golden.build import build, golden_dir
+from awq_harness.golden.manifest import file_drift, numerics_drift, tensor_drift
+from awq_harness.golden.specs import BY_NAME, GOLDENS
 
 
 def compare(name: str, rebuilt: Path) -> list[str]:

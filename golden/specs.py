@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,13 @@ Benchmark record schema: ``kernels.bench``.
 This package is importable only as ``kernels`` from this repository; it is unrelated to the
 PyPI distribution of the same name, which this project does not install.
 """
-from kernels.checks import supported
-from kernels.dequant import awq_dequantize
-from kernels.dispatch import awq_linear, choose_path
-from kernels.gemm import awq_gemm
-from kernels.gemv import awq_gemv
-from kernels.gemv_layout import awq_gemv_layout
-from kernels.runtime import INTERPRETED, triton_can_run
+from awq_harness.kernels.checks import supported
+from awq_harness.kernels.dequant import awq_dequantize
+from awq_harness.kernels.dispatch import awq_linear, choose_path
+from awq_harness.kernels.gemm import awq_gemm
+from awq_harness.kernels.gemv import awq_gemv
+from awq_harness.kernels.gemv_layout import awq_gemv_layout
+from awq_harness.kernels.runtime import INTERPRETED, triton_can_run
 
 __all__ = ["INTERPRETED", "triton_can_run", "supported", "awq_dequantize", "awq_gemm", "awq_gemv",
            "awq_gemv_layout", "awq_linear", "choose_path"]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.formats import awq_gemm, awq_gemv
-from kernels.runtime import triton_can_run
+from awq_harness.awq_ref.formats import awq_gemm, awq_gemv
+from awq_harness.kernels.runtime import triton_can_run
 
 MIN_BLOCK = 16
 MAX_ELEMENTS = 2**31 - 1  # kernels index with int32 offsets

@@ -22,7 +22,7 @@ layers it stands for. The signature is specialised as Triton's JIT specialises a
 16 carries that hint), with the argument values of the tile's first case.
 
 Under the interpreter the kernels are not compilable objects, so the work runs in a child
-process without TRITON_INTERPRET (``python -m kernels.compile_check OUT``: the cases as JSON on
+process without TRITON_INTERPRET (``python -m awq_harness.kernels.compile_check OUT``: the cases as JSON on
 stdin, the results as JSON in OUT).
 """
 from __future__ import annotations
@@ -36,9 +36,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
-from kernels import configs, runtime
-from kernels.bench.shapes import GROUP_SIZE, LAYERS
-from kernels.checks import LayerShape
+from awq_harness.kernels import configs, runtime
+from awq_harness.kernels.bench.shapes import GROUP_SIZE, LAYERS
+from awq_harness.kernels.checks import LayerShape
 
 GROUP_SIZES = (32, 64, GROUP_SIZE)
 DTYPES = ("float16", "bfloat16")
@@ -168,7 +168,7 @@ def _launch(case: Case) -> tuple[dict[str, str], dict[str, int], dict]:
             "stride_out_split": m * n, "stride_out_m": n, "SPLIT_K": c.split_k}
     meta = {"BLOCK_N": c.block_n, "BLOCK_K": c.block_k}
     if case.kernel == "gemv_layout":
-        from awq_ref.formats import awq_gemv
+        from awq_harness.awq_ref.formats import awq_gemv
         zw = awq_gemv.zeros_width(k, g)
         ints.update(stride_qweight_n=k // 8, stride_qzeros_n=zw, stride_scales_n=zw * 8)
         return ptrs, ints, {"BLOCK_M": min(16, _pow2(m)), **meta}
@@ -184,7 +184,7 @@ def _pow2(m: int) -> int:
 
 def _dot_meta(dtype: str) -> dict:
     """The GEMM wrapper's DOT_DTYPE/PRECISION for this activation dtype on a GPU (names, not objects)."""
-    from kernels.gemm import dot_operand_names
+    from awq_harness.kernels.gemm import dot_operand_names
     operand, precision = dot_operand_names(dtype, interpreted=False)
     return {"DOT_DTYPE": operand, "PRECISION": precision}
 
@@ -196,10 +196,11 @@ _RESOURCE = re.compile(r"REG:(\d+)\s+STACK:(\d+)\s+SHARED:(\d+)\s+LOCAL:(\d+)")
 
 
 def _kernel_fn(kernel: str):
-    import kernels.dequant
-    import kernels.gemm
-    import kernels.gemv
-    import kernels.gemv_layout
+    import awq_harness.kernels.dequant  # noqa: F401 - kernels.dequant is used through kernels
+    import awq_harness.kernels.gemm  # noqa: F401 - kernels.gemm is used through kernels
+    import awq_harness.kernels.gemv  # noqa: F401 - kernels.gemv is used through kernels
+    import awq_harness.kernels.gemv_layout  # noqa: F401 - kernels.gemv_layout is used through kernels
+    from awq_harness import kernels
     return {"gemm": kernels.gemm.awq_gemm_kernel, "gemv": kernels.gemv.awq_gemv_kernel,
             "gemv_layout": kernels.gemv_layout.awq_gemv_layout_kernel,
             "dequantize": kernels.dequant.awq_dequantize_kernel}[kernel]
@@ -322,7 +323,7 @@ def run(found: dict[tuple, list], control: bool = True) -> list[Result]:
     request = json.dumps({"cases": _serialise(found), "control": control})
     with tempfile.TemporaryDirectory() as tmp:
         answer = os.path.join(tmp, "results.json")
-        done = subprocess.run([sys.executable, "-m", "kernels.compile_check", answer], input=request, env=env,
+        done = subprocess.run([sys.executable, "-m", "awq_harness.kernels.compile_check", answer], input=request, env=env,  # noqa: E501 - the awq_harness prefix
                               capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
         if done.returncode:
             raise RuntimeError(f"compile-check worker failed (exit {done.returncode}): {done.stderr.strip()[-800:]}")

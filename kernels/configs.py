@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import triton
 
-from kernels.checks import LayerShape, largest_k_block
+from awq_harness.kernels.checks import LayerShape, largest_k_block
 
 
 @dataclass(frozen=True)

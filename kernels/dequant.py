@@ -14,8 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import checks, runtime
-from kernels.unpack import nibble_shifts, unpack_codes
+from awq_harness.kernels import checks, runtime
+from awq_harness.kernels.unpack import nibble_shifts, unpack_codes
 
 OUT_DTYPES = (torch.float16, torch.float32)
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import torch
 
-from kernels import checks
-from kernels.dequant import awq_dequantize
-from kernels.gemm import awq_gemm
-from kernels.gemv import awq_gemv
-from kernels.gemv_layout import awq_gemv_layout
+from awq_harness.kernels import checks
+from awq_harness.kernels.dequant import awq_dequantize
+from awq_harness.kernels.gemm import awq_gemm
+from awq_harness.kernels.gemv import awq_gemv
+from awq_harness.kernels.gemv_layout import awq_gemv_layout
 
 GEMV_MAX_ROWS = 4
 DEQUANT_MIN_ROWS = 256

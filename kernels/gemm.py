@@ -21,9 +21,9 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import checks, runtime, tuning
-from kernels.configs import Config
-from kernels.unpack import dequantize_tile, nibble_shifts
+from awq_harness.kernels import checks, runtime, tuning
+from awq_harness.kernels.configs import Config
+from awq_harness.kernels.unpack import dequantize_tile, nibble_shifts
 
 
 @triton.jit

@@ -22,9 +22,9 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import checks, runtime, tuning
-from kernels.configs import Config
-from kernels.unpack import CODES_PER_WORD, NIBBLE_BITS, spread_words
+from awq_harness.kernels import checks, runtime, tuning
+from awq_harness.kernels.configs import Config
+from awq_harness.kernels.unpack import CODES_PER_WORD, NIBBLE_BITS, spread_words
 
 MAX_BLOCK_M = 16
 TILE_BUDGET = 8192  # max BLOCK_M * BLOCK_N * BLOCK_K values in flight per program

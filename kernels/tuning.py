@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from kernels import configs, runtime
-from kernels.checks import LayerShape
+from awq_harness.kernels import configs, runtime
+from awq_harness.kernels.checks import LayerShape
 
 AUTOTUNE = os.environ.get("AWQ_KERNEL_AUTOTUNE", "1") != "0"
 _chosen: dict[tuple, configs.Config] = {}

@@ -8,7 +8,7 @@ COLUMN_NIBBLE[c] (``awq_gemm.COLUMN_NIBBLE_WORD``), so the layout module stays i
 import triton
 import triton.language as tl
 
-from awq_ref.formats import awq_gemm
+from awq_harness.awq_ref.formats import awq_gemm
 
 COLUMN_NIBBLES = tl.constexpr(awq_gemm.COLUMN_NIBBLE_WORD)
 CODES_PER_WORD = tl.constexpr(awq_gemm.CODES_PER_WORD)

@@ -8,12 +8,12 @@ judges each speed-up against its ``kernel_speedups`` section by the same two-sid
 A baseline changes only on purpose, then its diff is reviewed and committed:
 
     pytest tests/kernels -m gpu --kernel-baseline-write   # this GPU's kernel_speedups section
-    python -m reports.baselines pin results/results.json  # a whole run's results
+    python -m awq_harness.reports.baselines pin results/results.json  # a whole run's results
 
 The CI workflow names the GPU and finds its file with the same code:
 
-    python -m reports.baselines slug "NVIDIA A10"         # nvidia-a10
-    python -m reports.baselines path "NVIDIA A10"         # baselines/nvidia-a10.json
+    python -m awq_harness.reports.baselines slug "NVIDIA A10"         # nvidia-a10
+    python -m awq_harness.reports.baselines path "NVIDIA A10"         # baselines/nvidia-a10.json
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.collect import check_record
-from reports.metadata import device_slug, run_metadata
-from reports.schema import Results, ResultsError, build_document, load_results, write_results
+from awq_harness.reports.collect import check_record
+from awq_harness.reports.metadata import device_slug, run_metadata
+from awq_harness.reports.schema import Results, ResultsError, build_document, load_results, write_results
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASELINE_DIR = REPO_ROOT / "baselines"
@@ -67,7 +67,7 @@ def pin(results_path: str | Path, device: str | None = None, directory: str | Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.baselines", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m awq_harness.reports.baselines", description=__doc__.splitlines()[0])  # noqa: E501 - the awq_harness prefix
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("slug", help="print the slug of a GPU name").add_argument("device")
     commands.add_parser("path", help="print where that GPU's baseline lives").add_argument("device")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from reports.scales import Scale, log_ticks, nice_ticks, padded_range, tick_label
+from awq_harness.reports.scales import Scale, log_ticks, nice_ticks, padded_range, tick_label
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#7f7f7f", "#bcbd22")

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from reports.schema import Results
+from awq_harness.reports.schema import Results
 
 KERNEL_KEY = ("kernel", "shape", "batch", "group_size")
 PERPLEXITY_KEY = ("model", "method", "bits", "group_size", "evaluator", "dataset")

@@ -6,8 +6,8 @@ import os
 from collections import defaultdict
 from typing import Any, Callable
 
-from reports.charts import Chart, Series, bar_chart, line_chart
-from reports.schema import Results
+from awq_harness.reports.charts import Chart, Series, bar_chart, line_chart
+from awq_harness.reports.schema import Results
 
 REFERENCE_METHODS = ("fp", "fp16", "bf16", "fp32", "float")
 METHOD_ORDER = ("fp", "rtn", "gptq", "awq")

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from reports import collect
-from reports.metadata import run_metadata
-from reports.schema import build_document, write_results
+from awq_harness.reports import collect
+from awq_harness.reports.metadata import run_metadata
+from awq_harness.reports.schema import build_document, write_results
 
 WORKER_OUTPUT_KEY = "awq_harness_results"
 BENCHMARK_STATS = ("min", "max", "mean", "median", "stddev", "iqr", "ops", "rounds")

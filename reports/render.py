@@ -7,8 +7,8 @@ from typing import Any
 
 import jinja2
 
-from reports import compile_check, figures
-from reports.compare import (
+from awq_harness.reports import compile_check, figures
+from awq_harness.reports.compare import (
     FINDING_KEY,
     KERNEL_KEY,
     PERPLEXITY_KEY,
@@ -18,7 +18,7 @@ from reports.compare import (
     compare,
     key_of,
 )
-from reports.schema import Results
+from awq_harness.reports.schema import Results
 
 TEMPLATES = Path(__file__).parent / "templates"
 

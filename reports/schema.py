@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reports.collect import REQUIRED_KEYS, SECTIONS
+from awq_harness.reports.collect import REQUIRED_KEYS, SECTIONS
 
 SCHEMA_NAME = "awq-harness-results"
 SCHEMA_VERSION = 1

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from reports.collect import Collector, check_record, collecting
-from reports.metadata import run_metadata
-from reports.schema import build_document, write_results
+from awq_harness.reports.collect import Collector, check_record, collecting
+from awq_harness.reports.metadata import run_metadata
+from awq_harness.reports.schema import build_document, write_results
 
 
 @contextmanager

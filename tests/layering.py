@@ -38,6 +38,12 @@ LAYER_ORDER_TEXT = " < ".join(", ".join(layer) for layer in AWQ_REF_LAYERS)
 UNPLACED_RULE = "every awq_ref sub-package has a layer in AWQ_REF_LAYERS"
 
 
+def canonical(module: str) -> str:
+    """A module's name as the tables here write it: without the ``awq_harness.`` import prefix
+    that installed and checked-out code both use (``awq_harness.awq_ref.formats`` -> ``awq_ref.formats``)."""
+    return module.removeprefix("awq_harness.") if module != "awq_harness" else module
+
+
 @dataclass(frozen=True)
 class ImportRule:
     """Files under ``scope`` (less ``exempt``) import no module under ``forbidden``, bar ``allowed``."""
@@ -126,10 +132,10 @@ def imported_modules(tree: ast.AST, relpath: str) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
+            found += [(node.lineno, canonical(alias.name)) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, relpath)
-            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+            found += [(node.lineno, canonical(f"{base}.{alias.name}")) for alias in node.names]
     return found
 
 
@@ -164,8 +170,9 @@ def _harness_names_bound_by_imports(tree: ast.AST, relpath: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names |= {alias.asname or alias.name.split(".")[0] for alias in node.names
-                      if _within(alias.name, PACKAGES)}
-        elif isinstance(node, ast.ImportFrom) and _within(_absolute(node, relpath), PACKAGES):
+                      if _within(canonical(alias.name), PACKAGES)}
+        elif isinstance(node, ast.ImportFrom) and (_within(canonical(_absolute(node, relpath)), PACKAGES)
+                                                   or _absolute(node, relpath) == "awq_harness"):
             names |= {alias.asname or alias.name for alias in node.names}
     return names
 

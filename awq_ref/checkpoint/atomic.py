@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from awq_ref.errors import HarnessError
+from awq_harness.awq_ref.errors import HarnessError
 
 
 @contextlib.contextmanager

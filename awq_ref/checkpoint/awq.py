@@ -21,13 +21,13 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from awq_ref import formats
-from awq_ref.checkpoint.plan import quantise_skeleton, stored_tensor, tensors_plan
-from awq_ref.checkpoint.safetensors_stream import INDEX_FILE, SINGLE_FILE
-from awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
-from awq_ref.errors import CheckpointError
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.primitives.quant import QuantError, QuantSpec
+from awq_harness.awq_ref import formats
+from awq_harness.awq_ref.checkpoint.plan import quantise_skeleton, stored_tensor, tensors_plan
+from awq_harness.awq_ref.checkpoint.safetensors_stream import INDEX_FILE, SINGLE_FILE
+from awq_harness.awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
+from awq_harness.awq_ref.errors import CheckpointError
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.primitives.quant import QuantError, QuantSpec
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def read_tensors(folder: Path) -> dict[str, torch.Tensor]:
 def _skeleton(cfg: dict, dtype: torch.dtype) -> nn.Module:
     from transformers import AutoConfig
 
-    from awq_ref.model.compat import causal_lm_from_config
+    from awq_harness.awq_ref.model.compat import causal_lm_from_config
 
     clean = {k: v for k, v in cfg.items() if k != "quantization_config"}
     config = AutoConfig.for_model(**clean)

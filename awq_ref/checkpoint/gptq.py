@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.plan import stored_tensor, tensors_plan
-from awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
-from awq_ref.formats import gptq as gptq_layout
-from awq_ref.primitives.quant import QuantizedWeight
+from awq_harness.awq_ref.checkpoint.plan import stored_tensor, tensors_plan
+from awq_harness.awq_ref.checkpoint.writer import DEFAULT_MAX_SHARD_BYTES, model_output, write_checkpoint
+from awq_harness.awq_ref.formats import gptq as gptq_layout
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from typing import Callable
 
 from torch import nn
 
-from awq_ref.checkpoint.awq import AwqConfig
-from awq_ref.checkpoint.writer import OutputLayout, awq_output, gptq_output
-from awq_ref.errors import HarnessError
-from awq_ref.formats import gptq as gptq_layout
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig
+from awq_harness.awq_ref.checkpoint.writer import OutputLayout, awq_output, gptq_output
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.formats import gptq as gptq_layout
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 @dataclass(frozen=True)

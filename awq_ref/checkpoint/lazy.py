@@ -17,11 +17,11 @@ from accelerate.utils import set_module_tensor_to_device
 from safetensors import safe_open
 from torch import nn
 
-from awq_ref.checkpoint.awq import AwqConfig, read_config, tensor_files
-from awq_ref.checkpoint.plan import quantise_skeleton
-from awq_ref.errors import CheckpointError
-from awq_ref.model.arch import decoder_layers, layer_prefix
-from awq_ref.model.compat import causal_lm_from_config
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, read_config, tensor_files
+from awq_harness.awq_ref.checkpoint.plan import quantise_skeleton
+from awq_harness.awq_ref.errors import CheckpointError
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix
+from awq_harness.awq_ref.model.compat import causal_lm_from_config
 
 
 @dataclass

@@ -17,15 +17,15 @@ import torch
 from accelerate import init_empty_weights
 from torch import nn
 
-from awq_ref.checkpoint.safetensors_stream import TensorSpec
-from awq_ref.formats import gptq as gptq_layout
-from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.modules.swap import excluded, set_submodule
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.safetensors_stream import TensorSpec
+from awq_harness.awq_ref.formats import gptq as gptq_layout
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.modules.swap import excluded, set_submodule
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 if TYPE_CHECKING:
-    from awq_ref.checkpoint.awq import AwqConfig
+    from awq_harness.awq_ref.checkpoint.awq import AwqConfig
 
 GPTQ_DTYPES = {"qweight": torch.int32, "qzeros": torch.int32, "scales": torch.float16, "g_idx": torch.int32}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.errors import CheckpointError
+from awq_harness.awq_ref.errors import CheckpointError
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.atomic import atomic_directory
-from awq_ref.checkpoint.plan import awq_plan, gptq_plan
-from awq_ref.checkpoint.safetensors_stream import INDEX_FILE, ShardedWriter, TensorSpec
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.atomic import atomic_directory
+from awq_harness.awq_ref.checkpoint.plan import awq_plan, gptq_plan
+from awq_harness.awq_ref.checkpoint.safetensors_stream import INDEX_FILE, ShardedWriter, TensorSpec
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 if TYPE_CHECKING:
-    from awq_ref.checkpoint.awq import AwqConfig
+    from awq_harness.awq_ref.checkpoint.awq import AwqConfig
 
 META_FILE = "awq_harness.json"
 DEFAULT_MAX_SHARD_BYTES = 5 * 1000**3  # AutoAWQ's max_shard_size="5GB"

@@ -10,9 +10,9 @@ import argparse
 import importlib
 import sys
 
-from awq_ref.errors import HarnessError
-from awq_ref.primitives.device import DeviceError
-from reports.schema import ResultsError
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.primitives.device import DeviceError
+from awq_harness.reports.schema import ResultsError
 
 SUBCOMMANDS = ("quantize", "eval", "verify", "convert", "report", "plan", "kernels", "claims")
 # reports has its own error class (it depends on no harness code), and so do the primitives (the lowest layer)
@@ -27,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
-            module = importlib.import_module(f"awq_ref.cli.{name.replace('-', '_')}")
+            module = importlib.import_module(f"awq_harness.awq_ref.cli.{name.replace('-', '_')}")
         except ModuleNotFoundError as err:
-            if err.name != f"awq_ref.cli.{name}":
+            if err.name != f"awq_harness.awq_ref.cli.{name}":
                 raise
             continue  # a subcommand another issue has not delivered yet
         module.add_parser(sub)
@@ -46,7 +46,7 @@ def _quiet_libraries() -> None:
 def _run_recording(args) -> int:
     if not args.results_json:
         return int(args.func(args) or 0)
-    from reports.session import recording_to
+    from awq_harness.reports.session import recording_to
 
     with recording_to(args.results_json):
         return int(args.func(args) or 0)

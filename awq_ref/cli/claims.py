@@ -13,12 +13,12 @@ import json
 import time
 from pathlib import Path
 
-from awq_ref.data.cache import cache_dir
-from awq_ref.errors import HarnessError
-from awq_ref.eval import claims
-from awq_ref.eval.claim_rows import SETTINGS, RowStore
-from awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED
-from awq_ref.primitives.compute_dtype import AUTO, CHOICES, choose
+from awq_harness.awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.eval import claims
+from awq_harness.awq_ref.eval.claim_rows import SETTINGS, RowStore
+from awq_harness.awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED
+from awq_harness.awq_ref.primitives.compute_dtype import AUTO, CHOICES, choose
 
 
 def add_parser(sub) -> None:
@@ -78,7 +78,7 @@ def print_quality(rows: list[dict]) -> None:
 
 
 def _record(args, settings, results: list, rows: list[dict]) -> None:
-    from reports.collect import record
+    from awq_harness.reports.collect import record
 
     for r in results:
         record("claims", {"model": args.model, "settings": settings.name, **r.to_json()})

@@ -21,10 +21,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from conformance.convert import convert_checked
+    from awq_harness.conformance.convert import convert_checked
 
     if args.to in ("fp16", "bf16"):
-        from conformance.float_export import export_float
+        from awq_harness.conformance.float_export import export_float
 
         print(f"{export_float(args.src, args.dst, args.to, overwrite=args.overwrite)}: {args.to} float checkpoint")
         return 0

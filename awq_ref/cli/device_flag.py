@@ -3,7 +3,7 @@
 is none is one line and exit 2, before anything is read or written)."""
 from __future__ import annotations
 
-from awq_ref.primitives.device import AUTO, CHOICES
+from awq_harness.awq_ref.primitives.device import AUTO, CHOICES
 
 
 def add_device_flag(p, default: str = AUTO) -> None:

@@ -13,13 +13,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from awq_ref.cli.device_flag import add_device_flag
-from awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
-from awq_ref.cli.method_options import add_method_options, requested_methods
-from awq_ref.data.corpus import DEFAULT_DOMAIN, DOMAINS
-from awq_ref.data.models import DEFAULT_GROUP_SIZE
-from awq_ref.errors import HarnessError
-from awq_ref.eval.evaluate import (
+from awq_harness.awq_ref.cli.device_flag import add_device_flag
+from awq_harness.awq_ref.cli.eval_lm import add_lm_eval_options, run_with_lm_eval
+from awq_harness.awq_ref.cli.method_options import add_method_options, requested_methods
+from awq_harness.awq_ref.data.corpus import DEFAULT_DOMAIN, DOMAINS
+from awq_harness.awq_ref.data.models import DEFAULT_GROUP_SIZE
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.eval.evaluate import (
     METRICS,
     EvalSettings,
     eval_tokens,
@@ -27,10 +27,10 @@ from awq_ref.eval.evaluate import (
     evaluate_float,
     evaluate_method,
 )
-from awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED
-from awq_ref.methods.registry import method_names
-from awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
-from awq_ref.primitives.device import describe_peak, peak_memory, resolve_device
+from awq_harness.awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED
+from awq_harness.awq_ref.methods.registry import method_names
+from awq_harness.awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
+from awq_harness.awq_ref.primitives.device import describe_peak, peak_memory, resolve_device
 
 BOOTSTRAP = f"{LEVEL:.0%} percentile bootstrap over windows, {RESAMPLES} resamples, seed {SEED}"
 
@@ -107,7 +107,7 @@ def _print_table(rows, settings: EvalSettings, dtype: DtypeChoice) -> None:
 
 def _record(model: str, rows: list[dict], dtype: str) -> None:
     """Perplexity rows for ``awq-harness --results-json`` (no-op otherwise)."""
-    from reports.collect import record
+    from awq_harness.reports.collect import record
 
     for row in rows:
         method = row.get("method", row["label"])

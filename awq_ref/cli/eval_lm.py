@@ -11,14 +11,14 @@ import time
 
 import torch
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.cli.method_options import requested_methods
-from awq_ref.data.models import load_model, load_tokenizer
-from awq_ref.eval.evaluate import method_tokenizer
-from awq_ref.eval.lm_eval_task import held_out_documents, lm_eval_perplexity
-from awq_ref.eval.perplexity import perplexity
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.cli.method_options import requested_methods
+from awq_harness.awq_ref.data.models import load_model, load_tokenizer
+from awq_harness.awq_ref.eval.evaluate import method_tokenizer
+from awq_harness.awq_ref.eval.lm_eval_task import held_out_documents, lm_eval_perplexity
+from awq_harness.awq_ref.eval.perplexity import perplexity
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
 
 
 def add_lm_eval_options(p) -> None:

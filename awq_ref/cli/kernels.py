@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from awq_ref.errors import HarnessError
+from awq_harness.awq_ref.errors import HarnessError
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def _archs(text: str) -> tuple[str, ...]:
-    from kernels.configs import ARCHS
+    from awq_harness.kernels.configs import ARCHS
     archs = tuple(a.strip() for a in text.split(",") if a.strip())
     unknown = [a for a in archs if a not in ARCHS]
     if not archs or unknown:
@@ -39,8 +39,8 @@ def _archs(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernels import compile_check
-    from reports.collect import record
+    from awq_harness.kernels import compile_check
+    from awq_harness.reports.collect import record
 
     found = compile_check.subset_cases() if args.subset else compile_check.cases(_archs(args.arch))
     print(f"compile-check: {len(found)} distinct compilations (+1 negative control)", flush=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from awq_ref.errors import HarnessError
-from awq_ref.methods.registry import QuantizeRequest, get_method, methods
-from awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method, methods
+from awq_harness.awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 def add_method_options(p) -> None:

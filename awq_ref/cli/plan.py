@@ -12,21 +12,21 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.cli.device_flag import add_device_flag
-from awq_ref.cli.plan_output import print_plans, record_results
-from awq_ref.data.corpus import eval_text
-from awq_ref.data.models import load_model, load_tokenizer
-from awq_ref.errors import HarnessError
-from awq_ref.eval.holdout import selection_and_validation
-from awq_ref.eval.perplexity import tokenize_text
-from awq_ref.mixed_precision.group_sensitivity import group_sensitivity, linear_groups
-from awq_ref.mixed_precision.keep_as import KEEP_AS
-from awq_ref.mixed_precision.plan import plan_keep_groups, plan_keep_layers
-from awq_ref.mixed_precision.sensitivity import layer_sensitivity
-from awq_ref.model.arch import decoder_layers, layer_prefix
-from awq_ref.pipeline.refold import check_same_basis, checkpoint_request, folded_layers
-from awq_ref.primitives.device import resolve_device
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.cli.device_flag import add_device_flag
+from awq_harness.awq_ref.cli.plan_output import print_plans, record_results
+from awq_harness.awq_ref.data.corpus import eval_text
+from awq_harness.awq_ref.data.models import load_model, load_tokenizer
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.eval.holdout import selection_and_validation
+from awq_harness.awq_ref.eval.perplexity import tokenize_text
+from awq_harness.awq_ref.mixed_precision.group_sensitivity import group_sensitivity, linear_groups
+from awq_harness.awq_ref.mixed_precision.keep_as import KEEP_AS
+from awq_harness.awq_ref.mixed_precision.plan import plan_keep_groups, plan_keep_layers
+from awq_harness.awq_ref.mixed_precision.sensitivity import layer_sensitivity
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix
+from awq_harness.awq_ref.pipeline.refold import check_same_basis, checkpoint_request, folded_layers
+from awq_harness.awq_ref.primitives.device import resolve_device
 
 FLOAT_BESIDE = "layers-float"  # with --keep-as 8bit: the float layer plan for the same target
 

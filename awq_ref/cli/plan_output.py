@@ -70,7 +70,7 @@ def _validation_rows(args, plans: dict) -> list[dict]:
 
 def record_results(args, ranking, groups, plans: dict) -> None:
     try:
-        from reports.collect import record
+        from awq_harness.reports.collect import record
     except ImportError:
         return
     for s in ranking:

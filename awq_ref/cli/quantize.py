@@ -16,22 +16,22 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from awq_ref import formats
-from awq_ref.checkpoint.lazy import open_lazy
-from awq_ref.cli.device_flag import add_device_flag
-from awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
-from awq_ref.data.corpus import DEFAULT_DOMAIN, DOMAINS
-from awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
-from awq_ref.errors import HarnessError
-from awq_ref.methods.method import Method
-from awq_ref.methods.registry import QuantizeRequest, get_method, method_names, methods
-from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
-from awq_ref.pipeline.keep import KeepPlan, parse_keep
-from awq_ref.pipeline.keep_step import KeepLinearsStep, check_keeps_float
-from awq_ref.pipeline.layer_loop import Loaded, quantize_folder
-from awq_ref.pipeline.quantize import method_step, output_layout
-from awq_ref.primitives.device import describe_peak, peak_memory, reset_peak_memory, resolve_device
-from awq_ref.primitives.quant import QuantError, QuantSpec
+from awq_harness.awq_ref import formats
+from awq_harness.awq_ref.checkpoint.lazy import open_lazy
+from awq_harness.awq_ref.cli.device_flag import add_device_flag
+from awq_harness.awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
+from awq_harness.awq_ref.data.corpus import DEFAULT_DOMAIN, DOMAINS
+from awq_harness.awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.methods.method import Method
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method, method_names, methods
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
+from awq_harness.awq_ref.pipeline.keep import KeepPlan, parse_keep
+from awq_harness.awq_ref.pipeline.keep_step import KeepLinearsStep, check_keeps_float
+from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_folder
+from awq_harness.awq_ref.pipeline.quantize import method_step, output_layout
+from awq_harness.awq_ref.primitives.device import describe_peak, peak_memory, reset_peak_memory, resolve_device
+from awq_harness.awq_ref.primitives.quant import QuantError, QuantSpec
 
 
 def add_parser(sub) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reports.compare import Thresholds
-from reports.render import render_report
-from reports.schema import load_results
+from awq_harness.reports.compare import Thresholds
+from awq_harness.reports.render import render_report
+from awq_harness.reports.schema import load_results
 
 
 def add_parser(subparsers) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from awq_ref.cli.device_flag import add_device_flag
-from awq_ref.errors import HarnessError
-from awq_ref.primitives.device import resolve_device
+from awq_harness.awq_ref.cli.device_flag import add_device_flag
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.primitives.device import resolve_device
 
 
 def add_parser(sub) -> None:
@@ -37,7 +37,7 @@ def _write(path: str, text: str) -> None:
 
 def _record(report) -> None:
     try:
-        from reports.collect import record
+        from awq_harness.reports.collect import record
     except ImportError:
         return
     for f in report.findings:
@@ -59,8 +59,8 @@ def _print(report, quiet: bool) -> None:
 
 
 def run(args) -> int:
-    from conformance import verify
-    from conformance.html import render
+    from awq_harness.conformance import verify
+    from awq_harness.conformance.html import render
 
     device = resolve_device(args.device)
     report = verify(args.path, reference=args.reference, allow_pickle=args.allow_pickle, progress=args.progress,
@@ -70,7 +70,7 @@ def run(args) -> int:
     if args.html:
         _write(args.html, render(report))
     if args.markdown:
-        from conformance.markdown import render as markdown
+        from awq_harness.conformance.markdown import render as markdown
 
         _write(args.markdown, markdown(report))
     _record(report)

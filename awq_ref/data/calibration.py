@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.errors import DataError
+from awq_harness.awq_ref.errors import DataError
 
 DEFAULT_SEED = 42  # AutoAWQ shuffles pile-val with seed 42
 
@@ -50,7 +50,7 @@ def calibration_blocks(tokenizer, n_samples: int = 128, seqlen: int = 512, seed:
     if n_samples <= 0 or seqlen <= 1:
         raise DataError(f"need n_samples >= 1 and seqlen >= 2, got {n_samples} x {seqlen}")
     if rows is None:
-        from awq_ref.data.corpus import calibration_texts
+        from awq_harness.awq_ref.data.corpus import calibration_texts
 
         rows = calibration_texts(domain)
     needed = n_samples * seqlen

@@ -26,9 +26,9 @@ import warnings
 import zlib
 from pathlib import Path
 
-from awq_ref.checkpoint.atomic import atomic_directory, file_lock
-from awq_ref.data.cache import cache_dir
-from awq_ref.errors import DataError
+from awq_harness.awq_ref.checkpoint.atomic import atomic_directory, file_lock
+from awq_harness.awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.errors import DataError
 
 DEB_PACKAGE, DEB_VERSION = "r-cran-janeaustenr", "1.0.0-1"
 EVAL_BOOKS = ("prideprejudice",)
@@ -121,7 +121,7 @@ def check_domain(domain: str) -> str:
 def eval_text(domain: str = DEFAULT_DOMAIN) -> str:
     """The held-out evaluation split of ``domain`` (never used for calibration)."""
     if check_domain(domain) == "pydoc":
-        from awq_ref.data.pydoc_corpus import pydoc_split
+        from awq_harness.awq_ref.data.pydoc_corpus import pydoc_split
 
         return pydoc_split("eval")
     return "\n\n".join(read_books(EVAL_BOOKS))
@@ -134,7 +134,7 @@ def _paragraphs(text: str) -> list[str]:
 def calibration_texts(domain: str = DEFAULT_DOMAIN) -> list[str]:
     """The calibration split: one string per paragraph (blank-line separated), in book (page) order."""
     if check_domain(domain) == "pydoc":
-        from awq_ref.data.pydoc_corpus import pydoc_split
+        from awq_harness.awq_ref.data.pydoc_corpus import pydoc_split
 
         return _paragraphs(pydoc_split("calib"))
     paragraphs = []

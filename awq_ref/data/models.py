@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.atomic import atomic_directory, file_lock
-from awq_ref.data.cache import cache_dir
-from awq_ref.errors import ModelError
+from awq_harness.awq_ref.checkpoint.atomic import atomic_directory, file_lock
+from awq_harness.awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.errors import ModelError
 
 DEFAULT_MODEL = "default"
 DEFAULT_GROUP_SIZE = 64
@@ -51,7 +51,7 @@ def default_model_dir() -> Path:
 def _build_default_model(out: Path) -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from awq_ref.model.compat import causal_lm_from_pretrained
+    from awq_harness.awq_ref.model.compat import causal_lm_from_pretrained
 
     gguf = gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -91,7 +91,7 @@ def resolve_model_dir(model: str) -> Path:
 
 def load_model(model: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A float causal LM from ``default`` or a local folder, in eval mode."""
-    from awq_ref.model.compat import causal_lm_from_pretrained
+    from awq_harness.awq_ref.model.compat import causal_lm_from_pretrained
 
     path = resolve_model_dir(str(model))
     return causal_lm_from_pretrained(path, dtype, local_files_only=True).eval()

@@ -22,9 +22,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from awq_ref.checkpoint.atomic import atomic_directory, file_lock
-from awq_ref.data.cache import cache_dir
-from awq_ref.errors import DataError
+from awq_harness.awq_ref.checkpoint.atomic import atomic_directory, file_lock
+from awq_harness.awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.errors import DataError
 
 DEB_PACKAGE, UPSTREAM = "python3.11-doc", "3.11.2"
 SOURCES = "usr/share/doc/python3.11/html/_sources"

@@ -94,7 +94,7 @@ def _fill(model: nn.Module, seed: int, norm_offset: float = 0.0) -> None:
 
 
 def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.float32, **sizes) -> nn.Module:
-    from awq_ref.model.compat import causal_lm_from_config
+    from awq_harness.awq_ref.model.compat import causal_lm_from_config
 
     attention = {"attn_implementation": ATTENTION[family]} if family in ATTENTION else {}
     model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32, **attention)

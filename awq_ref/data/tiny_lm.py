@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.checkpoint.atomic import atomic_directory, file_lock
-from awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.checkpoint.atomic import atomic_directory, file_lock
+from awq_harness.awq_ref.data.cache import cache_dir
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def tiny_lm_dir(recipe: TrainRecipe = BENCHMARK_RECIPE) -> Path:
 
 
 def training_tokens(tokenizer) -> torch.Tensor:
-    from awq_ref.data.corpus import calibration_texts
+    from awq_harness.awq_ref.data.corpus import calibration_texts
 
     text = "\n\n".join(calibration_texts())
     return torch.tensor(tokenizer(text)["input_ids"], dtype=torch.long)
@@ -92,7 +92,7 @@ def train(model, tokens: torch.Tensor, recipe: TrainRecipe) -> list[float]:
 
 
 def _build(out: Path, recipe: TrainRecipe) -> None:
-    from awq_ref.data.tiny import tiny_model, tiny_tokenizer
+    from awq_harness.awq_ref.data.tiny import tiny_model, tiny_tokenizer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

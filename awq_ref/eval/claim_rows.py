@@ -18,16 +18,16 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from awq_ref.data.corpus import DEFAULT_DOMAIN
-from awq_ref.data.models import load_model, load_tokenizer, resolve_model_dir
-from awq_ref.eval.metrics import TokenScores
-from awq_ref.eval.perplexity import make_windows
-from awq_ref.eval.reference import cached_reference, score_windows
-from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.gptq import GptqConfig
-from awq_ref.methods.registry import QuantizeRequest, get_method
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.data.corpus import DEFAULT_DOMAIN
+from awq_harness.awq_ref.data.models import load_model, load_tokenizer, resolve_model_dir
+from awq_harness.awq_ref.eval.metrics import TokenScores
+from awq_harness.awq_ref.eval.perplexity import make_windows
+from awq_harness.awq_ref.eval.reference import cached_reference, score_windows
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+from awq_harness.awq_ref.methods.gptq import GptqConfig
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 GROUP_SIZE = 64  # the default model's group size
 
@@ -165,7 +165,7 @@ _WINDOWS: dict[tuple, torch.Tensor] = {}
 def eval_windows(model: str, domain: str, s: ClaimSettings) -> torch.Tensor:
     key = (model, domain, s.windows, s.seqlen)
     if key not in _WINDOWS:
-        from awq_ref.eval.evaluate import eval_tokens
+        from awq_harness.awq_ref.eval.evaluate import eval_tokens
 
         _WINDOWS[key] = make_windows(eval_tokens(model, domain), s.seqlen, s.windows)
     return _WINDOWS[key]

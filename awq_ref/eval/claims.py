@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.eval.claim_rows import ClaimSettings, RowStore, Variant
-from awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED, resample_indices, window_values
+from awq_harness.awq_ref.eval.claim_rows import ClaimSettings, RowStore, Variant
+from awq_harness.awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED, resample_indices, window_values
 
 EQUIVALENCE = 0.005  # |d| under 0.5% counts as "no gain"
 HEAVY = 0.05         # "degrades heavily": perplexity more than 5% above the float model's
@@ -163,7 +163,7 @@ def claim_variants(s: ClaimSettings) -> list[Variant]:
 
 def quality_rows(store: RowStore) -> list[dict]:
     """KL divergence, top-1 agreement and perplexity, with intervals, for every stored row."""
-    from awq_ref.eval import metrics
+    from awq_harness.awq_ref.eval import metrics
 
     out = []
     for variant in claim_variants(store.settings):

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.checkpoint.awq import load_checkpoint, read_config
-from awq_ref.data.corpus import DEFAULT_DOMAIN, eval_text
-from awq_ref.data.models import load_model, load_tokenizer, resolve_model_dir
-from awq_ref.eval import metrics
-from awq_ref.eval.metrics import TokenScores
-from awq_ref.eval.perplexity import Perplexity, make_windows, tokenize_text
-from awq_ref.eval.reference import cached_reference, score_windows
-from awq_ref.methods.registry import QuantizeRequest, get_method
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.device import CPU
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint, read_config
+from awq_harness.awq_ref.data.corpus import DEFAULT_DOMAIN, eval_text
+from awq_harness.awq_ref.data.models import load_model, load_tokenizer, resolve_model_dir
+from awq_harness.awq_ref.eval import metrics
+from awq_harness.awq_ref.eval.metrics import TokenScores
+from awq_harness.awq_ref.eval.perplexity import Perplexity, make_windows, tokenize_text
+from awq_harness.awq_ref.eval.reference import cached_reference, score_windows
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.device import CPU
 
 METRICS = ("ppl", "kld", "top1")
 

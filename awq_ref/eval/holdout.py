@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.eval.perplexity import make_windows
+from awq_harness.awq_ref.eval.perplexity import make_windows
 
 
 @dataclass(frozen=True)

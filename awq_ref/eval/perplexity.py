@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from awq_ref.primitives.device import device_of
+from awq_harness.awq_ref.primitives.device import device_of
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from awq_ref.checkpoint.atomic import file_lock
-from awq_ref.data.cache import cache_dir
-from awq_ref.eval.metrics import TokenScores
-from awq_ref.eval.perplexity import next_token_nll
-from awq_ref.primitives.device import device_of
+from awq_harness.awq_ref.checkpoint.atomic import file_lock
+from awq_harness.awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.eval.metrics import TokenScores
+from awq_harness.awq_ref.eval.perplexity import next_token_nll
+from awq_harness.awq_ref.primitives.device import device_of
 
 STORED_DTYPE = torch.float16
 

@@ -19,7 +19,7 @@ The names are the CLI's (``--format``, ``convert --to``) and the verifier's: "ge
 
 All of it is tensor and shape code: no file IO.
 """
-from awq_ref.formats import awq_gemm, awq_gemv, compressed_tensors, gptq
+from awq_harness.awq_ref.formats import awq_gemm, awq_gemv, compressed_tensors, gptq
 
 FORMATS = {m.NAME: m for m in (awq_gemm, awq_gemv, compressed_tensors, gptq)}
 AWQ_VERSIONS = (awq_gemm.NAME, awq_gemv.NAME)  # the layouts AutoAWQ's ``version`` names

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 def quantization_config(version: str, spec: QuantSpec) -> dict:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.formats import autoawq
-from awq_ref.formats.dims import CODES_PER_WORD, FLOAT_SCALES, Dims, Shapes, two_d
-from awq_ref.formats.nibbles import pack_last, unpack_last
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.awq_ref.formats import autoawq
+from awq_harness.awq_ref.formats.dims import CODES_PER_WORD, FLOAT_SCALES, Dims, Shapes, two_d
+from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 NAME = "gemm"
 ORDER = (0, 2, 4, 6, 1, 3, 5, 7)

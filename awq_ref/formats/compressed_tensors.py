@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.formats.dims import FLOAT_SCALES, Dims, Shapes, ceil8, two_d
-from awq_ref.formats.nibbles import pack_last, unpack_last
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.awq_ref.formats.dims import FLOAT_SCALES, Dims, Shapes, ceil8, two_d
+from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 NAME = "compressed-tensors"
 TENSOR_NAMES = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape")

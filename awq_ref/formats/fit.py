@@ -6,7 +6,7 @@ against that table, so a file can be told apart from one in a similar layout.
 """
 from __future__ import annotations
 
-from awq_ref.formats.dims import CODES_PER_WORD, Dims, Shapes
+from awq_harness.awq_ref.formats.dims import CODES_PER_WORD, Dims, Shapes
 
 
 def suffixes(fmt) -> set[str]:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.formats.dims import CODES_PER_WORD, FLOAT_SCALES, Dims, Shapes, two_d
-from awq_ref.formats.nibbles import pack_last, unpack_last
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.awq_ref.formats.dims import CODES_PER_WORD, FLOAT_SCALES, Dims, Shapes, two_d
+from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 NAME = "gptq"
 TENSOR_NAMES = ("qweight", "qzeros", "scales", "g_idx")

@@ -30,14 +30,14 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.gptq import GroupIndexedWeight, gptq_tensors
-from awq_ref.formats import gptq as gptq_layout
-from awq_ref.methods.method import CalibratedStep, Method
-from awq_ref.model.arch import architecture_of, layer_prefix, linears_in
-from awq_ref.model.walk import layer_forward, run_layer
-from awq_ref.modules.swap import LinearError, relative_error
-from awq_ref.primitives.compute_dtype import COMPUTE_DTYPES
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.awq_ref.checkpoint.gptq import GroupIndexedWeight, gptq_tensors
+from awq_harness.awq_ref.formats import gptq as gptq_layout
+from awq_harness.awq_ref.methods.method import CalibratedStep, Method
+from awq_harness.awq_ref.model.arch import architecture_of, layer_prefix, linears_in
+from awq_harness.awq_ref.model.walk import layer_forward, run_layer
+from awq_harness.awq_ref.modules.swap import LinearError, relative_error
+from awq_harness.awq_ref.primitives.compute_dtype import COMPUTE_DTYPES
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 STORED_SCALE_DTYPE = torch.float16
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.methods.method import Method
-from awq_ref.methods.weight_only import WeightOnlyStep, require
+from awq_harness.awq_ref.methods.method import Method
+from awq_harness.awq_ref.methods.weight_only import WeightOnlyStep, require
 
 HQQ_BITS = (1, 2, 3, 4, 8)
 

@@ -30,10 +30,10 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.plan import stored_tensor
-from awq_ref.model.walk import first_layer_inputs
-from awq_ref.modules.swap import LinearError
-from awq_ref.primitives.device import CPU, to_device
+from awq_harness.awq_ref.checkpoint.plan import stored_tensor
+from awq_harness.awq_ref.model.walk import first_layer_inputs
+from awq_harness.awq_ref.modules.swap import LinearError
+from awq_harness.awq_ref.primitives.device import CPU, to_device
 
 
 def float_tensors(prefix: str, layer: nn.Module) -> dict[str, torch.Tensor]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.methods.method import Method
-from awq_ref.methods.weight_only import WeightOnlyStep, require
+from awq_harness.awq_ref.methods.method import Method
+from awq_harness.awq_ref.methods.weight_only import WeightOnlyStep, require
 
 NF4_CODEBOOK = (
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from awq_ref.errors import HarnessError
-from awq_ref.methods import gptq, hqq, nf4, rtn
-from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.awq.method import AWQ
-from awq_ref.methods.gptq import GptqConfig
-from awq_ref.methods.method import Method
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.methods import gptq, hqq, nf4, rtn
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+from awq_harness.awq_ref.methods.awq.method import AWQ
+from awq_harness.awq_ref.methods.gptq import GptqConfig
+from awq_harness.awq_ref.methods.method import Method
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def get_method(name: str) -> Method:
 
 
 def calibration_ids(tokenizer, request: QuantizeRequest) -> torch.Tensor:
-    from awq_ref.data.calibration import calibration_blocks
+    from awq_harness.awq_ref.data.calibration import calibration_blocks
 
     if tokenizer is None:
         raise ValueError("calibrated methods need the model's tokenizer")

@@ -10,10 +10,10 @@ import copy
 import torch
 from torch import nn
 
-from awq_ref.methods.method import LayerStep, Method
-from awq_ref.model.arch import layer_prefix, linears_in
-from awq_ref.modules.swap import LinearError, excluded, relative_error, replace_linears
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec, quantize
+from awq_harness.awq_ref.methods.method import LayerStep, Method
+from awq_harness.awq_ref.model.arch import layer_prefix, linears_in
+from awq_harness.awq_ref.modules.swap import LinearError, excluded, relative_error, replace_linears
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec, quantize
 
 STORED_SCALE_DTYPE = torch.float16  # what every AWQ layout stores
 

@@ -11,10 +11,10 @@ from typing import Callable
 
 import torch
 
-from awq_ref.errors import HarnessError
-from awq_ref.methods.method import LayerStep
-from awq_ref.model.arch import layer_prefix, linears_in
-from awq_ref.modules.swap import LinearError, relative_error
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.methods.method import LayerStep
+from awq_harness.awq_ref.model.arch import layer_prefix, linears_in
+from awq_harness.awq_ref.modules.swap import LinearError, relative_error
 
 FakeQuant = Callable[[torch.Tensor, object], torch.Tensor]  # (float32 weight [out, in], QuantSpec) -> W_hat
 

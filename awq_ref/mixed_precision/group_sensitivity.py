@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from awq_ref.mixed_precision.layerwise import final_nll
-from awq_ref.mixed_precision.sensitivity import float_layer_inputs
-from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in, scaling_groups
-from awq_ref.model.walk import run_layer
-from awq_ref.modules.swap import set_submodule
+from awq_harness.awq_ref.mixed_precision.layerwise import final_nll
+from awq_harness.awq_ref.mixed_precision.sensitivity import float_layer_inputs
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix, linears_in, scaling_groups
+from awq_harness.awq_ref.model.walk import run_layer
+from awq_harness.awq_ref.modules.swap import set_submodule
 
 
 @dataclass(frozen=True)

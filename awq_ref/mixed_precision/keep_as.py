@@ -16,8 +16,8 @@ import copy
 import torch
 from torch import nn
 
-from awq_ref.formats import compressed_tensors
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.formats import compressed_tensors
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 KEEP_AS = ("float", "8bit")
 EIGHT_BITS = 8

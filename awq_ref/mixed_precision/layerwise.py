@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.lazy import open_lazy
-from awq_ref.eval.perplexity import next_token_nll
-from awq_ref.model.arch import final_norm, output_logits
-from awq_ref.model.walk import first_layer_inputs, run_layer
-from awq_ref.primitives.device import CPU, to_device
+from awq_harness.awq_ref.checkpoint.lazy import open_lazy
+from awq_harness.awq_ref.eval.perplexity import next_token_nll
+from awq_harness.awq_ref.model.arch import final_norm, output_logits
+from awq_harness.awq_ref.model.walk import first_layer_inputs, run_layer
+from awq_harness.awq_ref.primitives.device import CPU, to_device
 
 
 @dataclass(frozen=True)

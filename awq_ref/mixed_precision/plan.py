@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from awq_ref.mixed_precision.group_sensitivity import GroupSensitivity
-from awq_ref.mixed_precision.keep_as import check_keep_as, kept_module, linear_bytes
-from awq_ref.mixed_precision.layerwise import final_nll
-from awq_ref.mixed_precision.sensitivity import LayerSensitivity, float_layer_inputs
-from awq_ref.model.arch import decoder_layers, layer_prefix
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.modules.swap import set_submodule
+from awq_harness.awq_ref.mixed_precision.group_sensitivity import GroupSensitivity
+from awq_harness.awq_ref.mixed_precision.keep_as import check_keep_as, kept_module, linear_bytes
+from awq_harness.awq_ref.mixed_precision.layerwise import final_nll
+from awq_harness.awq_ref.mixed_precision.sensitivity import LayerSensitivity, float_layer_inputs
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.modules.swap import set_submodule
 
 
 @dataclass(frozen=True)

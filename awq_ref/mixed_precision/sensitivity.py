@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from awq_ref.mixed_precision.layerwise import final_nll
-from awq_ref.model.arch import decoder_layers, layer_prefix
-from awq_ref.model.walk import first_layer_inputs, run_layer
+from awq_harness.awq_ref.mixed_precision.layerwise import final_nll
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix
+from awq_harness.awq_ref.model.walk import first_layer_inputs, run_layer
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from awq_ref.errors import ModelError
+from awq_harness.awq_ref.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from awq_ref.model.arch import decoder_layers, linears_in
+from awq_harness.awq_ref.model.arch import decoder_layers, linears_in
 
 
 class _ReachedFirstLayer(Exception):

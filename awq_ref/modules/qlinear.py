@@ -17,8 +17,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from awq_ref.formats import layout
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.awq_ref.formats import layout
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 # Which forward AwqLinear runs: "auto" = the Triton kernels (package ``kernels``) for CUDA
 # inputs, the torch reference otherwise; "triton" = the kernels wherever Triton can run
@@ -60,7 +60,7 @@ def _triton_linear(module: "AwqLinear", x: torch.Tensor):
     if not wanted or module.version not in ("gemm", "gemv") or module.spec.bits != 4:
         return None
     try:
-        from kernels import awq_linear, supported, triton_can_run
+        from awq_harness.kernels import awq_linear, supported, triton_can_run
     except ImportError:
         return None
     layout = {"version": module.version, "group_size": module.spec.group_size}

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.primitives.quant import QuantizedWeight
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from torch import nn
 
-from awq_ref.errors import HarnessError
-from awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
-from awq_ref.modules.swap import set_submodule
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
+from awq_harness.awq_ref.modules.swap import set_submodule
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ neighbours are exactly those of a run without the plan; only the kept linears di
 """
 from __future__ import annotations
 
-from awq_ref.errors import HarnessError
-from awq_ref.methods.method import LayerStep, Method
-from awq_ref.methods.registry import methods
-from awq_ref.model.arch import layer_prefix
-from awq_ref.pipeline.keep import restore_linears
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.methods.method import LayerStep, Method
+from awq_harness.awq_ref.methods.registry import methods
+from awq_harness.awq_ref.model.arch import layer_prefix
+from awq_harness.awq_ref.pipeline.keep import restore_linears
 
 
 def check_keeps_float(method: Method, asked_by: str = "--keep-layers") -> None:

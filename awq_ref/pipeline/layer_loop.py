@@ -41,14 +41,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.lazy import LazyModel
-from awq_ref.checkpoint.plan import stored_tensor
-from awq_ref.checkpoint.safetensors_stream import ShardedWriter
-from awq_ref.checkpoint.writer import META_FILE, OutputLayout, streamed_checkpoint, write_json
-from awq_ref.methods.method import LayerStep, float_tensors
-from awq_ref.model.arch import decoder_layers, layer_prefix
-from awq_ref.modules.swap import LinearError
-from awq_ref.primitives.device import CPU, device_of
+from awq_harness.awq_ref.checkpoint.lazy import LazyModel
+from awq_harness.awq_ref.checkpoint.plan import stored_tensor
+from awq_harness.awq_ref.checkpoint.safetensors_stream import ShardedWriter
+from awq_harness.awq_ref.checkpoint.writer import META_FILE, OutputLayout, streamed_checkpoint, write_json
+from awq_harness.awq_ref.methods.method import LayerStep, float_tensors
+from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix
+from awq_harness.awq_ref.modules.swap import LinearError
+from awq_harness.awq_ref.primitives.device import CPU, device_of
 
 
 @dataclass

@@ -13,14 +13,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from awq_ref.checkpoint import layouts
-from awq_ref.checkpoint.layouts import LayoutRequest
-from awq_ref.checkpoint.writer import OutputLayout
-from awq_ref.methods.method import LayerStep, Method
-from awq_ref.methods.registry import QuantizeRequest, calibration_ids, get_method
-from awq_ref.modules.swap import LinearError
-from awq_ref.pipeline.layer_loop import Loaded, quantize_layers
-from awq_ref.primitives.device import resolve_device
+from awq_harness.awq_ref.checkpoint import layouts
+from awq_harness.awq_ref.checkpoint.layouts import LayoutRequest
+from awq_harness.awq_ref.checkpoint.writer import OutputLayout
+from awq_harness.awq_ref.methods.method import LayerStep, Method
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, calibration_ids, get_method
+from awq_harness.awq_ref.modules.swap import LinearError
+from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_layers
+from awq_harness.awq_ref.primitives.device import resolve_device
 
 
 def check_request(method: Method, request: QuantizeRequest) -> None:

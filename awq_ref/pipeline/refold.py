@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.writer import META_FILE
-from awq_ref.errors import HarnessError
-from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.registry import QuantizeRequest, get_method
-from awq_ref.model.arch import decoder_layers
-from awq_ref.pipeline.keep_step import check_keeps_float
-from awq_ref.pipeline.quantize import method_step
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.writer import META_FILE
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.pipeline.keep_step import check_keeps_float
+from awq_harness.awq_ref.pipeline.quantize import method_step
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 @torch.no_grad()

@@ -22,9 +22,9 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from awq_ref.data.tiny import save_tiny_model  # noqa: E402
-from golden.loaders import autoawq_logits, transformers_logits  # noqa: E402
-from golden.third_party import CHECKPOINT, EXPECTED, PROVENANCE, ROOT, TOKEN_IDS  # noqa: E402
+from awq_harness.awq_ref.data.tiny import save_tiny_model  # noqa: E402
+from awq_harness.golden.loaders import autoawq_logits, transformers_logits  # noqa: E402
+from awq_harness.golden.third_party import CHECKPOINT, EXPECTED, PROVENANCE, ROOT, TOKEN_IDS  # noqa: E402
 
 GROUP, SEED = 64, 3
 
@@ -176,7 +176,7 @@ def make(name: str) -> Path:
         vectors.mkdir()
         save_file({**result.pop("tensors"), "logits": result.pop("logits").contiguous()}, vectors / EXPECTED)
         result |= {"versions": _versions(), "python": platform.python_version(),
-                   "source_model": f"awq_ref.data.tiny.tiny_model('llama', seed={SEED})",
+                   "source_model": f"awq_harness.awq_ref.data.tiny.tiny_model('llama', seed={SEED})",
                    "calibration": "8 x 128 token ids, torch.Generator().manual_seed(0), randint(0, 512)",
                    "command": f"python golden/third_party/make.py {name}", "token_ids": TOKEN_IDS}
         (vectors / PROVENANCE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernels.bench import roofline
-from kernels.bench.shapes import BenchCase
-from reports.collect import record as report_record
-from reports.session import write_sections
+from awq_harness.kernels.bench import roofline
+from awq_harness.kernels.bench.shapes import BenchCase
+from awq_harness.reports.collect import record as report_record
+from awq_harness.reports.session import write_sections
 
 SECTION = "kernel_speedups"
 FIELDS = ("kernel", "path", "shape", "batch", "N", "K", "group_size", "dtype", "time_ms", "ref_time_ms",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from kernels import awq_gemm, awq_gemv, awq_linear, choose_path
-from kernels.bench.records import make_record
-from kernels.bench.shapes import BenchCase
-from kernels.bench.timing import median_ms
+from awq_harness.kernels import awq_gemm, awq_gemv, awq_linear, choose_path
+from awq_harness.kernels.bench.records import make_record
+from awq_harness.kernels.bench.shapes import BenchCase
+from awq_harness.kernels.bench.timing import median_ms
 
 KERNEL_FNS = {"gemv": awq_gemv, "gemm": awq_gemm, "awq_linear": awq_linear}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from awq_ref.formats import gptq
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.formats import gptq
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 from tests.conformance.helpers import gptq_config, make_checkpoint, relayout, save_float_reference
 from tests.conformance.moe_checkpoint import make_moe_checkpoint
 
@@ -16,7 +16,7 @@ SHARD_BYTES = 300_000  # splits a tiny llama into a few shards, so index rules a
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> dict[str, Path]:
-    from conformance.convert import convert
+    from awq_harness.conformance.convert import convert
 
     root = tmp_path_factory.mktemp("conformance-built")
     out = {"gemm": make_checkpoint(root / "gemm", spec=QuantSpec(4, 64), max_shard_bytes=SHARD_BYTES),

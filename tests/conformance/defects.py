@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from awq_ref.formats import awq_gemm
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.formats import awq_gemm
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 from tests.conformance.helpers import (
     Q_PROJ,
     edit_config,
@@ -444,7 +444,7 @@ DEFECTS = [
 
 
 def _interleave_ct_zeros(t: dict) -> None:
-    from awq_ref.formats.nibbles import pack_last, unpack_last
+    from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
 
     for name in [n for n in t if n.endswith(".weight_zero_point")]:
         codes = unpack_last(t[name].t().contiguous(), 4)

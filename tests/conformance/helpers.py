@@ -6,13 +6,13 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
-from awq_ref.data.tiny import tiny_model
-from awq_ref.formats import awq_gemm
-from awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.formats import awq_gemm
+from awq_harness.awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 Q_PROJ = "model.layers.0.self_attn.q_proj"
 
@@ -83,8 +83,8 @@ def run_cli(argv: list[str]) -> int:
     without importing the other subcommands, which other issues own."""
     import argparse
 
-    from awq_ref.cli import convert, verify
-    from awq_ref.errors import HarnessError
+    from awq_harness.awq_ref.cli import convert, verify
+    from awq_harness.awq_ref.errors import HarnessError
 
     parser = argparse.ArgumentParser(prog="awq-harness")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,7 +107,7 @@ def relayout(src: Path, dst: Path, layout_module, quant_config: dict, **pack_kwa
     """Copy a GEMM checkpoint with every layer re-packed by ``layout_module.pack``."""
     import shutil
 
-    from awq_ref.primitives.quant import QuantSpec
+    from awq_harness.awq_ref.primitives.quant import QuantSpec
 
     shutil.copytree(src, dst)
     spec = QuantSpec(4, quant_config.get("group_size", 64))

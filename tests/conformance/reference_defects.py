@@ -95,7 +95,7 @@ REFERENCE_DEFECTS = [
         "float check raises (seeded verifier bug)",
         "verifier.internal",
         intact,
-        fault="conformance.numeric.check_floats",
+        fault="awq_harness.conformance.numeric.check_floats",
         where="model.norm.weight",
     ),
 ]

@@ -8,8 +8,8 @@ import shutil
 import torch
 from safetensors.torch import load_file
 
-from conformance import RULES, SCHEMA, SCHEMA_VERSION, decode, verify
-from conformance.runner import load_layers
+from awq_harness.conformance import RULES, SCHEMA, SCHEMA_VERSION, decode, verify
+from awq_harness.conformance.runner import load_layers
 from tests.conformance.helpers import edit_tensors, map_packed, run_cli
 
 
@@ -120,7 +120,7 @@ def test_convert_refuses_bad_source_and_leaves_no_output(built, tmp_path):
 
 
 def test_convert_failure_midway_is_atomic(built, tmp_path, monkeypatch):
-    import conformance.convert as conv
+    import awq_harness.conformance.convert as conv
 
     def boom(*_a, **_k):
         raise RuntimeError("disk full")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import golden
-from conformance import decode
-from conformance.convert import convert_checked
-from conformance.runner import load_layers, verify
+from awq_harness import golden
+from awq_harness.conformance import decode
+from awq_harness.conformance.convert import convert_checked
+from awq_harness.conformance.runner import load_layers, verify
 from tests.conformance.helpers import Q_PROJ, edit_tensors, run_cli
 
 

@@ -5,9 +5,9 @@ would not verify is never left behind."""
 import pytest
 import torch
 
-from conformance import decode
-from conformance.convert import convert_checked
-from conformance.runner import load_layers, verify
+from awq_harness.conformance import decode
+from awq_harness.conformance.convert import convert_checked
+from awq_harness.conformance.runner import load_layers, verify
 from tests.conformance.helpers import edit_tensors, run_cli
 
 SCALE = "weight_scale"
@@ -92,7 +92,7 @@ def test_cli_reports_the_rounding(fresh, tmp_path, capsys):
 
 
 def test_a_result_that_would_not_verify_is_not_left_behind(fresh, tmp_path, monkeypatch):
-    import conformance.convert as conv
+    import awq_harness.conformance.convert as conv
 
     # The old behaviour: float32 scales copied into the GEMM layout, which no GEMM reader accepts.
     monkeypatch.setattr(conv, "target_scale_dtype", lambda source, layout: source)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from awq_ref.primitives.quant import QuantSpec
-from conformance.convert import convert
-from conformance.runner import verify
+from awq_harness.awq_ref.primitives.quant import QuantSpec
+from awq_harness.conformance.convert import convert
+from awq_harness.conformance.runner import verify
 from tests.conformance.conftest import SHARD_BYTES
 from tests.conformance.helpers import edit_config, make_checkpoint
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance import RULES, verify
+from awq_harness.conformance import RULES, verify
 from tests.conformance.http_server import serve
 
 EXAMPLES = 1000

@@ -2,8 +2,8 @@
 llm-compressor's own golden gets only the compatibility warning."""
 import torch
 
-from conformance.runner import verify
-from golden.third_party import checkpoint
+from awq_harness.conformance.runner import verify
+from awq_harness.golden.third_party import checkpoint
 from tests.conformance.defects import _ct_g_idx, _ct_weights
 
 

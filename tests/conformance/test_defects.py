@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import RULES, verify
-from conformance.findings import Rule
+from awq_harness.conformance import RULES, verify
+from awq_harness.conformance.findings import Rule
 from tests.conformance.defects import DEFECTS, Defect
 from tests.conformance.reference_defects import REFERENCE_DEFECTS
 

@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from awq_ref.cli import main
-from awq_ref.data.tiny import FAMILIES, save_tiny_model
-from conformance import verify
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import FAMILIES, save_tiny_model
+from awq_harness.conformance import verify
 
 METHODS = {"awq": "gemm", "rtn": "gemm", "gptq": "gptq"}
 NEW = ("qwen3", "gemma", "gemma2", "phi3")

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conformance import decode
-from conformance.float_export import FLOAT_TARGETS
-from conformance.runner import load_layers
-from golden.specs import GOLDENS
+from awq_harness.conformance import decode
+from awq_harness.conformance.float_export import FLOAT_TARGETS
+from awq_harness.conformance.runner import load_layers
+from awq_harness.golden.specs import GOLDENS
 from tests.conformance.helpers import run_cli
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "checkpoints"

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from awq_ref.formats import awq_gemv, compressed_tensors, gptq
-from awq_ref.primitives.quant import QuantSpec, quantize
-from conformance import verify
+from awq_harness.awq_ref.formats import awq_gemv, compressed_tensors, gptq
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.conformance import verify
 from tests.conformance.helpers import edit_config, edit_tensors, gptq_config, relayout, unpack_ct_zero_points
 
 

@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from awq_ref.formats import awq_gemv, gptq
-from awq_ref.primitives.quant import QuantSpec
-from conformance import verify
-from conformance.loaders import claim, claimed_tp_sizes, fused_out_features, loads
+from awq_harness.awq_ref.formats import awq_gemv, gptq
+from awq_harness.awq_ref.primitives.quant import QuantSpec
+from awq_harness.conformance import verify
+from awq_harness.conformance.loaders import claim, claimed_tp_sizes, fused_out_features, loads
 from tests.conformance.helpers import edit_config, gptq_config, make_checkpoint, relayout
 
 
@@ -66,7 +66,7 @@ def test_q_k_v_and_gate_up_count_as_merged_linears():
 def test_fused_gate_up_splits_half_by_half():
     """Phi-3's gate_up_proj [2I, K]: at TP t a rank holds I / t rows of gate and of up; with I = 40
     the merged 80 / 2 = 40 rows divide by 8 but each half's 20 does not."""
-    from conformance.loaders import awq_ok
+    from awq_harness.conformance.loaders import awq_ok
 
     def layer(name, n):
         return SimpleNamespace(prefix=f"model.layers.0.mlp.{name}", dims=SimpleNamespace(n=n, k=128), group_width=64)

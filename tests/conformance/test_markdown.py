@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from conformance.findings import Finding, Report
-from conformance.markdown import render
+from awq_harness.conformance.findings import Finding, Report
+from awq_harness.conformance.markdown import render
 from tests.conformance.helpers import run_cli
 
 

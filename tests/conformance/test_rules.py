@@ -12,10 +12,10 @@ from types import ModuleType
 
 import pytest
 
-import conformance
-from conformance import RULES
-from conformance.findings import Rule
-from conformance.rules import CHECK_MODULES, collect, declared_rules
+from awq_harness import conformance
+from awq_harness.conformance import RULES
+from awq_harness.conformance.findings import Rule
+from awq_harness.conformance.rules import CHECK_MODULES, collect, declared_rules
 
 PACKAGE = Path(conformance.__file__).parent
 
@@ -77,9 +77,9 @@ def test_each_id_is_declared_by_exactly_one_module():
 def test_every_rule_any_module_holds_is_the_registered_one():
     """A check module left out of CHECK_MODULES would leave its rules out of RULES."""
     for info in pkgutil.iter_modules([str(PACKAGE)]):
-        module = importlib.import_module(f"conformance.{info.name}")
+        module = importlib.import_module(f"awq_harness.conformance.{info.name}")
         strays = [r.id for r in declared_rules(module) if RULES.get(r.id) is not r]
-        assert not strays, f"conformance.{info.name} holds rules not in RULES: {strays}"
+        assert not strays, f"awq_harness.conformance.{info.name} holds rules not in RULES: {strays}"
 
 
 def test_check_modules_come_after_the_modules_whose_rules_they_import():

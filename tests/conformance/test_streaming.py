@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance import verify
+from awq_harness.conformance import verify
 from tests.conformance.synthetic import LLAMA2_7B, evict, largest_tensor_bytes, sequential_read, write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import json, resource, sys, time
-import conformance
+from awq_harness import conformance
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter(); report = conformance.verify(sys.argv[1], progress=True); t = time.perf_counter() - t
 print(json.dumps({"base_kb": base, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -59,7 +59,7 @@ def _report(name: str, m: dict) -> None:
           f"({m['ratio']:.0%} of read); peak RSS {m['rss_peak_mb']:.0f} MB (after imports {m['rss_base_mb']:.0f} MB, "
           f"growth {m['rss_growth_mb']:.0f} MB; largest tensor {m['largest_mb']:.0f} MB)")
     try:
-        from reports.collect import record
+        from awq_harness.reports.collect import record
         record("benchmarks",
                {"name": name, "unit": "GB/s", "mean": m["verify_gbps"], **{k: v for k, v in m.items() if k != "bytes"}})
     except ImportError:

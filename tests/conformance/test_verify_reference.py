@@ -6,13 +6,13 @@ import shutil
 import pytest
 from safetensors.torch import save_file
 
-from awq_ref.checkpoint.awq import read_tensors
-from awq_ref.cli import main
-from awq_ref.data.models import default_model_dir
-from awq_ref.formats import awq_gemm
-from awq_ref.formats.nibbles import pack_last, unpack_last
-from conformance import verify
-from conformance.functional import layer_jumps
+from awq_harness.awq_ref.checkpoint.awq import read_tensors
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.models import default_model_dir
+from awq_harness.awq_ref.formats import awq_gemm
+from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
+from awq_harness.conformance import verify
+from awq_harness.conformance.functional import layer_jumps
 
 
 @pytest.fixture(scope="module")

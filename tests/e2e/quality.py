@@ -7,13 +7,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from awq_ref.data.models import DEFAULT_GROUP_SIZE
-from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_float, evaluate_method
-from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.gptq import GptqConfig
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.primitives.compute_dtype import choose
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.data.models import DEFAULT_GROUP_SIZE
+from awq_harness.awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_float, evaluate_method
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+from awq_harness.awq_ref.methods.gptq import GptqConfig
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.primitives.compute_dtype import choose
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 MODEL = "default"
 RESULTS_DIR_ENV = "AWQ_HARNESS_RESULTS_DIR"  # where the tests also write their JSON
@@ -67,13 +67,13 @@ def tokens():
 def record(section: str, payload: dict) -> None:
     """Into the report collector when ``reports`` is there (it checks the payload either way)."""
     try:
-        from reports.collect import record as collect
+        from awq_harness.reports.collect import record as collect
     except ImportError:
         return
     collect(section, payload)
 
 
-def perplexity_payload(row, setting: Setting, evaluator: str = "awq_ref.eval.perplexity") -> dict:
+def perplexity_payload(row, setting: Setting, evaluator: str = "awq_harness.awq_ref.eval.perplexity") -> dict:
     return {
         "model": MODEL,
         "method": row.method,

@@ -13,10 +13,10 @@ import json
 
 import pytest
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.cli import main
-from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint
-from conformance import verify
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_checkpoint
+from awq_harness.conformance import verify
 
 pytestmark = pytest.mark.xdist_group("default-model-plan")
 

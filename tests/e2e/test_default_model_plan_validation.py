@@ -10,12 +10,12 @@ import json
 
 import pytest
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.cli import main
-from awq_ref.data.corpus import eval_text
-from awq_ref.data.models import load_tokenizer
-from awq_ref.eval.perplexity import perplexity, tokenize_text
-from conformance import verify
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.corpus import eval_text
+from awq_harness.awq_ref.data.models import load_tokenizer
+from awq_harness.awq_ref.eval.perplexity import perplexity, tokenize_text
+from awq_harness.conformance import verify
 
 pytestmark = pytest.mark.slow
 

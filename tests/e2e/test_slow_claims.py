@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from awq_ref.cli import main
-from awq_ref.eval.claims import FAILS, HOLDS, UNSURE
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.eval.claims import FAILS, HOLDS, UNSURE
 
 pytestmark = pytest.mark.slow
 

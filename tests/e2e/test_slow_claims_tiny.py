@@ -5,9 +5,9 @@ The same rows and verdicts as ``awq-harness claims`` at a size that needs no def
 """
 import pytest
 
-from awq_ref.data.tiny_lm import tiny_lm_dir
-from awq_ref.eval import claims
-from awq_ref.eval.claim_rows import ClaimSettings, RowStore
+from awq_harness.awq_ref.data.tiny_lm import tiny_lm_dir
+from awq_harness.awq_ref.eval import claims
+from awq_harness.awq_ref.eval.claim_rows import ClaimSettings, RowStore
 
 pytestmark = pytest.mark.slow
 

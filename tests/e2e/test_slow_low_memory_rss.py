@@ -23,19 +23,19 @@ import pytest
 import torch
 from accelerate import init_empty_weights
 
-from awq_ref.checkpoint.lazy import open_lazy
-from awq_ref.checkpoint.safetensors_stream import ShardedWriter, TensorSpec
-from awq_ref.data.tiny import tiny_config, tiny_tokenizer
-from awq_ref.model.arch import decoder_layers
-from awq_ref.model.compat import causal_lm_from_config
+from awq_harness.awq_ref.checkpoint.lazy import open_lazy
+from awq_harness.awq_ref.checkpoint.safetensors_stream import ShardedWriter, TensorSpec
+from awq_harness.awq_ref.data.tiny import tiny_config, tiny_tokenizer
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.model.compat import causal_lm_from_config
 
 pytestmark = pytest.mark.slow
 
 SHALLOW, LAYERS, HIDDEN, INTERMEDIATE, VOCAB = 4, 12, 1024, 2816, 8192
-PEAK = "import resource, sys; from awq_ref.cli import main; code = main(sys.argv[1:]); " \
+PEAK = "import resource, sys; from awq_harness.awq_ref.cli import main; code = main(sys.argv[1:]); " \
        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
-SKELETON_ONLY = "import resource, sys; import awq_ref.cli; " \
-                "from awq_ref.checkpoint.lazy import open_lazy; open_lazy(sys.argv[1]); " \
+SKELETON_ONLY = "import resource, sys; from awq_harness import awq_ref; import awq_harness.awq_ref.cli; " \
+                "from awq_harness.awq_ref.checkpoint.lazy import open_lazy; open_lazy(sys.argv[1]); " \
                 "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 RUNS = {"rtn": [], "awq": ["--calib-samples", "8", "--seqlen", "128"]}
 

@@ -3,14 +3,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import golden
-from awq_ref.checkpoint.awq import load_checkpoint, read_tensors
-from awq_ref.formats import compressed_tensors
-from awq_ref.modules.qlinear import AwqLinear
-from conformance import verify
-from conformance.convert import convert
-from golden.third_party import EXPECTED, ROOT, checkpoint
-from golden.third_party import names as third_party_names
+from awq_harness import golden
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint, read_tensors
+from awq_harness.awq_ref.formats import compressed_tensors
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.conformance import verify
+from awq_harness.conformance.convert import convert
+from awq_harness.golden.third_party import EXPECTED, ROOT, checkpoint
+from awq_harness.golden.third_party import names as third_party_names
 
 ALL = [golden.path(n) for n in golden.names()] + [checkpoint(n) for n in third_party_names()]
 
@@ -48,7 +48,7 @@ def test_llmcompressor_golden_decodes_to_compressed_tensors_own_weights():
     folder = ROOT / "llmcompressor-awq-ct"
     expected = load_file(folder / EXPECTED)
     tensors = read_tensors(checkpoint("llmcompressor-awq-ct"))
-    from awq_ref.primitives.quant import QuantSpec
+    from awq_harness.awq_ref.primitives.quant import QuantSpec
 
     spec = QuantSpec(4, 128, True)
     for key, theirs in expected.items():

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-import awq_ref.modules.qlinear as qlinear
-import golden
-from awq_ref.checkpoint.awq import load_checkpoint
-from golden.manifest import TOKEN_IDS
+import awq_harness.awq_ref.modules.qlinear as qlinear
+from awq_harness import golden
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.golden.manifest import TOKEN_IDS
 
 GEMM = [n for n in golden.names()
         if json.loads((golden.path(n) / "config.json").read_text())["quantization_config"].get("version", "") == "gemm"]

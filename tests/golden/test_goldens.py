@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import golden
-from awq_ref.checkpoint.awq import read_tensors
-from awq_ref.formats import awq_gemm
-from awq_ref.primitives import reproducible
-from golden.manifest import logits_drift, read_manifest, tensor_sha256
-from golden.rebuild import compare, drift
+from awq_harness import golden
+from awq_harness.awq_ref.checkpoint.awq import read_tensors
+from awq_harness.awq_ref.formats import awq_gemm
+from awq_harness.awq_ref.primitives import reproducible
+from awq_harness.golden.manifest import logits_drift, read_manifest, tensor_sha256
+from awq_harness.golden.rebuild import compare, drift
 
 NAMES = golden.names()
 REGENERATE = Path(golden.__file__).parent / "regenerate"
@@ -109,7 +109,7 @@ def test_changed_nibble_order_fails_with_a_message_naming_tensor_and_element(mon
 
 
 def test_scales_rounded_through_another_dtype_are_caught(monkeypatch):
-    import awq_ref.methods.rtn as rtn
+    import awq_harness.awq_ref.methods.rtn as rtn
 
     monkeypatch.setattr(rtn, "STORED_SCALE_DTYPE", torch.bfloat16)  # stored as fp16 after bf16 rounding
     lines = drift("llama-gemm-g32-rtn")

@@ -5,10 +5,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.modules.qlinear import AwqLinear
-from conformance.dequantized import load_dequantized
-from golden.third_party import EXPECTED, PROVENANCE, ROOT, TOKEN_IDS, checkpoint, names
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.conformance.dequantized import load_dequantized
+from awq_harness.golden.third_party import EXPECTED, PROVENANCE, ROOT, TOKEN_IDS, checkpoint, names
 
 AWQ_GOLDENS = [n for n in names() if json.loads((checkpoint(n) / "config.json").read_text())
                ["quantization_config"]["quant_method"] == "awq"]

@@ -7,12 +7,12 @@ import time
 import pytest
 import torch
 
-from awq_ref.data.tiny import tiny_model
-from awq_ref.methods.awq import AwqSearchConfig, AwqStep
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import quantize_model, run_step
-from awq_ref.primitives.device import resolve_device
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig, AwqStep
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import quantize_model, run_step
+from awq_harness.awq_ref.primitives.device import resolve_device
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 pytestmark = pytest.mark.gpu
 IDS = torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(5))
@@ -36,8 +36,8 @@ def test_cuda_and_cpu_choose_the_same_awq_grid_points_in_float32():
 
 @pytest.mark.slow
 def test_default_model_perplexity_on_cuda_is_within_half_a_percent_of_the_cpu():
-    from awq_ref.data.models import load_tokenizer
-    from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_method
+    from awq_harness.awq_ref.data.models import load_tokenizer
+    from awq_harness.awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_method
 
     request = QuantizeRequest(QuantSpec(4, 64), None, 32, 512, awq=AwqSearchConfig(compute_dtype="float32"))
     tokens, rows = eval_tokens("default"), {}

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-import kernels
+from awq_harness import kernels
 
 
 @pytest.fixture(scope="session")

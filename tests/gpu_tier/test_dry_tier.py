@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from awq_ref.data.tiny import VOCAB, tiny_model
-from reports.baselines import load_baseline, write_section
-from reports.collect import record
+from awq_harness.awq_ref.data.tiny import VOCAB, tiny_model
+from awq_harness.reports.baselines import load_baseline, write_section
+from awq_harness.reports.collect import record
 from tests.gpu_tier.tier import GapSetting, band_failures, decode_rows, gap_rows, order_failures, perplexity_rows
 
 pytestmark = pytest.mark.xdist_group("gpu_tier_dry")  # one worker quantises the tiny model once
@@ -68,7 +68,8 @@ def test_band_failures_without_inside_and_outside_the_band(tmp_path):
 
 
 def test_dry_decode_through_gemm_and_gemv_layout_kernels(dry_mode, monkeypatch):
-    import kernels.dispatch
+    import awq_harness.kernels.dispatch  # noqa: F401 - kernels.dispatch is used through kernels
+    from awq_harness import kernels
     calls = []
     real = kernels.dispatch.awq_gemv_layout
     monkeypatch.setattr(kernels.dispatch, "awq_gemv_layout", lambda *a, **k: calls.append(1) or real(*a, **k))

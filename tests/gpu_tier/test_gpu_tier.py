@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
-from reports.baselines import load_baseline, write_section
-from reports.collect import record
+from awq_harness.reports.baselines import load_baseline, write_section
+from awq_harness.reports.collect import record
 from tests.gpu_tier.tier import GapSetting, band_failures, decode_rows, gap_rows, order_failures, perplexity_rows
 
 pytestmark = pytest.mark.gpu
@@ -25,8 +25,8 @@ NEW_TOKENS = 128
 
 @pytest.fixture(scope="module")
 def default_model():
-    from awq_ref.data.models import load_model, load_tokenizer
-    from awq_ref.errors import ModelError
+    from awq_harness.awq_ref.data.models import load_model, load_tokenizer
+    from awq_harness.awq_ref.errors import ModelError
 
     try:
         return load_model("default", dtype=torch.float32), load_tokenizer("default")
@@ -35,9 +35,9 @@ def default_model():
 
 
 def test_perplexity_gap_awq_gptq_rtn_on_gpu(default_model, write_gpu_baseline):
-    from awq_ref.data.calibration import calibration_blocks
-    from awq_ref.data.corpus import eval_text
-    from awq_ref.eval.perplexity import tokenize_text
+    from awq_harness.awq_ref.data.calibration import calibration_blocks
+    from awq_harness.awq_ref.data.corpus import eval_text
+    from awq_harness.awq_ref.eval.perplexity import tokenize_text
 
     model, tokenizer = default_model
     device = torch.cuda.get_device_name()

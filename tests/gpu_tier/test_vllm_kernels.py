@@ -15,11 +15,11 @@ import dataclasses
 import pytest
 import torch
 
-from kernels import awq_linear, choose_path
-from kernels.bench.records import make_record, send_to_report
-from kernels.bench.runner import random_layer
-from kernels.bench.shapes import bench_cases
-from kernels.bench.timing import median_ms
+from awq_harness.kernels import awq_linear, choose_path
+from awq_harness.kernels.bench.records import make_record, send_to_report
+from awq_harness.kernels.bench.runner import random_layer
+from awq_harness.kernels.bench.shapes import bench_cases
+from awq_harness.kernels.bench.timing import median_ms
 
 pytestmark = pytest.mark.gpu
 CASES = [c for c in bench_cases(dry_run=False) if c.kernel == "awq_linear"]

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.eval.perplexity import perplexity
-from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.modules.qlinear import kernel_backend
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
-from kernels.bench.decode import decode_record
-from reports.compare import Thresholds, compare
-from reports.schema import Results, build_document
+from awq_harness.awq_ref.eval.perplexity import perplexity
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.modules.qlinear import kernel_backend
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
+from awq_harness.kernels.bench.decode import decode_record
+from awq_harness.reports.compare import Thresholds, compare
+from awq_harness.reports.schema import Results, build_document
 
 METHODS = ("awq", "gptq", "rtn")
 EVALUATOR = "gpu-tier"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import kernels
-from kernels import runtime
+from awq_harness import kernels
+from awq_harness.kernels import runtime
 
 
 def pytest_addoption(parser):
@@ -72,7 +72,7 @@ def kernel_results(request, tmp_path_factory):
     path = Path(_option(request.config, "--kernel-results", "AWQ_KERNEL_RESULTS", default))
     yield results
     if results.records or results.decode:
-        from kernels.bench.records import write_results
+        from awq_harness.kernels.bench.records import write_results
         write_results(path, results.records, results.decode)
         print(f"\nkernel benchmark: {len(results.records)} records, {len(results.decode)} decode -> {path}")
 

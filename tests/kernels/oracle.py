@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from awq_ref.formats import awq_gemm as gemm_layout
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.awq_ref.formats import awq_gemm as gemm_layout
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 U16, UB16, U32 = 2.0**-11, 2.0**-8, 2.0**-24
 UNDERFLOW = {torch.float16: 2.0**-25, torch.bfloat16: 2.0**-134, torch.float32: 2.0**-150}  # eta per dtype
@@ -76,7 +76,7 @@ class Layer:
 
 def layer_shape(layer: Layer):
     """The kernels' view of a layer (group size K for per channel)."""
-    from kernels.checks import LayerShape
+    from awq_harness.kernels.checks import LayerShape
     return LayerShape(layer.k, layer.n, layer.k if layer.group_size == -1 else layer.group_size)
 
 

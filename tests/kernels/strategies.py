@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from hypothesis import strategies as st
 
-from kernels.gemm import GemmConfig
-from kernels.gemv import MAX_ROWS, GemvConfig
+from awq_harness.kernels.gemm import GemmConfig
+from awq_harness.kernels.gemv import MAX_ROWS, GemvConfig
 from tests.kernels.oracle import Layer
 
 GROUP_SIZES = (32, 64, 128, -1)

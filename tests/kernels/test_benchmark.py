@@ -15,14 +15,14 @@ import math
 
 import pytest
 
-from kernels.bench.records import FIELDS, SECTION, record_key, send_to_report, write_results
-from kernels.bench.runner import run_case
-from kernels.bench.shapes import bench_cases
-from reports.baselines import baseline_path, load_baseline, write_section
-from reports.collect import check_record, collecting
-from reports.compare import KERNEL_KEY, STALE_KERNEL_BASELINE, Thresholds, compare, key_of
-from reports.render import render_report
-from reports.schema import Results, build_document, load_results
+from awq_harness.kernels.bench.records import FIELDS, SECTION, record_key, send_to_report, write_results
+from awq_harness.kernels.bench.runner import run_case
+from awq_harness.kernels.bench.shapes import bench_cases
+from awq_harness.reports.baselines import baseline_path, load_baseline, write_section
+from awq_harness.reports.collect import check_record, collecting
+from awq_harness.reports.compare import KERNEL_KEY, STALE_KERNEL_BASELINE, Thresholds, compare, key_of
+from awq_harness.reports.render import render_report
+from awq_harness.reports.schema import Results, build_document, load_results
 
 GPU_CASES = bench_cases(dry_run=False)
 DRY_CASES = bench_cases(dry_run=True)
@@ -188,7 +188,7 @@ def test_gpu_cases_cover_the_issue_matrix():
 
 
 def test_roofline_bound_matches_the_issue():
-    from kernels.bench import roofline
+    from awq_harness.kernels.bench import roofline
     weights_only = 16 / (4 + 16 / 128 + 4 / 128)
     assert round(weights_only, 3) == 3.850
     assert roofline.speedup_bound(1, 8192, 8192, 128) == pytest.approx(3.847, abs=1e-3)

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from kernels import compile_check, configs
-from kernels.compile_check import Result
-from reports.collect import record
+from awq_harness.kernels import compile_check, configs
+from awq_harness.kernels.compile_check import Result
+from awq_harness.reports.collect import record
 
 pytestmark = pytest.mark.xdist_group("compile_check")  # one worker compiles the subset once
 

@@ -2,8 +2,8 @@
 rejected, 1 otherwise, 2 (one line) for an unknown architecture; --json writes every case."""
 import json
 
-from awq_ref.cli import main
-from kernels import compile_check, configs
+from awq_harness.awq_ref.cli import main
+from awq_harness.kernels import compile_check, configs
 
 
 def _one_case():

@@ -3,8 +3,8 @@ benchmark shape, and compute the right thing when run here on small layers."""
 import pytest
 import torch
 
-from kernels import checks, gemm, gemv, runtime
-from kernels.bench.shapes import bench_cases
+from awq_harness.kernels import checks, gemm, gemv, runtime
+from awq_harness.kernels.bench.shapes import bench_cases
 from tests.kernels.oracle import Layer, assert_matches_reference, layer_shape, packed, random_activations, random_weight
 
 

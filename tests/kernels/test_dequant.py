@@ -3,7 +3,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kernels import awq_dequantize
+from awq_harness.kernels import awq_dequantize
 from tests.kernels.oracle import Layer, assert_dequant_exact, packed, random_weight
 from tests.kernels.strategies import EXAMPLES, layers
 

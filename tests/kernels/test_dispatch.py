@@ -5,10 +5,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import awq_ref.modules.qlinear as qlinear
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.primitives.quant import QuantSpec, quantize
-from kernels import awq_linear, choose_path, dispatch
+import awq_harness.awq_ref.modules.qlinear as qlinear
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.kernels import awq_linear, choose_path, dispatch
 from tests.kernels.oracle import Layer, assert_matches_reference, packed, random_activations, random_weight
 from tests.kernels.strategies import EXAMPLES, X_DTYPES, layers
 
@@ -55,7 +55,7 @@ def test_awq_linear_module_uses_kernels_when_asked(rows, monkeypatch, triton_dev
     monkeypatch.setattr(qlinear, "KERNELS", "torch")
     reference = module(x)
     calls = []
-    monkeypatch.setattr("kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
+    monkeypatch.setattr("awq_harness.kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
     monkeypatch.setattr(qlinear, "KERNELS", "triton")
     through_kernels = module(x)
     assert calls, "AwqLinear did not dispatch to kernels.awq_linear"
@@ -81,7 +81,7 @@ def test_awq_linear_module_switch(switch, version, expect_kernels, monkeypatch, 
     module = _module(version).to(triton_device)
     monkeypatch.setattr(qlinear, "KERNELS", switch)
     calls = []
-    monkeypatch.setattr("kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
+    monkeypatch.setattr("awq_harness.kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
     module(random_activations(2, 128, torch.float16, 6).to(triton_device))
     on_gpu_by_default = switch == "auto" and triton_device == "cuda"
     assert bool(calls) == (expect_kernels or on_gpu_by_default)
@@ -98,7 +98,7 @@ def test_kernel_backend_block_overrides_the_switch_and_ends_with_the_block(monke
     x = random_activations(2, 128, torch.float16, 8).to(triton_device)
     monkeypatch.setattr(qlinear, "KERNELS", "torch")
     calls = []
-    monkeypatch.setattr("kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
+    monkeypatch.setattr("awq_harness.kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
     with qlinear.kernel_backend("triton"):
         with qlinear.kernel_backend("torch"):
             module(x)
@@ -117,9 +117,9 @@ def test_kernel_backend_rejects_unknown_mode():
 
 def test_tiny_model_logits_match_through_kernels(monkeypatch, triton_device):
     """A quantised tiny Llama gives the same logits through the kernels as through awq_ref."""
-    from awq_ref.data.tiny import tiny_model
-    from awq_ref.methods.registry import QuantizeRequest
-    from awq_ref.pipeline.quantize import quantize_model
+    from awq_harness.awq_ref.data.tiny import tiny_model
+    from awq_harness.awq_ref.methods.registry import QuantizeRequest
+    from awq_harness.awq_ref.pipeline.quantize import quantize_model
 
     model = tiny_model("llama", seed=0, hidden=64, intermediate=128, layers=1)
     quantize_model(model, "rtn", QuantizeRequest(QuantSpec(4, 32, True), "gemm"))
@@ -140,6 +140,6 @@ def test_awq_linear_module_falls_back_for_unsupported_group_size(monkeypatch, tr
     module = _module(group_size=8).to(triton_device)
     monkeypatch.setattr(qlinear, "KERNELS", "triton")
     calls = []
-    monkeypatch.setattr("kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
+    monkeypatch.setattr("awq_harness.kernels.awq_linear", lambda *a, **k: calls.append(1) or awq_linear(*a, **k))
     y = module(random_activations(2, 128, torch.float16, 7).to(triton_device))
     assert not calls and y.shape == (2, 48)

@@ -8,11 +8,11 @@ import copy
 import pytest
 import torch
 
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.modules.qlinear import kernel_backend
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
-from kernels.bench.decode import decode_record
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.modules.qlinear import kernel_backend
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
+from awq_harness.kernels.bench.decode import decode_record
 from tests.kernels.oracle import tolerance
 
 
@@ -37,8 +37,8 @@ def logits_error(quantised, ids: torch.Tensor) -> tuple[float, float]:
 
 @pytest.mark.gpu
 def test_default_model_through_kernels(kernel_results):
-    from awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer
-    from awq_ref.errors import ModelError
+    from awq_harness.awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer
+    from awq_harness.awq_ref.errors import ModelError
 
     try:
         fp16 = load_model("default", dtype=torch.float16)
@@ -58,7 +58,7 @@ def test_default_model_through_kernels(kernel_results):
 
 
 def test_tiny_model_dry_run(kernel_results, dry_mode):
-    from awq_ref.data.tiny import tiny_model
+    from awq_harness.awq_ref.data.tiny import tiny_model
 
     fp32 = tiny_model("llama", seed=1, hidden=64, intermediate=128, layers=1)
     quantised = quantised_copy(fp32, 32)

@@ -2,7 +2,7 @@
 import torch
 from hypothesis import example, given, settings
 
-from kernels.gemm import GemmConfig, awq_gemm
+from awq_harness.kernels.gemm import GemmConfig, awq_gemm
 from tests.kernels.oracle import Layer, assert_matches_reference, packed, random_activations, random_weight
 from tests.kernels.strategies import EXAMPLES, MatmulCase, gemm_cases
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from hypothesis import example, given, settings
 
-from kernels.gemv import MAX_ROWS, GemvConfig, awq_gemv
+from awq_harness.kernels.gemv import MAX_ROWS, GemvConfig, awq_gemv
 from tests.kernels.oracle import Layer, assert_matches_reference, packed, random_activations, random_weight
 from tests.kernels.strategies import EXAMPLES, MatmulCase, gemv_cases
 

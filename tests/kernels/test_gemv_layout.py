@@ -8,13 +8,14 @@ import torch
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-import kernels.dispatch
-import kernels.gemv_layout
-from awq_ref.formats import awq_gemv
-from awq_ref.formats.awq_gemm import ORDER
-from awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
-from kernels.configs import Config
-from kernels.gemv_layout import awq_gemv_layout
+import awq_harness.kernels.dispatch  # noqa: F401 - kernels.dispatch is used through kernels
+import awq_harness.kernels.gemv_layout  # noqa: F401 - kernels.gemv_layout is used through kernels
+from awq_harness import kernels
+from awq_harness.awq_ref.formats import awq_gemv
+from awq_harness.awq_ref.formats.awq_gemm import ORDER
+from awq_harness.awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
+from awq_harness.kernels.configs import Config
+from awq_harness.kernels.gemv_layout import awq_gemv_layout
 from tests.kernels.oracle import Layer, assert_matches_reference, random_activations, random_weight
 from tests.kernels.strategies import EXAMPLES, SCALE_DTYPES, X_DTYPES, MatmulCase, rows
 from tests.kernels.test_mutations import MUTATION_EXAMPLES, ShortenedK
@@ -200,8 +201,8 @@ def test_awq_linear_dispatches_gemv_version_to_its_kernel(monkeypatch, triton_de
 
 
 def test_gemv_layout_module_runs_through_the_kernel_when_asked(monkeypatch, triton_device):
-    from awq_ref.modules.qlinear import AwqLinear, kernel_backend
-    from awq_ref.primitives.quant import QuantSpec, quantize
+    from awq_harness.awq_ref.modules.qlinear import AwqLinear, kernel_backend
+    from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
     gen = torch.Generator().manual_seed(36)
     qw = quantize(torch.randn(40, 256, generator=gen), QuantSpec(4, 64, True), scale_dtype=torch.float16)
     module = AwqLinear.from_quantized(qw, "gemv", bias=torch.randn(40, generator=gen) * 0.1).to(triton_device)

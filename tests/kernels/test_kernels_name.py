@@ -8,7 +8,7 @@ PROBE = textwrap.dedent("""
     import importlib.util, sys, tempfile, torch
     from transformers import AutoModelForCausalLM
     from transformers.utils.import_utils import is_kernels_available
-    from awq_ref.data.tiny import tiny_model
+    from awq_harness.awq_ref.data.tiny import tiny_model
     spec = importlib.util.find_spec("kernels")
     print("ours" if spec and spec.origin and spec.origin.startswith(sys.argv[1]) else f"other {spec}")
     print("hub-kernels" if is_kernels_available() else "no-hub-kernels")

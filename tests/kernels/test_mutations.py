@@ -15,11 +15,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
-import kernels.dequant
-import kernels.gemm
-import kernels.gemv
-from awq_ref.formats.awq_gemm import ORDER
-from awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
+import awq_harness.kernels.dequant  # noqa: F401 - kernels.dequant is used through kernels
+import awq_harness.kernels.gemm  # noqa: F401 - kernels.gemm is used through kernels
+import awq_harness.kernels.gemv  # noqa: F401 - kernels.gemv is used through kernels
+from awq_harness import kernels
+from awq_harness.awq_ref.formats.awq_gemm import ORDER
+from awq_harness.awq_ref.formats.nibbles import NATURAL_ORDER, pack_last, unpack_last
 from tests.kernels.oracle import (
     assert_dequant_exact,
     assert_matches_reference,

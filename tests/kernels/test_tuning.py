@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from kernels import configs, gemv, gemv_layout, tuning
-from kernels.bench.shapes import GROUP_SIZE, LAYERS
-from kernels.checks import LayerShape
+from awq_harness.kernels import configs, gemv, gemv_layout, tuning
+from awq_harness.kernels.bench.shapes import GROUP_SIZE, LAYERS
+from awq_harness.kernels.checks import LayerShape
 
 LAYER_SHAPES = [LayerShape(k, n, g) for k, n in LAYERS.values() for g in (32, 64, GROUP_SIZE)]
 BUDGETS = {"gemv": gemv.TILE_BUDGET, "gemv_layout": gemv_layout.TILE_BUDGET}

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-import kernels
-from kernels import awq_dequantize, awq_gemm, awq_gemv, awq_linear
-from kernels.gemm import GemmConfig
-from kernels.gemv import MAX_ROWS, GemvConfig
+from awq_harness import kernels
+from awq_harness.kernels import awq_dequantize, awq_gemm, awq_gemv, awq_linear
+from awq_harness.kernels.gemm import GemmConfig
+from awq_harness.kernels.gemv import MAX_ROWS, GemvConfig
 from tests.kernels.oracle import Layer, packed, random_weight
 
 LAYER = Layer(k=128, n=32, group_size=64, zero_point=True, seed=0)

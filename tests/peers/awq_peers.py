@@ -138,12 +138,12 @@ def run_llmcompressor(model_dir: Path, blocks: torch.Tensor, group: int, dtype: 
 
 def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, config, device: str = "cpu") -> PeerRun:
     """``quantize --device DEVICE``: the model stays on the CPU, each layer is quantised on ``device``."""
-    from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
-    from awq_ref.data.models import load_model
-    from awq_ref.methods.awq import AwqStep
-    from awq_ref.methods.registry import QuantizeRequest
-    from awq_ref.pipeline.quantize import run_step
-    from awq_ref.primitives.quant import QuantSpec
+    from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+    from awq_harness.awq_ref.data.models import load_model
+    from awq_harness.awq_ref.methods.awq import AwqStep
+    from awq_harness.awq_ref.methods.registry import QuantizeRequest
+    from awq_harness.awq_ref.pipeline.quantize import run_step
+    from awq_harness.awq_ref.primitives.quant import QuantSpec
 
     spec = QuantSpec(W_BIT, group, True)
     model = load_model(model_dir)
@@ -160,8 +160,8 @@ def run_ours(model_dir: Path, blocks: torch.Tensor, group: int, out: Path, confi
 
 def checkpoint_perplexity(folder: Path, windows: torch.Tensor) -> float:
     """Perplexity of any verified checkpoint, dequantised to float32 by our decoder."""
-    from awq_ref.eval.perplexity import perplexity
-    from conformance.dequantized import load_dequantized
+    from awq_harness.awq_ref.eval.perplexity import perplexity
+    from awq_harness.conformance.dequantized import load_dequantized
 
     model = load_dequantized(folder, torch.float32)
     return perplexity(model, windows.reshape(-1), seqlen=windows.shape[1], batch_size=8).ppl

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
-from awq_ref.data.tiny import tiny_model
-from awq_ref.formats import awq_gemv, gptq
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.formats import awq_gemv, gptq
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 from tests.conformance.helpers import edit_config, gptq_config, relayout
 
 SEED, HIDDEN, LAYERS = 0, 128, 1
@@ -51,7 +51,7 @@ def _relaid(v: Variant, source: Path, out: Path) -> Path:
     if v.layout == "gptq":
         return relayout(source, out, gptq, gptq_config(v.group) | {"sym": not v.zero_point})
     if v.layout == "ct":
-        from conformance.convert import convert
+        from awq_harness.conformance.convert import convert
         return convert(source, out, "compressed-tensors")
     shutil.copytree(source, out)
     return out

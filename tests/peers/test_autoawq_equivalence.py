@@ -32,8 +32,8 @@ ONE_STEP = 0.91
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory):
     pytest.importorskip("awq", reason="AutoAWQ 0.2.9: tox -e peers")
-    from awq_ref.data.calibration import calibration_blocks
-    from awq_ref.data.tiny import save_tiny_model, tiny_tokenizer
+    from awq_harness.awq_ref.data.calibration import calibration_blocks
+    from awq_harness.awq_ref.data.tiny import save_tiny_model, tiny_tokenizer
 
     folder = save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=31)
     return folder, calibration_blocks(tiny_tokenizer(), 8, 128)
@@ -41,7 +41,7 @@ def setting(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def choices(setting, tmp_path_factory):
-    from awq_ref.methods.awq import AwqSearchConfig
+    from awq_harness.awq_ref.methods.awq import AwqSearchConfig
 
     folder, blocks = setting
     out = tmp_path_factory.mktemp("out")

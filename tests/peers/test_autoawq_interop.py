@@ -11,12 +11,12 @@ awq = pytest.importorskip("awq", reason="AutoAWQ 0.2.9 is installed only in tox 
 
 from awq.utils.packing_utils import dequantize_gemm  # noqa: E402
 
-from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint  # noqa: E402
-from awq_ref.data.tiny import tiny_model  # noqa: E402
-from awq_ref.methods.registry import QuantizeRequest  # noqa: E402
-from awq_ref.modules.qlinear import AwqLinear  # noqa: E402
-from awq_ref.pipeline.quantize import quantize_model  # noqa: E402
-from awq_ref.primitives.quant import QuantSpec  # noqa: E402
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint  # noqa: E402
+from awq_harness.awq_ref.data.tiny import tiny_model  # noqa: E402
+from awq_harness.awq_ref.methods.registry import QuantizeRequest  # noqa: E402
+from awq_harness.awq_ref.modules.qlinear import AwqLinear  # noqa: E402
+from awq_harness.awq_ref.pipeline.quantize import quantize_model  # noqa: E402
+from awq_harness.awq_ref.primitives.quant import QuantSpec  # noqa: E402
 
 GROUP = 64
 
@@ -94,8 +94,8 @@ def _with_natural_nibble_order(src, dst):
 
     from safetensors.torch import save_file
 
-    from awq_ref.formats import awq_gemm
-    from awq_ref.formats.nibbles import pack_last, unpack_last
+    from awq_harness.awq_ref.formats import awq_gemm
+    from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
 
     shutil.copytree(src, dst)
     tensors = read_tensors(src)

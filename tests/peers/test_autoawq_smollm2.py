@@ -14,10 +14,10 @@ On a GPU ``.cpu()`` copies, which is why the tool works there.
 import pytest
 import torch
 
-from awq_ref.checkpoint.awq import load_checkpoint, read_tensors
-from awq_ref.data.corpus import calibration_texts
-from awq_ref.data.models import default_model_dir
-from conformance import verify
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint, read_tensors
+from awq_harness.awq_ref.data.corpus import calibration_texts
+from awq_harness.awq_ref.data.models import default_model_dir
+from awq_harness.conformance import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.peers]
 

@@ -3,8 +3,8 @@ for codes along K and zero points along N (``packed_dim=0``)."""
 import pytest
 import torch
 
-from awq_ref.formats import compressed_tensors as ct
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.formats import compressed_tensors as ct
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 pytestmark = pytest.mark.peers
 helpers = pytest.importorskip("compressed_tensors.compressors.pack_quantized.helpers")

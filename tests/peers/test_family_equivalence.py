@@ -21,8 +21,8 @@ import re
 import pytest
 import torch
 
-from awq_ref.data.tiny import tiny_model
-from awq_ref.model.arch import decoder_layers, scaling_groups
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.model.arch import decoder_layers, scaling_groups
 from tests.peers import awq_peers
 
 pytestmark = pytest.mark.peers
@@ -76,8 +76,8 @@ def test_scaling_groups_name_llm_compressors_modules(family):
 
 @pytest.fixture(scope="module")
 def blocks():
-    from awq_ref.data.calibration import calibration_blocks
-    from awq_ref.data.tiny import tiny_tokenizer
+    from awq_harness.awq_ref.data.calibration import calibration_blocks
+    from awq_harness.awq_ref.data.tiny import tiny_tokenizer
 
     return calibration_blocks(tiny_tokenizer(), 8, 128)
 
@@ -85,8 +85,8 @@ def blocks():
 @pytest.mark.parametrize("family", SCALE_FAMILIES)
 def test_every_scaling_group_gets_autoawqs_scales(family, blocks, tmp_path):
     pytest.importorskip("awq", reason="AutoAWQ 0.2.9: tox -e peers")
-    from awq_ref.data.tiny import save_tiny_model
-    from awq_ref.methods.awq import AwqSearchConfig
+    from awq_harness.awq_ref.data.tiny import save_tiny_model
+    from awq_harness.awq_ref.methods.awq import AwqSearchConfig
 
     folder = save_tiny_model(tmp_path / "fp", family, seed=31)
     theirs = awq_peers.run_autoawq(folder, blocks, 64, torch.float32, tmp_path / "autoawq", record=True).choices

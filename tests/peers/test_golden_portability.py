@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-import golden
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.model.compat import TRANSFORMERS_MAJOR
-from golden.loaders import autoawq_logits, transformers_logits
-from golden.manifest import TOKEN_IDS
+from awq_harness import golden
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.model.compat import TRANSFORMERS_MAJOR
+from awq_harness.golden.loaders import autoawq_logits, transformers_logits
+from awq_harness.golden.manifest import TOKEN_IDS
 
 pytestmark = pytest.mark.peers
 

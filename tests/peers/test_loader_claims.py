@@ -46,11 +46,11 @@ import re
 import pytest
 import torch
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.model.compat import TRANSFORMERS_MAJOR
-from conformance import verify
-from conformance.loaders import claim, claimed_tp_sizes
-from golden.manifest import TOKEN_IDS, greedy_with_margins
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.model.compat import TRANSFORMERS_MAJOR
+from awq_harness.conformance import verify
+from awq_harness.conformance.loaders import claim, claimed_tp_sizes
+from awq_harness.golden.manifest import TOKEN_IDS, greedy_with_margins
 from tests.peers.loader_variants import Variant, build, quantise_lm_head, set_quant_keys
 
 pytestmark = pytest.mark.peers
@@ -128,7 +128,7 @@ def _assert_refused(run, reason, capfd):
 @needs_vllm
 @pytest.mark.parametrize("name", sorted(CLAIMS))
 def test_vllm_does_what_the_verifier_claims(variant, name, capfd):
-    from golden.loaders import vllm_greedy
+    from awq_harness.golden.loaders import vllm_greedy
 
     folder, source, report = variant(name)
     run = lambda: vllm_greedy(folder, TOKEN_IDS, NEW_TOKENS, quantization=None)  # noqa: E731
@@ -141,7 +141,7 @@ def test_vllm_does_what_the_verifier_claims(variant, name, capfd):
 @needs_transformers_awq
 @pytest.mark.parametrize("name", sorted(n for n, (_, tf) in CLAIMS.items() if tf is not None))
 def test_transformers_does_what_the_verifier_claims(variant, name, capfd):
-    from golden.loaders import transformers_logits
+    from awq_harness.golden.loaders import transformers_logits
 
     folder, source, report = variant(name)
     run = lambda: transformers_logits(folder, TOKEN_IDS)  # noqa: E731
@@ -169,7 +169,7 @@ def _close_to_reference(logits, source) -> bool:
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="vLLM-CPU binds each tensor-parallel rank to its own core")
 @pytest.mark.parametrize("name", ["gemm-g64", "gemm-g32-i288"])
 def test_vllm_tensor_parallel_2_does_what_the_verifier_claims(variant, name, capfd, monkeypatch):
-    from golden.loaders import vllm_greedy
+    from awq_harness.golden.loaders import vllm_greedy
 
     folder, source, report = variant(name)
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0|1")

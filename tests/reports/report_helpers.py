@@ -5,15 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from awq_ref.cli import report
-from reports.collect import SPOOL_ENV
+from awq_harness.awq_ref.cli import report
+from awq_harness.reports.collect import SPOOL_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_pytest(project: Path, test_source: str, *args: str, env_extra: dict | None = None,
                ) -> subprocess.CompletedProcess:
-    (project / "conftest.py").write_text('pytest_plugins = ["reports.plugin"]\n')
+    (project / "conftest.py").write_text('pytest_plugins = ["awq_harness.reports.plugin"]\n')
     (project / "test_sample.py").write_text(test_source)
     # A clean child: none of this run's spool or xdist worker variables leak into it.
     env = {name: value for name, value in os.environ.items()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import math
 
-from reports.schema import build_document
+from awq_harness.reports.schema import build_document
 
 SHAPES = {"llama2-7b.qkv": (4096, 12288), "llama2-7b.down": (11008, 4096), "llama3-8b.gate_up": (4096, 28672)}
 BATCHES = (1, 4, 16, 64, 256, 1024)

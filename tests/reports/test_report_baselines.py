@@ -8,9 +8,17 @@ from pathlib import Path
 import pytest
 from report_samples import good_run
 
-from reports.baselines import BASELINE_DIR, REPO_ROOT, baseline_path, load_baseline, main, pin, write_section
-from reports.metadata import device_slug
-from reports.schema import ResultsError, load_results
+from awq_harness.reports.baselines import (
+    BASELINE_DIR,
+    REPO_ROOT,
+    baseline_path,
+    load_baseline,
+    main,
+    pin,
+    write_section,
+)
+from awq_harness.reports.metadata import device_slug
+from awq_harness.reports.schema import ResultsError, load_results
 
 
 @pytest.mark.parametrize("name,slug", [
@@ -74,6 +82,6 @@ def test_cli_prints_slug_and_path(capsys):
 
 def test_cli_runs_as_a_module():
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "reports.baselines", "slug", "NVIDIA L4"], cwd=Path(REPO_ROOT),
+    done = subprocess.run([sys.executable, "-m", "awq_harness.reports.baselines", "slug", "NVIDIA L4"], cwd=Path(REPO_ROOT),  # noqa: E501 - the awq_harness prefix
                           env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "nvidia-l4\n"), done.stderr

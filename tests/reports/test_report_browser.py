@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from report_samples import good_run, inject_regression, next_run
 
-from reports.browser import Browser, find_browser
-from reports.render import render_report
-from reports.schema import load_results
+from awq_harness.reports.browser import Browser, find_browser
+from awq_harness.reports.render import render_report
+from awq_harness.reports.schema import load_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

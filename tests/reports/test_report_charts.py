@@ -4,10 +4,10 @@ import math
 import pytest
 from report_samples import good_run
 
-from reports.charts import Series, bar_chart, line_chart
-from reports.figures import perplexity_chart, speedup_charts
-from reports.scales import Scale, log_ticks, nice_ticks
-from reports.schema import Results
+from awq_harness.reports.charts import Series, bar_chart, line_chart
+from awq_harness.reports.figures import perplexity_chart, speedup_charts
+from awq_harness.reports.scales import Scale, log_ticks, nice_ticks
+from awq_harness.reports.schema import Results
 
 
 def results_with(**sections) -> Results:

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from reports import collect
-from reports.collect import SECTIONS, SPOOL_ENV, check_record, collecting, read_spool, record
+from awq_harness.reports import collect
+from awq_harness.reports.collect import SECTIONS, SPOOL_ENV, check_record, collecting, read_spool, record
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,15 @@ import json
 import pytest
 from report_samples import NEW_FINDING_RULE, REGRESSED_KERNEL, REGRESSED_PPL, good_run, inject_regression, next_run
 
-from reports.compare import KERNEL_KEY, STALE_KERNEL_BASELINE, Thresholds, compare, key_of, speed_band_verdict
-from reports.schema import load_results
+from awq_harness.reports.compare import (
+    KERNEL_KEY,
+    STALE_KERNEL_BASELINE,
+    Thresholds,
+    compare,
+    key_of,
+    speed_band_verdict,
+)
+from awq_harness.reports.schema import load_results
 
 
 def saved(tmp_path, name, document):

@@ -1,9 +1,9 @@
 """The compile-check section of the report: summary per architecture, every compilation, the
 failing ones flagged (a failed case, or a negative control that passed)."""
-from reports import compile_check
-from reports.collect import check_record
-from reports.render import render_report
-from reports.schema import Results, build_document
+from awq_harness.reports import compile_check
+from awq_harness.reports.collect import check_record
+from awq_harness.reports.render import render_report
+from awq_harness.reports.schema import Results, build_document
 
 CONFIG = {"block_m": 16, "block_n": 64, "block_k": 64, "split_k": 1, "num_warps": 4, "num_stages": 3}
 OK = {"arch": "sm_90", "kernel": "gemm", "dtype": "float16", "ok": True, "config": CONFIG, "registers": 92,

@@ -8,7 +8,7 @@ from report_helpers import run_pytest, run_report
 NIGHTLY_TESTS = textwrap.dedent('''
     import os
     import pytest
-    from reports.collect import record
+    from awq_harness.reports.collect import record
 
     INJECT = os.environ.get("INJECT_REGRESSION") == "1"
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from report_helpers import run_pytest as run_scratch
 
-from reports.schema import load_results
+from awq_harness.reports.schema import load_results
 
 SAMPLE_TESTS = textwrap.dedent('''
     import pytest
-    from reports.collect import record
+    from awq_harness.reports.collect import record
 
     @pytest.mark.parametrize("batch", [1, 4, 16])
     def test_speed(batch):
@@ -39,7 +39,7 @@ SAMPLE_TESTS = textwrap.dedent('''
 
     def test_child_process_records():
         import subprocess, sys
-        child = ("from reports.collect import record; record('findings', {'checkpoint': 'ckpt', "
+        child = ("from awq_harness.reports.collect import record; record('findings', {'checkpoint': 'ckpt', "
                  "'rule': 'FROM-CHILD', 'severity': 'error', 'message': 'made in a subprocess'})")
         subprocess.run([sys.executable, "-c", child], check=True)
 ''')

@@ -4,9 +4,9 @@ import json
 
 from report_samples import good_run, next_run
 
-from reports.compare import compare
-from reports.render import render_report
-from reports.schema import load_results
+from awq_harness.reports.compare import compare
+from awq_harness.reports.render import render_report
+from awq_harness.reports.schema import load_results
 
 QUALITY = {"model": "default", "settings": "ci", "method": "awq", "bits": 4, "eval_domain": "austen",
            "calib_domain": "austen", "calib_samples": 8, "label": "awq w4", "ppl": 20.0, "kld_mean": 0.05,

@@ -6,8 +6,8 @@ from html.parser import HTMLParser
 import pytest
 from report_samples import NEW_FINDING_RULE, good_run, inject_regression, next_run
 
-from reports.render import render_report
-from reports.schema import load_results
+from awq_harness.reports.render import render_report
+from awq_harness.reports.schema import load_results
 
 
 def saved(tmp_path, name, document):

@@ -4,7 +4,7 @@ import json
 import pytest
 from report_samples import good_run
 
-from reports.schema import SCHEMA_VERSION, ResultsError, load_results, write_results
+from awq_harness.reports.schema import SCHEMA_VERSION, ResultsError, load_results, write_results
 
 
 def test_written_document_loads_back(tmp_path):

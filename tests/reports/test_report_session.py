@@ -1,9 +1,9 @@
 """reports.session.recording_to: results files from command-line runs."""
 import pytest
 
-from reports.collect import record
-from reports.schema import load_results
-from reports.session import recording_to
+from awq_harness.reports.collect import record
+from awq_harness.reports.schema import load_results
+from awq_harness.reports.session import recording_to
 
 PPL = {"model": "default", "method": "rtn", "bits": 4, "group_size": 64, "ppl": 21.5}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.baselines import REPO_ROOT, baseline_path
-from reports.metadata import device_slug
+from awq_harness.reports.baselines import REPO_ROOT, baseline_path
+from awq_harness.reports.metadata import device_slug
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (a transformers dependency) is needed to read the workflow")
 

@@ -4,8 +4,8 @@
 ``runner`` for how its numbers relate to ``awq_ref.eval.perplexity``).
 ``lm_eval_cloze(model, tokenizer, passages)``: last-word accuracy, LAMBADA-style (``cloze``).
 """
-from awq_ref.eval.lm_eval_task.cloze import ClozeResult, cloze_passages, lm_eval_cloze
-from awq_ref.eval.lm_eval_task.runner import LmEvalResult, held_out_documents, lm_eval_perplexity
+from awq_harness.awq_ref.eval.lm_eval_task.cloze import ClozeResult, cloze_passages, lm_eval_cloze
+from awq_harness.awq_ref.eval.lm_eval_task.runner import LmEvalResult, held_out_documents, lm_eval_perplexity
 
 __all__ = ["ClozeResult", "LmEvalResult", "cloze_passages", "held_out_documents", "lm_eval_cloze",
            "lm_eval_perplexity"]

@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from awq_ref.eval.lm_eval_task.runner import _offline_env, _quiet
+from awq_harness.awq_ref.eval.lm_eval_task.runner import _offline_env, _quiet
 
 TASK_NAME = "heldout_cloze"
 TEMPLATE = Path(__file__).with_name("cloze.yaml")
@@ -56,7 +56,7 @@ def passage(paragraph: str) -> dict | None:
 
 
 def cloze_passages(domain: str = "austen", limit: int | None = None) -> list[dict]:
-    from awq_ref.data.corpus import eval_text
+    from awq_harness.awq_ref.data.corpus import eval_text
 
     found = [p for p in (passage(par) for par in eval_text(domain).split("\n\n")) if p]
     return found[:limit] if limit else found

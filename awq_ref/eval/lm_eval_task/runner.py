@@ -48,7 +48,7 @@ class LmEvalResult:
 
 def held_out_documents(max_documents: int | None = None) -> list[str]:
     """The held-out book (Pride and Prejudice) cut into chapters, in order."""
-    from awq_ref.data.corpus import eval_text
+    from awq_harness.awq_ref.data.corpus import eval_text
 
     parts = re.split(r"\n\s*Chapter \d+\s*\n", eval_text())
     chapters = [p.strip() for p in parts[1:] if p.strip()]

@@ -19,8 +19,8 @@ Ours: float32 or bfloat16 forwards (never float16 on CPU), statistics, candidate
 losses, folding and quantisation math in float32; calibration blocks counted as blocks,
 not rows (``awq_ref.data.calibration``).
 """
-from awq_ref.methods.awq.config import AwqSearchConfig
-from awq_ref.methods.awq.driver import AwqResult
-from awq_ref.methods.awq.method import AWQ, AwqStep
+from awq_harness.awq_ref.methods.awq.config import AwqSearchConfig
+from awq_harness.awq_ref.methods.awq.driver import AwqResult
+from awq_harness.awq_ref.methods.awq.method import AWQ, AwqStep
 
 __all__ = ["AWQ", "AwqSearchConfig", "AwqResult", "AwqStep"]

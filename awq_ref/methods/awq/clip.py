@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.methods.awq.fakequant import fake_quantize
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.methods.awq.fakequant import fake_quantize
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 ROW_CHUNK = 256
 

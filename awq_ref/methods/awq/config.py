@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from awq_ref.primitives.compute_dtype import COMPUTE_DTYPES
+from awq_harness.awq_ref.primitives.compute_dtype import COMPUTE_DTYPES
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from awq_ref.methods.awq.blocks import block_rows, select_blocks
-from awq_ref.methods.awq.clip import apply_clip, search_clip
-from awq_ref.methods.awq.config import AwqSearchConfig
-from awq_ref.methods.awq.fold import fold_scales
-from awq_ref.methods.awq.scale import ScaleChoice, search_scale
-from awq_ref.methods.awq.stats import activation_mean, weight_mean
-from awq_ref.model.arch import clipped, layer_prefix, linears_in, scaling_groups
-from awq_ref.model.walk import layer_forward
-from awq_ref.modules.swap import LinearError, relative_error, replace_linears
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec, quantize
+from awq_harness.awq_ref.methods.awq.blocks import block_rows, select_blocks
+from awq_harness.awq_ref.methods.awq.clip import apply_clip, search_clip
+from awq_harness.awq_ref.methods.awq.config import AwqSearchConfig
+from awq_harness.awq_ref.methods.awq.fold import fold_scales
+from awq_harness.awq_ref.methods.awq.scale import ScaleChoice, search_scale
+from awq_harness.awq_ref.methods.awq.stats import activation_mean, weight_mean
+from awq_harness.awq_ref.model.arch import clipped, layer_prefix, linears_in, scaling_groups
+from awq_harness.awq_ref.model.walk import layer_forward
+from awq_harness.awq_ref.modules.swap import LinearError, relative_error, replace_linears
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec, quantize
 
 STORED_SCALE_DTYPE = torch.float16
 MODES = ("fake", "real", "scale_only")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from awq_ref.primitives.quant import MIN_RANGE, QuantSpec
+from awq_harness.awq_ref.primitives.quant import MIN_RANGE, QuantSpec
 
 
 def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from awq_ref.errors import ModelError
-from awq_ref.model.arch import ScalingGroup
+from awq_harness.awq_ref.errors import ModelError
+from awq_harness.awq_ref.model.arch import ScalingGroup
 
 
 def _divide_linear_outputs(linear: nn.Linear, s: torch.Tensor) -> None:

@@ -14,10 +14,10 @@ from dataclasses import replace
 
 import torch
 
-from awq_ref.methods.awq.config import AwqSearchConfig
-from awq_ref.methods.awq.driver import MODES, AwqResult, awq_layer
-from awq_ref.methods.method import CalibratedStep, Method
-from awq_ref.model.walk import run_layer
+from awq_harness.awq_ref.methods.awq.config import AwqSearchConfig
+from awq_harness.awq_ref.methods.awq.driver import MODES, AwqResult, awq_layer
+from awq_harness.awq_ref.methods.method import CalibratedStep, Method
+from awq_harness.awq_ref.model.walk import run_layer
 
 
 class AwqStep(CalibratedStep):

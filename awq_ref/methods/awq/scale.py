@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from awq_ref.methods.awq.fakequant import fake_quantize
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.methods.awq.fakequant import fake_quantize
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 SCALE_FLOOR = 1e-4  # AutoAWQ's clamp and duo epsilon
 

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
-from awq_ref.data.tiny import tiny_model
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 def fp16_exact_tiny(family: str, seed: int = 0):

@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from awq_ref.checkpoint.awq import INDEX_FILE, load_checkpoint
-from awq_ref.errors import CheckpointError, HarnessError
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import INDEX_FILE, load_checkpoint
+from awq_harness.awq_ref.errors import CheckpointError, HarnessError
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 from tests.awq_ref.checkpoint.helpers import TOKENS, file_digests, write_tiny_checkpoint
 
 
@@ -81,7 +81,7 @@ def test_existing_destination_is_not_replaced_silently(tmp_path):
 
 
 def test_failure_half_way_leaves_nothing(tmp_path, monkeypatch):
-    from awq_ref.checkpoint.safetensors_stream import ShardFile
+    from awq_harness.awq_ref.checkpoint.safetensors_stream import ShardFile
 
     calls, real_write = [], ShardFile.write
 
@@ -100,7 +100,7 @@ def test_failure_half_way_leaves_nothing(tmp_path, monkeypatch):
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from awq_ref.checkpoint.safetensors_stream import ShardFile
+    from awq_harness.awq_ref.checkpoint.safetensors_stream import ShardFile
     from tests.awq_ref.checkpoint.helpers import write_tiny_checkpoint
     real = ShardFile.write
     count = []

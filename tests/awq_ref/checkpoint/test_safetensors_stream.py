@@ -6,8 +6,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from awq_ref.checkpoint.safetensors_stream import ShardedWriter, TensorSpec
-from awq_ref.errors import CheckpointError
+from awq_harness.awq_ref.checkpoint.safetensors_stream import ShardedWriter, TensorSpec
+from awq_harness.awq_ref.errors import CheckpointError
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.int32, torch.int64, torch.uint8, torch.int8,
           torch.bool, torch.float64, torch.int16]

@@ -12,10 +12,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig
 
-from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
-from awq_ref.checkpoint.gptq import save_gptq_checkpoint
-from awq_ref.checkpoint.plan import stored_tensor
-from awq_ref.checkpoint.writer import (
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+from awq_harness.awq_ref.checkpoint.gptq import save_gptq_checkpoint
+from awq_harness.awq_ref.checkpoint.plan import stored_tensor
+from awq_harness.awq_ref.checkpoint.writer import (
     DEFAULT_MAX_SHARD_BYTES,
     META_FILE,
     awq_output,
@@ -23,13 +23,13 @@ from awq_ref.checkpoint.writer import (
     streamed_checkpoint,
     write_json,
 )
-from awq_ref.data.tiny import tiny_config_dict
-from awq_ref.methods.gptq import GptqConfig, quantization_config, stored_weights
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.model.compat import causal_lm_from_config
-from awq_ref.pipeline.quantize import method_step, quantize_model, run_step
-from awq_ref.primitives.quant import QuantSpec
-from conformance.convert import convert
+from awq_harness.awq_ref.data.tiny import tiny_config_dict
+from awq_harness.awq_ref.methods.gptq import GptqConfig, quantization_config, stored_weights
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.model.compat import causal_lm_from_config
+from awq_harness.awq_ref.pipeline.quantize import method_step, quantize_model, run_step
+from awq_harness.awq_ref.primitives.quant import QuantSpec
+from awq_harness.conformance.convert import convert
 from tests.awq_ref.checkpoint.helpers import file_digests
 
 SPEC = QuantSpec(4, 64)

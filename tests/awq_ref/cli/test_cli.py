@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.cli import main
-from awq_ref.data.tiny import tiny_model
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import filecmp
 import pytest
 import torch
 
-from awq_ref.cli import main
-from awq_ref.data.tiny import save_tiny_model
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import save_tiny_model
 
 CUDA_ABSENT = not torch.cuda.is_available()
 

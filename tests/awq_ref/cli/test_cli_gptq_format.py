@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from awq_ref.cli import main
-from awq_ref.data.tiny import save_tiny_model
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import save_tiny_model
 
 CALIB = ["--calib-samples", "2", "--seqlen", "64"]
 

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.cli import main
-from awq_ref.data.tiny import save_tiny_model
-from awq_ref.primitives.compute_dtype import auto_choice
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import save_tiny_model
+from awq_harness.awq_ref.primitives.compute_dtype import auto_choice
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from awq_ref.cli import main
-from awq_ref.data.tiny import save_tiny_model
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import save_tiny_model
 
 KEYS = ("kld_mean", "kld_median", "kld_p99", "kld_p999", "kld_max", "top1_agreement")
 

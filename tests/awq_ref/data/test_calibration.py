@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from awq_ref.data.calibration import calibration_blocks, shuffled
-from awq_ref.errors import DataError
+from awq_harness.awq_ref.data.calibration import calibration_blocks, shuffled
+from awq_harness.awq_ref.errors import DataError
 
 
 class WordTokenizer:
@@ -47,7 +47,7 @@ def test_too_little_text_is_a_clear_error():
 
 
 def test_real_split_with_the_default_tokenizer_is_reproducible():
-    from awq_ref.data.models import load_tokenizer
+    from awq_harness.awq_ref.data.models import load_tokenizer
 
     tok = load_tokenizer("default")
     a = calibration_blocks(tok, 4, 64)

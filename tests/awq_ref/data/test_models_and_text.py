@@ -5,10 +5,10 @@ import os
 import pytest
 import torch
 
-from awq_ref.data import corpus, models
-from awq_ref.data.tiny import tiny_model
-from awq_ref.errors import ModelError
-from awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.data import corpus, models
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.errors import ModelError
+from awq_harness.awq_ref.model.arch import decoder_layers
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "opt"])

@@ -3,11 +3,11 @@ import hashlib
 
 import pytest
 
-from awq_ref.data import pydoc_corpus
-from awq_ref.data.calibration import calibration_blocks
-from awq_ref.data.corpus import DOMAINS, calibration_texts, eval_text
-from awq_ref.data.tiny import tiny_tokenizer
-from awq_ref.errors import DataError
+from awq_harness.awq_ref.data import pydoc_corpus
+from awq_harness.awq_ref.data.calibration import calibration_blocks
+from awq_harness.awq_ref.data.corpus import DOMAINS, calibration_texts, eval_text
+from awq_harness.awq_ref.data.tiny import tiny_tokenizer
+from awq_harness.awq_ref.errors import DataError
 
 
 def test_the_splits_are_the_pinned_texts_and_disjoint():

@@ -3,9 +3,9 @@ import json
 
 import torch
 
-from awq_ref.data.models import load_model, load_tokenizer
-from awq_ref.data.tiny_lm import TrainRecipe, _learning_rate, tiny_lm_dir
-from awq_ref.eval.perplexity import perplexity
+from awq_harness.awq_ref.data.models import load_model, load_tokenizer
+from awq_harness.awq_ref.data.tiny_lm import TrainRecipe, _learning_rate, tiny_lm_dir
+from awq_harness.awq_ref.eval.perplexity import perplexity
 
 SMALL = TrainRecipe(hidden=64, intermediate=128, layers=1, steps=40, batch=4, seqlen=64, lr=1e-2, warmup=5)
 

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import torch
 
-from awq_ref.eval import claims
-from awq_ref.eval.claim_rows import ClaimSettings, RowStore, Variant
-from awq_ref.eval.claims import FAILS, HOLDS, UNSURE, better, no_gain
-from awq_ref.eval.metrics import TokenScores
+from awq_harness.awq_ref.eval import claims
+from awq_harness.awq_ref.eval.claim_rows import ClaimSettings, RowStore, Variant
+from awq_harness.awq_ref.eval.claims import FAILS, HOLDS, UNSURE, better, no_gain
+from awq_harness.awq_ref.eval.metrics import TokenScores
 
 SETTINGS = ClaimSettings("test", calib_samples=4, calib_seqlen=64, windows=20, seqlen=33, curve=(2, 4, 8))
 T = SETTINGS.seqlen - 1

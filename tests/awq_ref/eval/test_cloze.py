@@ -4,10 +4,10 @@ import torch
 
 pytest.importorskip("lm_eval")
 
-from awq_ref.data.models import load_model, load_tokenizer  # noqa: E402
-from awq_ref.data.tiny_lm import tiny_lm_dir  # noqa: E402
-from awq_ref.eval.lm_eval_task import cloze_passages, lm_eval_cloze  # noqa: E402
-from awq_ref.eval.lm_eval_task.cloze import MAX_WORDS, MIN_WORDS, passage  # noqa: E402
+from awq_harness.awq_ref.data.models import load_model, load_tokenizer  # noqa: E402
+from awq_harness.awq_ref.data.tiny_lm import tiny_lm_dir  # noqa: E402
+from awq_harness.awq_ref.eval.lm_eval_task import cloze_passages, lm_eval_cloze  # noqa: E402
+from awq_harness.awq_ref.eval.lm_eval_task.cloze import MAX_WORDS, MIN_WORDS, passage  # noqa: E402
 
 
 def test_a_passage_ends_before_its_last_word_which_the_context_already_holds():
@@ -21,7 +21,7 @@ def test_a_passage_ends_before_its_last_word_which_the_context_already_holds():
 
 @pytest.mark.parametrize("domain", ["austen", "pydoc"])
 def test_passages_come_from_the_held_out_text_in_order(domain):
-    from awq_ref.data.corpus import eval_text
+    from awq_harness.awq_ref.data.corpus import eval_text
 
     passages = cloze_passages(domain)
     assert len(passages) >= 50

@@ -19,16 +19,16 @@ import torch
 
 pytest.importorskip("lm_eval")
 
-from awq_ref.data.models import load_model, load_tokenizer  # noqa: E402
-from awq_ref.eval.lm_eval_task import lm_eval_perplexity  # noqa: E402
-from awq_ref.eval.perplexity import tokenize_text, window_nll  # noqa: E402
+from awq_harness.awq_ref.data.models import load_model, load_tokenizer  # noqa: E402
+from awq_harness.awq_ref.eval.lm_eval_task import lm_eval_perplexity  # noqa: E402
+from awq_harness.awq_ref.eval.perplexity import tokenize_text, window_nll  # noqa: E402
 
 MAX_LENGTH = 128
 
 
 def short_documents(tokenizer, n: int) -> list[str]:
     """Paragraphs of the held-out book that fit one window (40 .. MAX_LENGTH - 1 tokens)."""
-    from awq_ref.data.corpus import eval_text
+    from awq_harness.awq_ref.data.corpus import eval_text
 
     docs = []
     for para in eval_text().split("\n\n"):

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from awq_ref.eval import metrics
-from awq_ref.eval.metrics import TokenScores, intervals, paired_difference, point_estimates, quantile
-from awq_ref.eval.perplexity import make_windows, perplexity
-from awq_ref.eval.reference import build_reference, cached_reference, score_windows
+from awq_harness.awq_ref.eval import metrics
+from awq_harness.awq_ref.eval.metrics import TokenScores, intervals, paired_difference, point_estimates, quantile
+from awq_harness.awq_ref.eval.perplexity import make_windows, perplexity
+from awq_harness.awq_ref.eval.reference import build_reference, cached_reference, score_windows
 
 VOCAB = 37
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_float, evaluate_method
-from awq_ref.eval.perplexity import make_windows, perplexity
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.eval.evaluate import EvalSettings, eval_tokens, evaluate_float, evaluate_method
+from awq_harness.awq_ref.eval.perplexity import make_windows, perplexity
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 class UniformLM(nn.Module):

@@ -3,8 +3,8 @@ layout (code i of a word in bits [b*i, b*(i+1))), and one config group per schem
 import pytest
 import torch
 
-from awq_ref.formats import compressed_tensors as ct
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.formats import compressed_tensors as ct
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 
 @pytest.mark.parametrize("bits", [4, 8])

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from awq_ref.formats import FORMATS, compressed_tensors, gptq
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.formats import FORMATS, compressed_tensors, gptq
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 
 def _quantized(n, k, group, zero_point, seed):

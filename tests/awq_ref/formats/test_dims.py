@@ -2,9 +2,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from awq_ref.formats import FORMATS
-from awq_ref.formats.dims import Dims
-from awq_ref.formats.fit import expected_shapes, fits
+from awq_harness.awq_ref.formats import FORMATS
+from awq_harness.awq_ref.formats.dims import Dims
+from awq_harness.awq_ref.formats.fit import expected_shapes, fits
 
 
 @st.composite

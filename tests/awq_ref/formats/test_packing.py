@@ -4,9 +4,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from awq_ref.formats import awq_gemm, awq_gemv, layout
-from awq_ref.formats.nibbles import pack_last, unpack_last
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.formats import awq_gemm, awq_gemv, layout
+from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 
 def test_gemm_word_matches_hand_computed_nibble_order():

@@ -4,19 +4,19 @@ writes through, and convert add only the keys that are not about the layout. A c
 function changes what is written."""
 import pytest
 
-from awq_ref.checkpoint import layouts
-from awq_ref.checkpoint.awq import AwqConfig
-from awq_ref.checkpoint.layouts import LayoutRequest
-from awq_ref.data.tiny import tiny_model
-from awq_ref.errors import HarnessError
-from awq_ref.formats import FORMATS, awq_gemm, awq_gemv, compressed_tensors, gptq
-from awq_ref.methods import gptq as gptq_method
-from awq_ref.methods.gptq import GptqConfig
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import output_layout
-from awq_ref.primitives.quant import QuantSpec
-from conformance.convert import awq_config, ct_config
-from conformance.declared import read_declared
+from awq_harness.awq_ref.checkpoint import layouts
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig
+from awq_harness.awq_ref.checkpoint.layouts import LayoutRequest
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.formats import FORMATS, awq_gemm, awq_gemv, compressed_tensors, gptq
+from awq_harness.awq_ref.methods import gptq as gptq_method
+from awq_harness.awq_ref.methods.gptq import GptqConfig
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import output_layout
+from awq_harness.awq_ref.primitives.quant import QuantSpec
+from awq_harness.conformance.convert import awq_config, ct_config
+from awq_harness.conformance.declared import read_declared
 
 SPECS = [QuantSpec(4, 64, True), QuantSpec(4, 128, False), QuantSpec(4, -1, True)]
 CT_EXTRAS = {"ignore", "version", "kv_cache_scheme", "sparsity_config", "transform_config"}

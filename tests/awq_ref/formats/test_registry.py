@@ -1,8 +1,8 @@
 """The registry of format names, and what every layout module promises (awq_ref.formats)."""
 import pytest
 
-from awq_ref.formats import AWQ_VERSIONS, FORMATS, awq_gemm, awq_gemv, compressed_tensors, get, gptq, layout
-from awq_ref.formats.fit import suffixes
+from awq_harness.awq_ref.formats import AWQ_VERSIONS, FORMATS, awq_gemm, awq_gemv, compressed_tensors, get, gptq, layout
+from awq_harness.awq_ref.formats.fit import suffixes
 
 
 def test_one_vocabulary_of_names_the_clis():

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from awq_ref.cli import main
-from awq_ref.data.tiny import tiny_model
-from awq_ref.methods.nf4 import NF4_CODEBOOK, nf4_fake_quant
-from awq_ref.methods.registry import QuantizeRequest, get_method
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.methods.nf4 import NF4_CODEBOOK, nf4_fake_quant
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 
 def normal_float_codebook(offset: float = 0.9677083) -> torch.Tensor:

@@ -5,13 +5,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from awq_ref.checkpoint.gptq import save_gptq_checkpoint
-from awq_ref.data.tiny import tiny_model
-from awq_ref.formats import gptq as gptq_layout
-from awq_ref.methods.gptq import GptqConfig, GptqStep, gptq_weight, quantization_config, stored_weights
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import run_step
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.gptq import save_gptq_checkpoint
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.formats import gptq as gptq_layout
+from awq_harness.awq_ref.methods.gptq import GptqConfig, GptqStep, gptq_weight, quantization_config, stored_weights
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import run_step
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 SPEC = QuantSpec(4, 32)
 

@@ -5,17 +5,17 @@ import json
 import pytest
 import torch
 
-from awq_ref.cli import main
-from awq_ref.data.tiny import save_tiny_model, tiny_model
-from awq_ref.errors import HarnessError
-from awq_ref.methods.method import Method
-from awq_ref.methods.registry import QuantizeRequest, get_method, method_names, register, unregister
-from awq_ref.methods.rtn import RtnStep, rtn_layer
-from awq_ref.model.arch import layer_prefix, linears_in
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.modules.swap import LinearError, relative_error, replace_linears
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantizedWeight, QuantSpec
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.tiny import save_tiny_model, tiny_model
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.methods.method import Method
+from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method, method_names, register, unregister
+from awq_harness.awq_ref.methods.rtn import RtnStep, rtn_layer
+from awq_harness.awq_ref.model.arch import layer_prefix, linears_in
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.modules.swap import LinearError, relative_error, replace_linears
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
 TOY = "rtn-half-scales"
 

@@ -4,14 +4,14 @@ import copy
 import pytest
 import torch
 
-from awq_ref.data.tiny import tiny_model
-from awq_ref.eval.holdout import selection_and_validation
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.mixed_precision.group_sensitivity import group_sensitivity, linear_groups
-from awq_ref.mixed_precision.plan import extra_bytes, measure, plan_keep_groups
-from awq_ref.model.arch import decoder_layers
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec, pseudo_quantize
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.eval.holdout import selection_and_validation
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.mixed_precision.group_sensitivity import group_sensitivity, linear_groups
+from awq_harness.awq_ref.mixed_precision.plan import extra_bytes, measure, plan_keep_groups
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec, pseudo_quantize
 
 
 def _confident(family: str, seed: int):

@@ -7,17 +7,17 @@ import json
 import pytest
 import torch
 
-from awq_ref.data.tiny import tiny_model
-from awq_ref.errors import HarnessError
-from awq_ref.formats import compressed_tensors
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.mixed_precision.keep_as import eight_bit_spec, kept_module, linear_bytes
-from awq_ref.mixed_precision.plan import plan_keep_layers
-from awq_ref.mixed_precision.sensitivity import layer_sensitivity
-from awq_ref.model.arch import decoder_layers
-from awq_ref.pipeline.keep import parse_keep
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.formats import compressed_tensors
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.mixed_precision.keep_as import eight_bit_spec, kept_module, linear_bytes
+from awq_harness.awq_ref.mixed_precision.plan import plan_keep_layers
+from awq_harness.awq_ref.mixed_precision.sensitivity import layer_sensitivity
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.pipeline.keep import parse_keep
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 FOUR = QuantSpec(4, 32)
 

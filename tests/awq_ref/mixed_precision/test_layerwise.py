@@ -4,17 +4,17 @@ import math
 import pytest
 import torch
 
-from awq_ref.checkpoint import lazy
-from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, save_checkpoint
-from awq_ref.data.tiny import tiny_model
-from awq_ref.eval.perplexity import perplexity
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.mixed_precision.layerwise import compare_layerwise
-from awq_ref.mixed_precision.plan import plan_keep_layers
-from awq_ref.mixed_precision.sensitivity import layer_sensitivity
-from awq_ref.model.arch import decoder_layers
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec, pseudo_quantize
+from awq_harness.awq_ref.checkpoint import lazy
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, save_checkpoint
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.eval.perplexity import perplexity
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.mixed_precision.layerwise import compare_layerwise
+from awq_harness.awq_ref.mixed_precision.plan import plan_keep_layers
+from awq_harness.awq_ref.mixed_precision.sensitivity import layer_sensitivity
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec, pseudo_quantize
 
 WINDOWS = torch.randint(0, 512, (2, 64), generator=torch.Generator().manual_seed(0))
 
@@ -36,7 +36,7 @@ def test_layerwise_perplexities_equal_the_full_model_evaluator(pair):
     fp, q = pair
     report = compare_layerwise(str(fp), str(q), WINDOWS)
     tokens = WINDOWS.reshape(-1)
-    from awq_ref.data.models import load_model
+    from awq_harness.awq_ref.data.models import load_model
 
     assert math.isclose(report.ppl_reference, perplexity(load_model(fp), tokens, 64).ppl, rel_tol=1e-5)
     assert math.isclose(report.ppl_quantized, perplexity(load_checkpoint(q), tokens, 64).ppl, rel_tol=1e-5)
@@ -75,7 +75,7 @@ def test_only_one_layer_of_each_model_is_in_memory(pair, monkeypatch):
 
 def test_sensitivity_ranks_the_damaged_layer_first(pair):
     fp, _ = pair
-    from awq_ref.data.models import load_model
+    from awq_harness.awq_ref.data.models import load_model
 
     reference, damaged = load_model(fp), load_model(fp)
     for p in decoder_layers(damaged)[2].parameters():
@@ -116,7 +116,7 @@ def test_plan_keeps_exactly_the_damaged_layers(family):
 
 def test_plan_size_cost_counts_fp16_weights_against_packed_ones(pair):
     fp, q = pair
-    from awq_ref.data.models import load_model
+    from awq_harness.awq_ref.data.models import load_model
 
     reference, quantized = load_model(fp), load_checkpoint(q)
     ranking = layer_sensitivity(reference, quantized, WINDOWS)

@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from awq_ref.data.tiny import tiny_model
-from awq_ref.errors import ModelError
-from awq_ref.model.arch import clipped, decoder_layers, final_norm, output_logits, scaling_groups
+from awq_harness.awq_ref.data.tiny import tiny_model
+from awq_harness.awq_ref.errors import ModelError
+from awq_harness.awq_ref.model.arch import clipped, decoder_layers, final_norm, output_logits, scaling_groups
 
 
 def test_llama_gqa_skips_v_to_o_like_autoawq():

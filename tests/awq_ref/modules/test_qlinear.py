@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from awq_ref.modules import qlinear
-from awq_ref.modules.qlinear import AwqLinear, kernel_backend
-from awq_ref.modules.swap import excluded, replace_linears
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.modules import qlinear
+from awq_harness.awq_ref.modules.qlinear import AwqLinear, kernel_backend
+from awq_harness.awq_ref.modules.swap import excluded, replace_linears
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 
 @st.composite

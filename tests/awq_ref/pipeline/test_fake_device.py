@@ -10,18 +10,18 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-from awq_ref.checkpoint.lazy import LazyModel, open_lazy
-from awq_ref.data.tiny import tiny_model, tiny_tokenizer
-from awq_ref.methods.awq import AwqSearchConfig, AwqStep
-from awq_ref.methods.gptq import GptqStep
-from awq_ref.methods.method import LayerStep
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.methods.rtn import RtnStep
-from awq_ref.model.arch import decoder_layers
-from awq_ref.modules.qlinear import AwqLinear, kernel_backend
-from awq_ref.pipeline.layer_loop import quantize_layers
-from awq_ref.pipeline.quantize import quantize_model, run_step
-from awq_ref.primitives.quant import QuantSpec, quantize
+from awq_harness.awq_ref.checkpoint.lazy import LazyModel, open_lazy
+from awq_harness.awq_ref.data.tiny import tiny_model, tiny_tokenizer
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig, AwqStep
+from awq_harness.awq_ref.methods.gptq import GptqStep
+from awq_harness.awq_ref.methods.method import LayerStep
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.methods.rtn import RtnStep
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.modules.qlinear import AwqLinear, kernel_backend
+from awq_harness.awq_ref.pipeline.layer_loop import quantize_layers
+from awq_harness.awq_ref.pipeline.quantize import quantize_model, run_step
+from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 from tests.fake_cuda import CUDA, devices, eager, fake_cuda, in_child
 
 IDS = torch.randint(0, 512, (2, 16), generator=torch.Generator().manual_seed(5))
@@ -211,7 +211,7 @@ def test_a_misplaced_cpu_copy_in_a_layer_step_is_caught():
 def _real_reads_everywhere() -> None:
     """In the child only: the layer-wise comparison opens its folders as real skeletons, and every
     LazyModel reads real CPU tensors and drops fake ones (``RealReads``)."""
-    from awq_ref.mixed_precision import layerwise
+    from awq_harness.awq_ref.mixed_precision import layerwise
 
     def open_real(*args, **kwargs):
         with unset_fake_temporarily():
@@ -222,9 +222,9 @@ def _real_reads_everywhere() -> None:
 
 
 def test_the_layerwise_comparison_and_sensitivity_run_on_the_device(tmp_path):
-    from awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
-    from awq_ref.mixed_precision.layerwise import compare_layerwise
-    from awq_ref.mixed_precision.sensitivity import layer_sensitivity
+    from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
+    from awq_harness.awq_ref.mixed_precision.layerwise import compare_layerwise
+    from awq_harness.awq_ref.mixed_precision.sensitivity import layer_sensitivity
 
     float_model = tiny_model("llama", seed=4, layers=2, **SMALL)
     float_model.save_pretrained(tmp_path / "fp")
@@ -248,8 +248,8 @@ def test_the_quantised_linear_dispatches_cuda_inputs_to_the_kernels_up_to_the_la
     """``auto``: a CUDA input goes to the Triton kernels; each path's launch gets tensors on one device
     (the launches themselves are replaced: no GPU to run them on)."""
     def scenario():
-        import kernels
-        from kernels import checks, dispatch
+        from awq_harness import kernels
+        from awq_harness.kernels import checks, dispatch
 
         launched = []
 

@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from awq_ref.checkpoint.awq import load_checkpoint
-from awq_ref.cli import main
-from awq_ref.data.models import load_model
-from awq_ref.data.tiny import save_tiny_model
-from awq_ref.errors import HarnessError
-from awq_ref.model.arch import decoder_layers
-from awq_ref.model.walk import first_layer_inputs, run_layer
-from awq_ref.modules.qlinear import AwqLinear
-from awq_ref.pipeline.keep import parse_keep
-from conformance import verify
+from awq_harness.awq_ref.checkpoint.awq import load_checkpoint
+from awq_harness.awq_ref.cli import main
+from awq_harness.awq_ref.data.models import load_model
+from awq_harness.awq_ref.data.tiny import save_tiny_model
+from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.model.walk import first_layer_inputs, run_layer
+from awq_harness.awq_ref.modules.qlinear import AwqLinear
+from awq_harness.awq_ref.pipeline.keep import parse_keep
+from awq_harness.conformance import verify
 
 CALIB = ["--calib-samples", "2", "--seqlen", "64"]
 LAYER1 = [f"model.layers.1.{n}" for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",

@@ -6,20 +6,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint
-from awq_ref.checkpoint.gptq import save_gptq_checkpoint
-from awq_ref.checkpoint.lazy import open_lazy
-from awq_ref.checkpoint.writer import awq_output
-from awq_ref.data.models import load_model
-from awq_ref.data.tiny import tiny_model, tiny_tokenizer
-from awq_ref.methods.awq import AwqStep
-from awq_ref.methods.gptq import GptqStep, quantization_config, stored_weights
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.methods.rtn import RtnStep
-from awq_ref.model.arch import decoder_layers
-from awq_ref.pipeline.layer_loop import Loaded, quantize_folder
-from awq_ref.pipeline.quantize import output_layout, quantize_model, run_step
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, read_tensors, save_checkpoint
+from awq_harness.awq_ref.checkpoint.gptq import save_gptq_checkpoint
+from awq_harness.awq_ref.checkpoint.lazy import open_lazy
+from awq_harness.awq_ref.checkpoint.writer import awq_output
+from awq_harness.awq_ref.data.models import load_model
+from awq_harness.awq_ref.data.tiny import tiny_model, tiny_tokenizer
+from awq_harness.awq_ref.methods.awq import AwqStep
+from awq_harness.awq_ref.methods.gptq import GptqStep, quantization_config, stored_weights
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.methods.rtn import RtnStep
+from awq_harness.awq_ref.model.arch import decoder_layers
+from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_folder
+from awq_harness.awq_ref.pipeline.quantize import output_layout, quantize_model, run_step
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 IDS = torch.randint(0, 512, (4, 32), generator=torch.Generator().manual_seed(5))
 META = {"made": "test"}

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from awq_ref.primitives import compute_dtype as cd
+from awq_harness.awq_ref.primitives import compute_dtype as cd
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_bf16_held_off_native_kernels_resolves_to_float32():
     """oneDNN held to AVX2 emulates bf16 matmul even on a CPU with AMX: the probe, not the
     flags, must then send ``auto`` to float32 (on a CPU without the flags it is float32 anyway)."""
     env = os.environ | {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-    code = "from awq_ref.primitives.compute_dtype import auto_choice; c = auto_choice(); print(c.dtype, c.probe_ms)"
+    code = "from awq_harness.awq_ref.primitives.compute_dtype import auto_choice; c = auto_choice(); print(c.dtype, c.probe_ms)"  # noqa: E501 - the awq_harness prefix
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == "float32", out
 

@@ -2,8 +2,16 @@
 import pytest
 import torch
 
-from awq_ref.primitives import compute_dtype as cd
-from awq_ref.primitives.device import CPU, DeviceError, device_of, parse_device, peak_memory, resolve_device, to_device
+from awq_harness.awq_ref.primitives import compute_dtype as cd
+from awq_harness.awq_ref.primitives.device import (
+    CPU,
+    DeviceError,
+    device_of,
+    parse_device,
+    peak_memory,
+    resolve_device,
+    to_device,
+)
 
 
 @pytest.mark.parametrize("spec, parsed", [("auto", ("auto", None)), ("cpu", ("cpu", None)), ("CUDA", ("cuda", None)),

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from awq_ref.primitives.quant import QuantError, QuantSpec, pseudo_quantize, quantize
+from awq_harness.awq_ref.primitives.quant import QuantError, QuantSpec, pseudo_quantize, quantize
 
 GROUPS = st.sampled_from([32, 64, 128, -1])
 

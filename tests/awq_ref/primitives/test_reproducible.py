@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import golden
-from awq_ref.primitives import reproducible
-from golden.build import build
-from golden.specs import BY_NAME
+from awq_harness import golden
+from awq_harness.awq_ref.primitives import reproducible
+from awq_harness.golden.build import build
+from awq_harness.golden.specs import BY_NAME
 
 REGENERATE = Path(golden.__file__).parent / "regenerate"
 CALIBRATED = ["llama-gemm-g64-awq", "llama-gptq-g64-sym"]
@@ -26,7 +26,7 @@ def _check(env_extra: dict, pin_edit: str = "pass", names=tuple(CALIBRATED)) -> 
     (with ``r`` = awq_ref.primitives.reproducible) to weaken the pin for a negative control."""
     env = {k: v for k, v in os.environ.items() if k not in reproducible.PIN} | env_extra
     code = (
-        f"import sys, runpy; import awq_ref.primitives.reproducible as r; {pin_edit}; "
+        f"import sys, runpy; import awq_harness.awq_ref.primitives.reproducible as r; {pin_edit}; "
         f"sys.argv = [{str(REGENERATE)!r}, '--check', *{list(names)!r}]; "
         "runpy.run_path(sys.argv[0], run_name='__main__')"
     )

@@ -1,7 +1,7 @@
 """AWQ over a whole model for the tests: the method's step driven by the pipeline's layer loop."""
-from awq_ref.methods.awq import AwqResult, AwqSearchConfig, AwqStep
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import run_step
+from awq_harness.awq_ref.methods.awq import AwqResult, AwqSearchConfig, AwqStep
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import run_step
 
 
 def run_awq(model, calib_ids, spec, cfg: AwqSearchConfig | None = None, mode: str = "fake",

@@ -1,8 +1,8 @@
 """Clip search: matches a direct broadcast-and-sum oracle, never increases the group error."""
 import torch
 
-from awq_ref.methods.awq.clip import apply_clip, search_clip
-from awq_ref.primitives.quant import QuantSpec, pseudo_quantize
+from awq_harness.awq_ref.methods.awq.clip import apply_clip, search_clip
+from awq_harness.awq_ref.primitives.quant import QuantSpec, pseudo_quantize
 
 SPEC = QuantSpec(4, 32)
 

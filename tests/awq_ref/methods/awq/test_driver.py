@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, save_checkpoint
-from awq_ref.data.tiny import FAMILIES, tiny_model
-from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.registry import QuantizeRequest
-from awq_ref.pipeline.quantize import quantize_model
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.checkpoint.awq import AwqConfig, load_checkpoint, save_checkpoint
+from awq_harness.awq_ref.data.tiny import FAMILIES, tiny_model
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.pipeline.quantize import quantize_model
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 from tests.awq_ref.methods.awq.run import run_awq
 
 SPEC = QuantSpec(4, 64)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from awq_ref.methods.awq.fakequant import fake_quantize
-from awq_ref.primitives.quant import QuantSpec, pseudo_quantize
+from awq_harness.awq_ref.methods.awq.fakequant import fake_quantize
+from awq_harness.awq_ref.primitives.quant import QuantSpec, pseudo_quantize
 
 
 @pytest.mark.parametrize("bits", [3, 4, 8])

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from awq_ref.data.tiny import FAMILIES, tiny_model
-from awq_ref.methods.awq import AwqSearchConfig
-from awq_ref.methods.awq.fold import fold_scales
-from awq_ref.model.arch import decoder_layers, scaling_groups
-from awq_ref.primitives.quant import QuantSpec
+from awq_harness.awq_ref.data.tiny import FAMILIES, tiny_model
+from awq_harness.awq_ref.methods.awq import AwqSearchConfig
+from awq_harness.awq_ref.methods.awq.fold import fold_scales
+from awq_harness.awq_ref.model.arch import decoder_layers, scaling_groups
+from awq_harness.awq_ref.primitives.quant import QuantSpec
 from tests.awq_ref.methods.awq.run import run_awq
 
 IDS = torch.randint(0, 512, (3, 48), generator=torch.Generator().manual_seed(7))
@@ -71,7 +71,7 @@ def test_searched_scales_fold_without_changing_the_model(family):
 @torch.no_grad()
 def test_gemma_norm_fold_is_one_plus_w_over_s_in_float64():
     """(1 + w') = (1 + w) / s exactly; the fold a tool makes when it treats the norm as w is not it."""
-    from awq_ref.model.arch import ScalingGroup
+    from awq_harness.awq_ref.model.arch import ScalingGroup
 
     model = tiny_model("gemma", seed=3).double()
     layer = decoder_layers(model)[0]

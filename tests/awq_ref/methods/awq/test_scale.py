@@ -2,9 +2,9 @@
 import torch
 from torch import nn
 
-from awq_ref.methods.awq.scale import candidate_scales, scaled_quantized, search_scale
-from awq_ref.methods.awq.stats import activation_mean, weight_mean
-from awq_ref.primitives.quant import QuantSpec, pseudo_quantize
+from awq_harness.awq_ref.methods.awq.scale import candidate_scales, scaled_quantized, search_scale
+from awq_harness.awq_ref.methods.awq.stats import activation_mean, weight_mean
+from awq_harness.awq_ref.primitives.quant import QuantSpec, pseudo_quantize
 
 SPEC = QuantSpec(4, 32)
 
