@@ -134,7 +134,8 @@ def _info_spec(info) -> TensorSpec:
     return TensorSpec(tuple(info.shape), TORCH_DTYPES[info.dtype])
 
 
-def _gate(src: str) -> Report:
+def verified_source(src: str) -> Report:
+    """The source's report; a source that does not verify is refused before anything is written."""
     report = verify(src)
     errors = [f for f in report.findings if f.severity == "error"]
     if not report.readable or errors:
@@ -264,7 +265,7 @@ def convert_checked(src: str | Path, dst: str | Path, target: str, overwrite: bo
     if target not in TARGETS:
         raise HarnessError(f"--to {target!r}: choose from {sorted(TARGETS)}")
     src = str(src)
-    source = _gate(src)
+    source = verified_source(src)
     folder, decl, layers, reader, _ = load_layers(src)
     _check_pair(src, source.format, decl, target)
     _check_scales_fit(layers, reader, target)

@@ -26,8 +26,9 @@ from awq_harness.awq_ref.checkpoint.writer import (
 )
 from awq_harness.awq_ref.errors import HarnessError
 from awq_harness.conformance import decode
+from awq_harness.conformance.convert import verified_source
 from awq_harness.conformance.reader import TORCH_DTYPES
-from awq_harness.conformance.runner import load_layers, verify
+from awq_harness.conformance.runner import load_layers
 from awq_harness.conformance.structure import Layer
 
 FLOAT_TARGETS = {"fp16": torch.float16, "bf16": torch.bfloat16}  # --to name -> dtype
@@ -71,11 +72,7 @@ def _tensors(folder, layers: list[Layer], reader, v1: bool, dtype: torch.dtype):
 
 
 def _gate(src: str) -> None:
-    report = verify(src)
-    errors = [f for f in report.findings if f.severity == "error"]
-    if not report.readable or errors:
-        first = errors[0].line() if errors else "unreadable"
-        raise HarnessError(f"{src} does not verify ({len(errors)} errors; first: {first}); fix it before converting")
+    report = verified_source(src)
     if not report.format:
         raise HarnessError(f"{src} holds no quantised layers; it is float already")
 

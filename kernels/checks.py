@@ -61,7 +61,14 @@ def check_weights(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Ten
     g = k // groups
     want = awq_gemm.shapes(k, n, g)["qzeros"]
     _require(tuple(qzeros.shape) == want, f"qzeros shape {tuple(qzeros.shape)} != (K/G, N/8) = {want}")
-    _require(groups == 1 or g % MIN_BLOCK == 0,
+    return _launchable(qweight, qzeros, scales, k, n, g)
+
+
+def _launchable(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, k: int, n: int,
+                g: int) -> LayerShape:
+    """What every layout's kernels need once its shapes are right: a group size the K blocks tile
+    (or one group per channel), one device Triton can run on, addressable sizes."""
+    _require(k // g == 1 or g % MIN_BLOCK == 0,
              f"group size {g} must be a multiple of {MIN_BLOCK} (or one group per channel)")
     devices = {qweight.device, qzeros.device, scales.device}
     _require(len(devices) == 1, f"weights are on different devices: {devices}")
@@ -148,11 +155,4 @@ def check_gemv_layout_weights(qweight: torch.Tensor, qzeros: torch.Tensor, scale
     for name, t in (("qzeros", qzeros), ("scales", scales)):
         _require(tuple(t.shape) == want[name], f"{name} shape {tuple(t.shape)} != {want[name]} for the GEMV layout "
                                                f"(N = {n}, K = {k}, G = {g})")
-    _require(k // g == 1 or g % MIN_BLOCK == 0,
-             f"group size {g} must be a multiple of {MIN_BLOCK} (or one group per channel)")
-    devices = {qweight.device, qzeros.device, scales.device}
-    _require(len(devices) == 1, f"weights are on different devices: {devices}")
-    _require(triton_can_run(qweight.device),
-             f"Triton cannot run on {qweight.device}: needs CUDA, or TRITON_INTERPRET=1 for CPU")
-    check_addressable("the dense weight K x N", k * n)
-    return LayerShape(k=k, n=n, group_size=g)
+    return _launchable(qweight, qzeros, scales, k, n, g)
