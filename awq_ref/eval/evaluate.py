@@ -8,6 +8,10 @@ Every row has the perplexity and its bootstrap interval over windows (``awq_ref.
 With ``kld`` or ``top1`` in ``EvalSettings.metrics`` the same forward also scores each token
 against the float model's cached distributions (``awq_ref.eval.reference``): built once per
 model and settings, on first use, and read back for every quantised row.
+
+With ``EvalSettings.cloze`` > 0 each row's model is also scored on the first that many passages
+of the last-word cloze task of the evaluation text (``awq_ref.eval.lm_eval_task.cloze``): lm-eval's
+accuracy, with a bootstrap interval over passages.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from awq_harness.awq_ref.checkpoint.awq import load_checkpoint, read_config
 from awq_harness.awq_ref.data.corpus import DEFAULT_DOMAIN, eval_text
 from awq_harness.awq_ref.data.models import load_model, load_tokenizer, resolve_model_dir
 from awq_harness.awq_ref.eval import metrics
+from awq_harness.awq_ref.eval.lm_eval_task.cloze import ClozeResult
 from awq_harness.awq_ref.eval.metrics import TokenScores
 from awq_harness.awq_ref.eval.perplexity import Perplexity, make_windows, tokenize_text
 from awq_harness.awq_ref.eval.reference import cached_reference, score_windows
@@ -41,6 +46,7 @@ class EvalSettings:
     device: torch.device = CPU  # where the models are quantised and scored (``primitives.device``)
     metrics: tuple[str, ...] = ("ppl",)
     domain: str = DEFAULT_DOMAIN
+    cloze: int = 0  # cloze passages scored per row (0: none)
 
     @property
     def against_float(self) -> bool:
@@ -56,6 +62,7 @@ class EvalRow:
     result: Perplexity
     seconds: float
     scores: TokenScores | None = field(default=None, repr=False, compare=False)
+    cloze: ClozeResult | None = None
 
     def quality(self) -> dict:
         """Point estimates beyond perplexity, and every statistic's bootstrap interval."""
@@ -68,7 +75,8 @@ class EvalRow:
 
     def to_json(self) -> dict:
         return {"label": self.label, "method": self.method, "bits": self.bits, "group_size": self.group_size,
-                "seconds": round(self.seconds, 3), **self.result.to_json(), **self.quality()}
+                "seconds": round(self.seconds, 3), **self.result.to_json(), **self.quality(),
+                **({"cloze": self.cloze.to_json()} if self.cloze else {})}
 
 
 def method_tokenizer(model_name: str, method: str):
@@ -99,17 +107,28 @@ def _score(model, tokens, settings: EvalSettings, reference=None) -> tuple[Perpl
     return _perplexity(scores, total, settings.seqlen), scores, time.perf_counter() - started
 
 
+def _cloze(model, tokenizer_source: str | Path | None, settings: EvalSettings) -> ClozeResult | None:
+    if not settings.cloze:
+        return None
+    from awq_harness.awq_ref.eval.lm_eval_task.cloze import cloze_passages, lm_eval_cloze
+
+    return lm_eval_cloze(model.to(settings.device), load_tokenizer(tokenizer_source),
+                         cloze_passages(settings.domain, settings.cloze), batch_size=settings.batch_size)
+
+
 def evaluate_float(model_name: str, tokens, settings: EvalSettings) -> EvalRow:
     if not settings.against_float:
-        result, scores, seconds = _score(load_model(model_name, settings.dtype), tokens, settings)
-        return EvalRow("fp", "fp", None, None, result, seconds, scores)
+        model = load_model(model_name, settings.dtype)
+        result, scores, seconds = _score(model, tokens, settings)
+        return EvalRow("fp", "fp", None, None, result, seconds, scores, _cloze(model, model_name, settings))
     started = time.perf_counter()
     windows = make_windows(tokens, settings.seqlen, settings.windows)
     reference, _ = _reference(model_name, windows, settings)
     scores = reference.float_scores()
     total = sum(float(v.sum()) for v in scores.nll.split(settings.batch_size))
+    cloze = _cloze(load_model(model_name, settings.dtype), model_name, settings) if settings.cloze else None
     return EvalRow("fp", "fp", None, None, _perplexity(scores, total, settings.seqlen),
-                   time.perf_counter() - started, scores)
+                   time.perf_counter() - started, scores, cloze)
 
 
 def evaluate_method(model_name: str, method: str, request: QuantizeRequest, tokens,
@@ -125,7 +144,7 @@ def evaluate_method(model_name: str, method: str, request: QuantizeRequest, toke
     result, scores, seconds = _score(model.to(settings.dtype), tokens, settings, reference)
     spec = request.spec
     return EvalRow(method_label(method, request), method, spec.bits, spec.group_size,
-                   result, seconds + quant_seconds, scores)
+                   result, seconds + quant_seconds, scores, _cloze(model, model_name, settings))
 
 
 def method_label(method: str, request: QuantizeRequest) -> str:
@@ -139,5 +158,7 @@ def evaluate_checkpoint(folder: str | Path, tokens, settings: EvalSettings, mode
     reference = None
     if settings.against_float and model_name is not None:
         reference, _ = _reference(model_name, make_windows(tokens, settings.seqlen, settings.windows), settings)
-    result, scores, seconds = _score(load_checkpoint(folder, settings.dtype), tokens, settings, reference)
-    return EvalRow(str(folder), "checkpoint", q.get("bits"), q.get("group_size"), result, seconds, scores)
+    model = load_checkpoint(folder, settings.dtype)
+    result, scores, seconds = _score(model, tokens, settings, reference)
+    cloze = _cloze(model, model_name if model_name is not None else folder, settings)
+    return EvalRow(str(folder), "checkpoint", q.get("bits"), q.get("group_size"), result, seconds, scores, cloze)

@@ -55,6 +55,12 @@ def _interval(values: torch.Tensor, level: float = LEVEL) -> list[float]:
     return [float(low), float(high)]
 
 
+def mean_interval(values: torch.Tensor, resamples: int = RESAMPLES, seed: int = SEED) -> list[float]:
+    """Bootstrap interval (``LEVEL``) of the mean of independent per-item values (e.g. cloze hits)."""
+    values = values.double().reshape(-1)
+    return _interval(values[resample_indices(values.numel(), resamples, seed)].mean(dim=1))
+
+
 def quantile(values: torch.Tensor, q: float) -> torch.Tensor:
     """Quantile along the last dim with linear interpolation (numpy's default), for any size."""
     ordered = values.sort(dim=-1).values

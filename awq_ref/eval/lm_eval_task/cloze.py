@@ -3,7 +3,8 @@
 LAMBADA's construction (Paperno et al. 2016): passages whose last word the model must predict
 from the passage before it; accuracy is the share of passages where greedy decoding produces
 exactly that word (lm-eval's ``loglikelihood`` ``acc``: every target token is the argmax),
-and ``perplexity`` is exp(-mean log-likelihood of the target). LAMBADA kept passages where
+and ``perplexity`` is exp(-mean log-likelihood of the target). The accuracy's interval is the
+seeded percentile bootstrap over passages of ``awq_ref.eval.metrics`` (``mean_interval``). LAMBADA kept passages where
 humans needed the whole passage, not only the last sentence; with no annotators, our filter is
 an automatic proxy that also needs context: the target word occurs earlier in the passage.
 
@@ -18,12 +19,16 @@ Scored on an in-memory model, offline, like the ``austen_ppl`` perplexity task (
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from awq_harness.awq_ref.eval.lm_eval_task.runner import _offline_env, _quiet
+from awq_harness.awq_ref.eval.metrics import mean_interval
 
 TASK_NAME = "heldout_cloze"
 TEMPLATE = Path(__file__).with_name("cloze.yaml")
@@ -36,9 +41,11 @@ class ClozeResult:
     accuracy: float
     perplexity: float
     passages: int
+    accuracy_ci: tuple[float, float] = (math.nan, math.nan)
 
     def to_json(self) -> dict:
-        return self.__dict__.copy()
+        return {"accuracy": self.accuracy, "perplexity": self.perplexity, "passages": self.passages,
+                "accuracy_ci": list(self.accuracy_ci)}
 
 
 def passage(paragraph: str) -> dict | None:
@@ -78,5 +85,7 @@ def lm_eval_cloze(model, tokenizer, passages: list[dict], max_length: int = 512,
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
             tasks = TaskManager(include_path=str(tmp), include_defaults=False)
             out = lm_eval.simple_evaluate(model=lm, tasks=[TASK_NAME], task_manager=tasks, bootstrap_iters=0)
-    metrics = out["results"][TASK_NAME]
-    return ClozeResult(float(metrics["acc,none"]), float(metrics["perplexity,none"]), len(passages))
+    hits = torch.tensor([float(sample["acc"]) for sample in out["samples"][TASK_NAME]])
+    found = out["results"][TASK_NAME]
+    return ClozeResult(float(found["acc,none"]), float(found["perplexity,none"]), len(passages),
+                       tuple(mean_interval(hits)))

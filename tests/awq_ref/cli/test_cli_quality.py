@@ -48,3 +48,37 @@ def test_unknown_metric_is_refused_by_the_parser(tiny, capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--model", str(tiny), "--metrics", "ppl,bleu"])
     assert "unknown metric(s) bleu" in capsys.readouterr().err
+
+
+def test_cloze_accuracy_per_row_and_quality_rows_in_the_results_file(tiny, tmp_path, monkeypatch):
+    """``--cloze N`` scores every row on N passages (lm-eval's accuracy = our own greedy count), and
+    ``--results-json`` gets one quality row per evaluated row, each with its own comparison key."""
+    pytest.importorskip("lm_eval")
+    from awq_harness.awq_ref.data.models import load_model, load_tokenizer
+    from awq_harness.awq_ref.eval.lm_eval_task import cloze_passages
+    from awq_harness.reports.compare import QUALITY_KEY, key_of
+    from tests.awq_ref.eval.test_cloze import greedy_hits
+
+    monkeypatch.setenv("AWQ_HARNESS_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "results.json"
+    argv = ["--results-json", str(results), "eval", "--model", str(tiny), "--methods", "rtn", "--w-bit", "4,2",
+            "--group-size", "32", "--windows", "3", "--seqlen", "64", "--dtype", "float32", "--metrics", "ppl,kld",
+            "--cloze", "6", "--json", str(tmp_path / "rows.json")]
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    passages = cloze_passages("austen", 6)
+    hits = greedy_hits(load_model(tiny), load_tokenizer(tiny), passages)
+    assert rows[0]["cloze"]["accuracy"] == pytest.approx(hits / 6) and rows[0]["cloze"]["passages"] == 6
+    for row in rows:
+        low, high = row["cloze"]["accuracy_ci"]
+        assert 0 <= low <= row["cloze"]["accuracy"] <= high <= 1
+    quality = json.loads(results.read_text())["sections"]["quality"]
+    assert [q["label"] for q in quality] == [r["label"] for r in rows]
+    assert len({key_of(q, QUALITY_KEY) for q in quality}) == len(rows)
+    assert all(q["kld_mean"] == r["kld_mean"] and q["cloze_accuracy"] == r["cloze"]["accuracy"]
+               for q, r in zip(quality, rows, strict=True))
+
+
+def test_a_negative_cloze_count_is_one_clear_error(tiny, capsys):
+    assert main(["eval", "--model", str(tiny), "--cloze", "-1"]) == 2
+    assert "--cloze takes a number of passages" in capsys.readouterr().err

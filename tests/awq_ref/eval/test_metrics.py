@@ -6,7 +6,14 @@ import torch
 from torch import nn
 
 from awq_harness.awq_ref.eval import metrics
-from awq_harness.awq_ref.eval.metrics import TokenScores, intervals, paired_difference, point_estimates, quantile
+from awq_harness.awq_ref.eval.metrics import (
+    TokenScores,
+    intervals,
+    mean_interval,
+    paired_difference,
+    point_estimates,
+    quantile,
+)
 from awq_harness.awq_ref.eval.perplexity import make_windows, perplexity
 from awq_harness.awq_ref.eval.reference import build_reference, cached_reference, score_windows
 
@@ -138,3 +145,13 @@ def test_a_paired_difference_of_a_row_with_itself_is_exactly_zero_and_a_shift_is
 def test_resample_draws_depend_only_on_the_seed_and_window_count():
     assert torch.equal(metrics.resample_indices(9), metrics.resample_indices(9))
     assert metrics.resample_indices(9).shape == (metrics.RESAMPLES, 9)
+
+
+def test_the_mean_interval_of_independent_items_is_seeded_brackets_the_mean_and_narrows():
+    g = torch.Generator().manual_seed(5)
+    few, many = (torch.rand(n, generator=g) < 0.3 for n in (20, 2000))
+    lo, hi = mean_interval(few)
+    assert mean_interval(few) == [lo, hi] and lo <= float(few.double().mean()) <= hi
+    lo2, hi2 = mean_interval(many)
+    assert lo2 <= float(many.double().mean()) <= hi2 and hi2 - lo2 < (hi - lo) / 3
+    assert mean_interval(torch.ones(7)) == [1.0, 1.0]
