@@ -77,6 +77,22 @@ def print_quality(rows: list[dict]) -> None:
               f"[{ci['top1_agreement'][0]:.4f},{ci['top1_agreement'][1]:.4f}]")
 
 
+def print_domains(rows: list[dict], settings) -> None:
+    """AWQ w4 calibrated on each text x evaluated on each text: perplexity [interval], KL mean."""
+    cells = {(r["calib_domain"], r["eval_domain"]): r for r in rows
+             if r["method"] == "awq" and r["bits"] == 4 and r["calib_samples"] == settings.calib_samples}
+    domains = sorted({d for pair in cells for d in pair})
+    print("awq w4, calibrated on (row) x evaluated on (column): ppl [95% interval] KL mean")
+    print(f"{'calibrated on':<14}" + "".join(f"{'on ' + d:>37}" for d in domains))
+    for calib in domains:
+        line = f"{calib:<14}"
+        for target in domains:
+            r = cells.get((calib, target))
+            line += f"{'-':>37}" if r is None else \
+                f"{r['ppl']:>10.3f} [{r['ci']['ppl'][0]:>8.3f},{r['ci']['ppl'][1]:>8.3f}] {r['kld_mean']:>7.4f}"
+        print(line)
+
+
 def _record(args, settings, results: list, rows: list[dict]) -> None:
     from awq_harness.reports.collect import record
 
@@ -100,6 +116,8 @@ def run(args) -> int:
     print_claims(results, store.settings)
     print()
     print_quality(rows)
+    print()
+    print_domains(rows, store.settings)
     _record(args, store.settings, results, rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": store.settings.to_json(), "model": args.model,

@@ -75,3 +75,22 @@ def test_every_claim_row_is_judged_and_serialisable():
         assert j["verdict"] in (HOLDS, FAILS, UNSURE) and j["ci_low"] <= j["ci_high"]
     keys = {v.key(SETTINGS) for v in claims.claim_variants(SETTINGS)}
     assert "awq-w4-g64-austen-n8-on-austen" in keys and "awq-w4-g64-austen-n4-on-austen" in keys
+
+
+def test_the_domain_cross_table_puts_each_calibration_on_its_row_and_each_text_in_its_column(capsys):
+    from awq_harness.awq_ref.cli.claims import print_domains
+
+    def row(calib, on, ppl, n=SETTINGS.calib_samples):
+        return {"method": "awq", "bits": 4, "calib_domain": calib, "eval_domain": on, "calib_samples": n,
+                "ppl": ppl, "ci": {"ppl": [ppl - 1, ppl + 1]}, "kld_mean": ppl / 100}
+
+    rows = [row("austen", "austen", 11.0), row("austen", "pydoc", 12.0), row("pydoc", "austen", 21.0),
+            row("pydoc", "pydoc", 22.0), row("austen", "austen", 99.0, n=2),  # a calibration-curve row: not a cell
+            {**row("austen", "austen", 98.0), "method": "gptq"}]
+    print_domains(rows, SETTINGS)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["calibrated", "on", "on", "austen", "on", "pydoc"]
+    austen, pydoc = (line.split() for line in lines[2:4])
+    assert austen[0] == "austen" and austen[1] == "11.000" and austen[6] == "12.000"
+    assert pydoc[0] == "pydoc" and pydoc[1] == "21.000" and pydoc[6] == "22.000"
+    assert "99.000" not in "".join(lines) and "98.000" not in "".join(lines)
