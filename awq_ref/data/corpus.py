@@ -20,14 +20,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
-import subprocess
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
 
-from awq_harness.awq_ref.checkpoint.atomic import atomic_directory, file_lock
-from awq_harness.awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.data.debian import DONE, extracted_once, fetch_deb, unpacked
 from awq_harness.awq_ref.errors import DataError
 
 DEB_PACKAGE, DEB_VERSION = "r-cran-janeaustenr", "1.0.0-1"
@@ -46,29 +43,7 @@ SHA256 = {
 
 def corpus_dir() -> Path:
     """The extracted books (``<book>.txt``), fetched and extracted on first use."""
-    dest = cache_dir() / "text" / f"janeaustenr-{DEB_VERSION}"
-    if not (dest / "SHA256SUMS").is_file():
-        with file_lock(cache_dir() / "text" / ".janeaustenr.lock"):
-            if not (dest / "SHA256SUMS").is_file():
-                with atomic_directory(dest) as staging:
-                    _extract_books(_fetch_deb(), staging)
-    return dest
-
-
-def _fetch_deb() -> Path:
-    debs = cache_dir() / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    found = sorted(debs.glob(f"{DEB_PACKAGE}_{DEB_VERSION}_*.deb"))
-    if found:
-        return found[0]
-    cmd = ["apt-get", "download", f"{DEB_PACKAGE}={DEB_VERSION}"]
-    try:
-        subprocess.run(cmd, cwd=debs, check=True, capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", "") or str(err)
-        raise DataError(f"could not fetch the text corpus with '{' '.join(cmd)}' (run 'apt-get update' "
-                        f"first, or put the .deb into {debs}): {detail.strip()}") from None
-    return _fetch_deb()
+    return extracted_once(f"janeaustenr-{DEB_VERSION}", _extract_books)
 
 
 def _read_r_object(raw: bytes):
@@ -79,10 +54,11 @@ def _read_r_object(raw: bytes):
         return rdata.conversion.convert(rdata.parser.parse_data(raw))
 
 
-def _extract_books(deb: Path, out: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
-        data = Path(tmp) / DATA_DIR
+def _extract_books(out: Path) -> None:
+    deb = fetch_deb(DEB_PACKAGE, f"{DEB_PACKAGE}_{DEB_VERSION}_*.deb", f"{DEB_PACKAGE}={DEB_VERSION}",
+                    "the text corpus")
+    with unpacked(deb) as tmp:
+        data = tmp / DATA_DIR
         index = _read_r_object(gzip.decompress((data / "Rdata.rdx").read_bytes()))["variables"]
         blob = (data / "Rdata.rdb").read_bytes()
     sums = []
@@ -99,7 +75,7 @@ def _extract_books(deb: Path, out: Path) -> None:
             raise DataError(f"{deb.name}: {book} extracted with sha256 {digest}, expected {SHA256[book]}")
         (out / f"{book}.txt").write_text(text, encoding="utf-8")
         sums.append(f"{digest}  {book}.txt\n")
-    (out / "SHA256SUMS").write_text("".join(sums))
+    (out / DONE).write_text("".join(sums))
 
 
 def read_books(books: tuple[str, ...]) -> list[str]:

@@ -18,12 +18,9 @@ the same is accepted.
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import tempfile
 from pathlib import Path
 
-from awq_harness.awq_ref.checkpoint.atomic import atomic_directory, file_lock
-from awq_harness.awq_ref.data.cache import cache_dir
+from awq_harness.awq_ref.data.debian import DONE, extracted_once, fetch_deb, unpacked
 from awq_harness.awq_ref.errors import DataError
 
 DEB_PACKAGE, UPSTREAM = "python3.11-doc", "3.11.2"
@@ -37,31 +34,7 @@ SHA256 = {
 
 def pydoc_dir() -> Path:
     """The extracted splits (``eval.txt``, ``calib.txt``), fetched and extracted on first use."""
-    dest = cache_dir() / "text" / f"python-doc-{UPSTREAM}"
-    if not (dest / "SHA256SUMS").is_file():
-        with file_lock(cache_dir() / "text" / ".python-doc.lock"):
-            if not (dest / "SHA256SUMS").is_file():
-                with atomic_directory(dest) as staging:
-                    _extract(_fetch_deb(), staging)
-    return dest
-
-
-def _fetch_deb() -> Path:
-    debs = cache_dir() / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    found = sorted(debs.glob(f"{DEB_PACKAGE}_{UPSTREAM}-*_all.deb"))
-    if found:
-        return found[-1]
-    cmd = ["apt-get", "download", DEB_PACKAGE]
-    try:
-        subprocess.run(cmd, cwd=debs, check=True, capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", "") or str(err)
-        raise DataError(f"could not fetch the Python documentation with '{' '.join(cmd)}' (run 'apt-get update' "
-                        f"first, or put the .deb into {debs}): {detail.strip()}") from None
-    if not sorted(debs.glob(f"{DEB_PACKAGE}_{UPSTREAM}-*_all.deb")):
-        raise DataError(f"apt-get download {DEB_PACKAGE} fetched no {UPSTREAM} revision into {debs}")
-    return _fetch_deb()
+    return extracted_once(f"python-doc-{UPSTREAM}", _extract)
 
 
 def split_text(root: Path, sections: tuple[str, ...]) -> str:
@@ -70,18 +43,18 @@ def split_text(root: Path, sections: tuple[str, ...]) -> str:
     return "\n\n".join(p.read_text(encoding="utf-8").strip() for p in pages)
 
 
-def _extract(deb: Path, out: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
+def _extract(out: Path) -> None:
+    deb = fetch_deb(DEB_PACKAGE, f"{DEB_PACKAGE}_{UPSTREAM}-*_all.deb", DEB_PACKAGE, "the Python documentation")
+    with unpacked(deb) as tmp:
         sums = []
         for split, sections in SPLITS.items():
-            text = split_text(Path(tmp) / SOURCES, sections)
+            text = split_text(tmp / SOURCES, sections)
             digest = hashlib.sha256(text.encode()).hexdigest()
             if digest != SHA256[split]:
                 raise DataError(f"{deb.name}: split {split} extracted with sha256 {digest}, expected {SHA256[split]}")
             (out / f"{split}.txt").write_text(text, encoding="utf-8")
             sums.append(f"{digest}  {split}.txt\n")
-    (out / "SHA256SUMS").write_text("".join(sums))
+    (out / DONE).write_text("".join(sums))
 
 
 def pydoc_split(split: str) -> str:
