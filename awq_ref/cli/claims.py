@@ -3,7 +3,8 @@
 ``--settings ci`` is sized for a CI machine (small calibration, 16 x 256-token windows);
 ``--settings slow`` is the paper-sized run (128 x 512 calibration, the calibration curve to 128
 and 256 samples). Rows are stored as they finish (``--store``), so ``--part K/N`` lets N
-processes compute disjoint rows and a last call without ``--part`` prints the tables.
+processes compute disjoint rows (every N-th model, each scored on all its texts) and a last
+call without ``--part`` prints the tables.
 How each verdict is reached: ``awq_ref.eval.claims``.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--settings", default="ci", choices=sorted(SETTINGS), help="ci: CI-affordable; slow: paper-sized")
     p.add_argument("--dtype", default=AUTO, choices=CHOICES, help="calibration and evaluation dtype")
     p.add_argument("--store", help="folder of computed rows (default: <cache>/claims)")
-    p.add_argument("--part", help="K/N: compute only every N-th row starting at K, print nothing else")
+    p.add_argument("--part", help="K/N: compute only every N-th model from K (all its rows); print nothing")
     p.add_argument("--json", help="also write the claims and quality rows to this JSON file")
     p.set_defaults(func=run)
 
@@ -109,7 +110,8 @@ def run(args) -> int:
     variants = claims.claim_variants(store.settings)
     if args.part:
         k, n = _part(args.part)
-        store.compute(variants[k::n])
+        models = list(dict.fromkeys(v.model_key(store.settings) for v in variants))[k::n]
+        store.compute([v for v in variants if v.model_key(store.settings) in models])
         return 0
     store.compute(variants)
     results, rows = claims.all_claims(store), claims.quality_rows(store)

@@ -94,3 +94,21 @@ def test_the_domain_cross_table_puts_each_calibration_on_its_row_and_each_text_i
     assert austen[0] == "austen" and austen[1] == "11.000" and austen[6] == "12.000"
     assert pydoc[0] == "pydoc" and pydoc[1] == "21.000" and pydoc[6] == "22.000"
     assert "99.000" not in "".join(lines) and "98.000" not in "".join(lines)
+
+
+def test_parts_split_the_models_so_each_is_quantised_once_and_together_cover_every_row(monkeypatch, tmp_path):
+    from awq_harness.awq_ref.cli import main
+
+    computed: list[list[Variant]] = []
+    monkeypatch.setattr(RowStore, "compute", lambda self, variants: computed.append(list(variants)))
+    for k in range(3):
+        assert main(["claims", "--settings", "ci", "--dtype", "float32", "--store", str(tmp_path),
+                     "--part", f"{k}/3"]) == 0
+    from awq_harness.awq_ref.eval.claim_rows import CI
+
+    every = claims.claim_variants(CI)
+    assert sorted(v.key(CI) for part in computed for v in part) == sorted(v.key(CI) for v in every)
+    models = [{v.model_key(CI) for v in part} for part in computed]
+    assert all(a.isdisjoint(b) for i, a in enumerate(models) for b in models[i + 1:])
+    awq_rows = [v for v in every if v.model_key(CI) == claims.q("awq", 4).model_key(CI)]
+    assert len(awq_rows) == 2 and any(set(awq_rows) <= set(part) for part in computed)  # one model, both texts
