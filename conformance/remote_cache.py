@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -88,7 +89,7 @@ class RangeCache:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / _blob_name(start, start + len(data), hashlib.sha256(data).hexdigest())
-            tmp = folder / f"tmp.{os.getpid()}.{time.monotonic_ns()}"
+            tmp = folder / f"tmp.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
             tmp.write_bytes(data)
             os.replace(tmp, final)
         except OSError:

@@ -1,0 +1,91 @@
+"""``--reference`` as a URL (conformance/reference.py ``opened``): a golden and its float reference
+served from 127.0.0.1 give the same findings as the two folders, the reference's bytes are
+fetched as the comparison and the functional check read them (reported against its size), and
+a hostile reference server or index ends in findings, never in a fetch elsewhere or a traceback."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from awq_harness.conformance import verify
+from awq_harness.golden.specs import BY_NAME
+from tests.conformance.helpers import save_float_reference
+from tests.conformance.http_server import serve
+from tests.conformance.test_remote import GOLDEN, _judged
+
+NAME = "llama-gemm-g64-awq"  # an AutoAWQ layout, so the functional check runs too
+
+
+@pytest.fixture(autouse=True)
+def _remote_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("AWQ_HARNESS_REMOTE_TIMEOUT", "2")
+    monkeypatch.setenv("AWQ_HARNESS_REMOTE_CACHE", str(tmp_path / "remote-cache"))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Path:
+    """A folder holding the golden (``ck``) and the seeded float model it was quantised from (``ref``)."""
+    root = tmp_path_factory.mktemp("served")
+    shutil.copytree(GOLDEN / NAME, root / "ck")
+    spec = BY_NAME[NAME]
+    save_float_reference(root / "ref", spec.family, spec.seed)
+    return root
+
+
+@pytest.fixture(scope="module")
+def local(served):
+    return verify(served / "ck", reference=served / "ref")
+
+
+def _summary(report, prefix: str) -> str:
+    return next(f.message for f in report.of_rule("file.folder") if f.message.startswith(prefix))
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def test_remote_checkpoint_and_reference_match_the_folders(served, local):
+    with serve(served) as (url, server):
+        remote = verify(url + "ck/", reference=url + "ref/")
+    assert local.functional is not None and remote.functional is not None
+    assert remote.layers == local.layers
+    assert remote.functional["layers"] == local.functional["layers"]
+    assert _judged(remote) == _judged(local)
+    ref_bytes = sum(n for _, path, n in server.log if path.startswith("/ref/"))
+    assert 0 < ref_bytes <= _size(served / "ref") * 1.01
+    assert "of the reference" in _summary(remote, "reference read remotely")
+
+
+def test_local_checkpoint_with_a_remote_reference(served, local):
+    with serve(served / "ref") as (url, _):
+        remote = verify(served / "ck", reference=url)
+    assert remote.layers == local.layers and _judged(remote) == _judged(local)
+
+
+def test_reference_index_pointing_elsewhere_is_never_fetched(served, tmp_path):
+    ref = tmp_path / "ref"
+    shutil.copytree(served / "ref", ref)
+    names = list(__import__("safetensors").safe_open(ref / "model.safetensors", "pt").keys())
+    hostile = {n: "http://127.0.0.2:1/x.safetensors" for n in names[:2]} | {names[2]: "/etc/passwd"}
+    weight_map = {n: "model.safetensors" for n in names} | hostile
+    (ref / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    with serve(ref) as (url, server):
+        report = verify(served / "ck", reference=url)
+    outside = [f for f in report.of_rule("file.outside-folder") if f.message.startswith("reference: ")]
+    assert len(outside) >= 2 and not report.conforms
+    assert not report.of_rule("verifier.internal")
+    assert not any("passwd" in p or "x.safetensors" in p for _, p, _ in server.log)
+
+
+@pytest.mark.parametrize("mode", ["ignore-range", "short", "long", "stall", "bigger"])
+def test_hostile_reference_servers_become_findings(served, mode):
+    with serve(served / "ref", mode) as (url, _):
+        report = verify(served / "ck", reference=url)
+    assert not report.conforms
+    assert not report.of_rule("verifier.internal"), [f.line() for f in report.of_rule("verifier.internal")]
+    said = [f for f in report.findings if f.severity == "error" and "reference" in f.message]
+    assert said, [f.line() for f in report.findings if f.severity == "error"]
