@@ -6,9 +6,12 @@ length and its header. It writes these into a temporary cache folder as *sparse*
 server's declared size, so the local header checks (folder.py, safeheader.py) run unchanged on
 exactly the bytes the server sent. Tensor bytes are fetched later, on demand, by the reader
 (``RemoteFiles.ensure``): the numeric rules fetch each layer's scales and zeros, the sampled
-block of its packed codes and sampled windows of the float tensors; ``--reference`` and the
-functional check fetch what they read, one layer at a time. The cache folder is removed after
-the run.
+block of its packed codes and sampled windows of the float tensors; ``--reference`` (itself a
+folder or a URL, conformance/reference.py ``opened``) and the functional check fetch what they
+read, one decoder layer at a time (``RemoteFiles.ensure_tensors``, called by
+awq_ref.checkpoint.lazy before it reads a layer). The temporary folder is removed after the run;
+the fetched ranges stay in the persistent cache (remote_cache.py, ``CachedSource``), keyed by
+each file's URL, size and validator, which a file's every answer must repeat.
 
 ``hf://org/name@rev/sub`` maps to the Hub's ``resolve`` URLs (``$HF_ENDPOINT``, default
 https://huggingface.co; ``$HF_TOKEN`` is sent when set). ``s3://`` goes through fsspec and
