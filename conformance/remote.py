@@ -176,7 +176,9 @@ class FsspecSource:
         try:
             import fsspec
 
-            self.fs, self.root = fsspec.core.url_to_fs(base)
+            t = timeout_s()  # botocore's own timeouts and retries bound a silent S3 endpoint
+            options = {"config_kwargs": {"connect_timeout": t, "read_timeout": t, "retries": {"max_attempts": 2}}}
+            self.fs, self.root = fsspec.core.url_to_fs(base, **(options if base.startswith("s3://") else {}))
         except ImportError as err:
             raise RemoteError(f"{base}: reading it needs {err.name or 's3fs'} installed (pip install s3fs)") from None
         self.fetched = 0
@@ -237,6 +239,7 @@ class CachedSource:
 
     def __init__(self, source, cache):
         self.source, self.cache = source, cache
+        self.from_cache = 0  # bytes served by the cache
 
     @property
     def fetched(self) -> int:
@@ -258,6 +261,7 @@ class CachedSource:
         key = self._key(name)
         held = self.cache.pieces(*key, 0, size) if key else []
         if held and held[0][0] == 0 and len(held[0][1]) == size:
+            self.from_cache += size
             return held[0][1]
         data = self.source.read_small(name, limit)
         if data is not None and len(data) != size:
@@ -279,6 +283,7 @@ class CachedSource:
             lo, hi = max(a, start), min(a + len(data), end)
             out[lo - start: hi - start] = data[lo - a: hi - a]
             covered.append((lo, hi))
+            self.from_cache += hi - lo
         for a, b in _gaps(covered, start, end):
             data = self.source.read(name, a, b - a)
             out[a - start: b - start] = data
@@ -370,7 +375,7 @@ class RemoteFiles:
         return self.headers[path]
 
     def summary(self, what: str = "the checkpoint") -> str:
-        cached = getattr(getattr(self.source, "cache", None), "hits", 0)
+        cached = getattr(self.source, "from_cache", 0)
         return (f"read remotely: fetched {self.source.fetched} bytes of {self.declared} "
                 f"({self.source.fetched / max(1, self.declared):.3%} of {what})"
                 + (f"; {cached} bytes from the local cache" if cached else ""))

@@ -48,7 +48,6 @@ class RangeCache:
         self.root = Path(root) if root is not None else remote_cache_dir()
         self.bound = remote_cache_bytes() if bound is None else bound
         self.added = 0
-        self.hits = 0  # bytes served from the cache
 
     def entry(self, url: str, validator: str) -> Path:
         return self.root / hashlib.sha256(f"{url}\0{validator}".encode()).hexdigest()[:40]
@@ -79,7 +78,6 @@ class RangeCache:
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used
-        self.hits += len(data)
         return data
 
     def put(self, url: str, validator: str, start: int, data: bytes) -> None:

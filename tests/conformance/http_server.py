@@ -5,7 +5,7 @@
 ``short`` (declares the range's length, sends half and closes), ``long`` (answers a range with more
 bytes than it asked for), ``stall`` (answers the headers, then sends nothing until the server stops: the
 client's timeout must end the read) and ``bigger`` (HEAD declares more bytes than the file has).
-Every request is logged (``server.log``) with the bytes sent, for the bytes-fetched figures.
+Every request is logged (``server.log``) with the body bytes sent (a HEAD: 0), for the bytes-fetched figures.
 Files carry an ETag and a Last-Modified date from their modification time and size, as static
 file servers give them (``serve(..., validators=False)``: neither, so nothing may be cached).
 """
@@ -65,6 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._head(404, 0)
         size = path.stat().st_size
         self._head(200, size + (1000 if self.server.mode == "bigger" else 0), self._validators(path))
+        self.server.log.append(("HEAD", self.path, 0))
 
     def do_GET(self):  # noqa: N802
         path = self._file()
