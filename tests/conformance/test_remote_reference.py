@@ -89,3 +89,21 @@ def test_hostile_reference_servers_become_findings(served, mode):
     assert not report.of_rule("verifier.internal"), [f.line() for f in report.of_rule("verifier.internal")]
     said = [f for f in report.findings if f.severity == "error" and "reference" in f.message]
     assert said, [f.line() for f in report.findings if f.severity == "error"]
+
+
+def test_the_functional_check_fetches_one_layer_at_a_time(served, monkeypatch):
+    from awq_harness.conformance.remote import RemoteFiles
+
+    calls, ensure = [], RemoteFiles.ensure_tensors
+
+    def spy(self, path, names):
+        calls.append(sorted({n.split(".layers.")[1].split(".")[0] if ".layers." in n else "-" for n in names}))
+        return ensure(self, path, names)
+
+    monkeypatch.setattr(RemoteFiles, "ensure_tensors", spy)
+    with serve(served) as (url, _):
+        report = verify(url + "ck/", reference=url + "ref/", cache=False)
+    assert report.functional is not None
+    layers = [c for c in calls if c != ["-"]]
+    assert layers and all(len(c) == 1 for c in layers), calls  # each fetch: one decoder layer's tensors
+    assert len(layers) == 2 * len(report.functional["layers"])  # the reference's and the checkpoint's
