@@ -277,9 +277,13 @@ class CachedSource:
         key = self._key(name)
         if key is None or n <= 0:
             return self.source.read(name, start, n)
-        out, end = bytearray(n), start + n
-        covered = []
-        for a, data in self.cache.pieces(*key, start, end):
+        end, held = start + n, self.cache.pieces(*key, start, start + n)
+        if not held:  # the common first read: no copy
+            data = self.source.read(name, start, n)
+            self._keep(name, key, start, data)
+            return data
+        out, covered = bytearray(n), []
+        for a, data in held:
             lo, hi = max(a, start), min(a + len(data), end)
             out[lo - start: hi - start] = data[lo - a: hi - a]
             covered.append((lo, hi))
