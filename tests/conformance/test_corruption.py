@@ -31,6 +31,7 @@ HTTP_EXAMPLES = 1000  # the share of the long suite run over HTTP (a local serve
 CPU_SECONDS_PER_EXAMPLE = 10.0
 HANG_SECONDS = 60.0
 RSS_GROWTH_LIMIT_MB = 400
+PROGRESS_EVERY = 500
 COUNT = {"examples": 0, "with_errors": 0, "max_cpu": 0.0, "max_wall": 0.0}
 
 json_values = st.recursive(
@@ -247,6 +248,9 @@ def run_examples(base: Path, examples: int, over_http: bool = False) -> None:
         COUNT["examples"] += 1
         COUNT["with_errors"] += report.count("error") > 0
         COUNT.update(max_cpu=max(COUNT["max_cpu"], cpu), max_wall=max(COUNT["max_wall"], wall))
+        if COUNT["examples"] % PROGRESS_EVERY == 0:  # long runs: a partial result survives an interrupted run
+            print(f"\n{COUNT['examples']} examples, slowest {COUNT['max_cpu']:.2f} s CPU / "
+                  f"{COUNT['max_wall']:.2f} s wall, peak RSS {_peak_rss_mb():.0f} MB", flush=True)
         assert cpu < CPU_SECONDS_PER_EXAMPLE, f"{mutation.__name__} took {cpu:.1f} s of CPU"
         assert wall < HANG_SECONDS, f"{mutation.__name__} took {wall:.1f} s (a hang?)"
         assert report.findings, "every case must end in at least one finding"
