@@ -220,9 +220,10 @@ def test_corruption_suite_long(built):
 
 
 @pytest.mark.slow
-def test_corruption_suite_over_http(built, monkeypatch):
+def test_corruption_suite_over_http(built, monkeypatch, tmp_path):
     """The same mutations served over HTTP: remote reading must hold the same guarantees."""
     monkeypatch.setenv("AWQ_HARNESS_REMOTE_TIMEOUT", "5")
+    monkeypatch.setenv("AWQ_HARNESS_REMOTE_CACHE", str(tmp_path / "remote-cache"))
     _suite(built["gemm"], HTTP_EXAMPLES, over_http=True)
 
 
