@@ -4,7 +4,8 @@
 200 and 206 answers as a CDN gives them), ``ignore-range`` (answers 200 with the whole body),
 ``short`` (declares the range's length, sends half and closes), ``long`` (answers a range with more
 bytes than it asked for), ``stall`` (answers the headers, then sends nothing until the server stops: the
-client's timeout must end the read) and ``bigger`` (HEAD declares more bytes than the file has).
+client's timeout must end the read), ``bigger`` (HEAD declares more bytes than the file has) and
+``drift`` (range answers carry another ETag than HEAD: the file changed during the run).
 Every request is logged (``server.log``) with the body bytes sent (a HEAD: 0), for the bytes-fetched figures.
 Files carry an ETag and a Last-Modified date from their modification time and size, as static
 file servers give them (``serve(..., validators=False)``: neither, so nothing may be cached).
@@ -19,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-MODES = ("ok", "ignore-range", "short", "long", "stall", "bigger")
+MODES = ("ok", "ignore-range", "short", "long", "stall", "bigger", "drift")
 
 
 MAX_WHOLE = 64 << 20  # a 200 answer sends at most this much (the client must refuse it anyway)
@@ -48,7 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.server.validators:
             return {}
         st = path.stat()
-        return {"ETag": f'"{st.st_mtime_ns:x}-{st.st_size:x}"',
+        drift = "-new" if self.server.mode == "drift" and self.command == "GET" else ""
+        return {"ETag": f'"{st.st_mtime_ns:x}-{st.st_size:x}{drift}"',
                 "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True)}
 
     def _head(self, code: int, length: int, extra: dict | None = None) -> None:

@@ -92,6 +92,14 @@ def test_no_cache_and_no_validator_bypass_it(fresh, cache_dir):
     assert not _blobs(cache_dir)
 
 
+def test_a_file_changing_during_the_run_is_refused_and_not_cached(built, cache_dir):
+    with serve(built["gemm"], "drift") as (url, _):
+        report = verify(url)
+    assert not report.conforms and not report.of_rule("verifier.internal")
+    assert any("changed on the server during the run" in f.message for f in report.findings)
+    assert not _blobs(cache_dir)
+
+
 def test_the_bound_evicts_the_least_recently_used(tmp_path):
     cache = RangeCache(tmp_path, bound=10**6)
     for i, url in enumerate("abc"):
