@@ -107,3 +107,12 @@ def test_the_functional_check_fetches_one_layer_at_a_time(served, monkeypatch):
     layers = [c for c in calls if c != ["-"]]
     assert layers and all(len(c) == 1 for c in layers), calls  # each fetch: one decoder layer's tensors
     assert len(layers) == 2 * len(report.functional["layers"])  # the reference's and the checkpoint's
+
+
+def test_hf_reference(served, local, tmp_path, monkeypatch):
+    shutil.copytree(served / "ref", tmp_path / "org" / "float" / "resolve" / "main")
+    with serve(tmp_path) as (url, server):
+        monkeypatch.setenv("HF_ENDPOINT", url.rstrip("/"))
+        remote = verify(served / "ck", reference="hf://org/float")
+    assert remote.layers == local.layers and _judged(remote) == _judged(local)
+    assert all(path.startswith("/org/float/resolve/main/") for _, path, _ in server.log)
