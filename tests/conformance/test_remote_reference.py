@@ -116,3 +116,17 @@ def test_hf_reference(served, local, tmp_path, monkeypatch):
         remote = verify(served / "ck", reference="hf://org/float")
     assert remote.layers == local.layers and _judged(remote) == _judged(local)
     assert all(path.startswith("/org/float/resolve/main/") for _, path, _ in server.log)
+
+
+def test_reference_header_claiming_100_gb_is_not_fetched(served, tmp_path):
+    import struct
+
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    shutil.copy(served / "ref" / "config.json", ref / "config.json")
+    (ref / "model.safetensors").write_bytes(struct.pack("<Q", 100 * 1000**3) + b"{}" * 100)
+    with serve(ref) as (url, server):
+        report = verify(served / "ck", reference=url)
+    header = [f for f in report.of_rule("file.header") if f.message.startswith("reference: ")]
+    assert header and not report.conforms and not report.of_rule("verifier.internal")
+    assert sum(n for _, path, n in server.log if path.endswith(".safetensors")) < 1000
