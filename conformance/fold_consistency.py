@@ -157,11 +157,11 @@ def _check_group(norm: str, offset: float, readers: list[str], tensors, ref, rea
 
 
 def check(layers: list[Layer], tensors: dict[str, TensorInfo], reader: TensorReader, v1: bool, config: dict | None,
-          reference: str) -> list[Finding]:
+          reference: str, remote=None) -> list[Finding]:
     arch = _architecture(config) or _architecture(_read_config(reference))
     if arch is None:
         return []
-    ref, ref_reader = open_folder(reference), TensorReader()
+    ref, ref_reader = open_folder(reference), TensorReader(remote=remote)  # remote: a URL reference's files
     quantised = {layer.prefix: layer for layer in layers}
     found = []
     for prefix in _layer_prefixes(arch, tensors):

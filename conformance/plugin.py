@@ -2,11 +2,13 @@
 
 After ``pip install awq-harness``, in any folder::
 
-    pytest --checkpoint CKPT [--reference FP_DIR] [--allow-pickle] [--junitxml j.xml] [-n 4]
+    pytest --checkpoint CKPT [--reference FP_DIR] [--allow-pickle] [--no-cache] [--junitxml j.xml] [-n 4]
 
 runs one test item per conformance rule (``test_rule[<rule id>]``, from
 conformance/test_checkpoint.py) against CKPT: a folder, ``https://...``, ``hf://org/name[@rev]``
-or ``s3://...``. A rule fails when it has error findings; its warnings become pytest warnings.
+or ``s3://...``; ``--reference`` likewise (a remote one is fetched as it is read, through the
+cache of fetched ranges that ``--no-cache`` bypasses). A rule fails when it has error findings;
+its warnings become pytest warnings.
 When no test paths are given, the plugin collects only those items; with paths (``pytest
 conformance --checkpoint CKPT`` in this repository) it collects what they name.
 
@@ -53,7 +55,10 @@ def pytest_addoption(parser):
     group = parser.getgroup("conformance", "checkpoint conformance (pytest --checkpoint CKPT)")
     group.addoption("--checkpoint", default=None,
                     help="checkpoint to verify: a folder, https://..., hf://org/name[@revision] or s3://...")
-    group.addoption("--reference", default=None, help="float checkpoint for per-layer reconstruction error")
+    group.addoption("--reference", default=None,
+                    help="float checkpoint (a folder or a URL) for per-layer reconstruction error")
+    group.addoption("--no-cache", action="store_true", default=False,
+                    help="remote checkpoint/reference: neither use nor fill the cache of fetched byte ranges")
     group.addoption("--allow-pickle", action="store_true", default=False, help="read .bin/.pt with weights_only")
 
 
@@ -72,4 +77,5 @@ def conformance_report(request):
     if not path:
         pytest.skip("no --checkpoint given (run: pytest --checkpoint CKPT)")
     return verify(path, reference=request.config.getoption("--reference"),
-                  allow_pickle=request.config.getoption("--allow-pickle"), progress=False)
+                  allow_pickle=request.config.getoption("--allow-pickle"), progress=False,
+                  cache=not request.config.getoption("--no-cache"))

@@ -13,6 +13,7 @@ scaling that makes it good, while a wrong nibble order or zero stays far off.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import replace
 
 import torch
@@ -21,6 +22,7 @@ from awq_harness.conformance import decode
 from awq_harness.conformance.findings import Finding, Rule
 from awq_harness.conformance.folder import open_folder
 from awq_harness.conformance.reader import TensorReader
+from awq_harness.conformance.remote import RemoteError, close, is_remote, open_remote
 from awq_harness.conformance.safeheader import FILE_FOLDER
 from awq_harness.conformance.structure import Layer
 
@@ -28,6 +30,9 @@ REFERENCE_ERROR = Rule("reference.error", "per-layer reconstruction error agains
 REFERENCE_MISSING = Rule("reference.missing",
                          "the reference has a float weight of the right shape for every quantised layer")
 
+# fetched whole with a remote reference, when the server has them: the functional check tokenises with them
+SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+              "vocab.json", "merges.txt", "added_tokens.json", "generation_config.json")
 MAX_ALIGNED_ERROR = 0.35  # 4-bit RTN measures ~0.1; a scrambled layer ~1.4
 ALS_STEPS = 3
 
@@ -63,10 +68,32 @@ def _from_reference(f: Finding) -> Finding:
     return replace(f, message="reference: " + f.message)
 
 
-def compare(layers: list[Layer], reader: TensorReader, v1: bool, reference: str) -> tuple[list[Finding], list[dict]]:
+@contextmanager
+def opened(reference: str, cache=None):
+    """The reference as a local folder: ``(folder, remote, findings)``. A folder is itself (remote
+    None); a URL (conformance/remote.py) is a sparse local copy of its JSON files, tokenizer and
+    shard headers, whose tensor bytes ``remote`` fetches when they are read, through ``cache``."""
+    if not is_remote(reference):
+        yield reference, None, []
+        return
+    try:
+        files, found = open_remote(reference, cache, SIDE_FILES)
+    except RemoteError as err:
+        raise RemoteError(f"reference: {err}") from None
+    try:
+        yield str(files.root), files, [_from_reference(f) for f in found]
+    except RemoteError as err:
+        raise RemoteError(f"reference: {err}") from None
+    finally:
+        close(files)
+
+
+def compare(layers: list[Layer], reader: TensorReader, v1: bool, reference: str,
+            remote=None) -> tuple[list[Finding], list[dict]]:
+    """``remote``: the reference's RemoteFiles when it is a URL (see ``opened``)."""
     ref = open_folder(reference)
     findings = [_from_reference(f) for f in ref.findings if f.severity == "error" and not f.rule.startswith("config.")]
-    ref_reader, rows = TensorReader(), []
+    ref_reader, rows = TensorReader(remote=remote), []
     for layer in layers:
         info = ref.tensors.get(layer.prefix + ".weight")
         if info is None or info.shape != (layer.dims.n, layer.dims.k) or not info.is_float:

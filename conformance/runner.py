@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -231,7 +232,7 @@ def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report)
 
 
 def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
-         device=None, remote: RemoteFiles | None = None) -> None:
+         device=None, remote: RemoteFiles | None = None, cache=None) -> None:
     folder = open_folder(path)
     memory = _load_pickles(folder, allow_pickle) if folder.pickled and not folder.tensors else {}
     if folder.pickled and not memory and folder.tensors:
@@ -251,16 +252,39 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     _policy(folder, decl, layers, report)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:
-        from awq_harness.conformance.fold_consistency import check as fold_consistency
-        from awq_harness.conformance.reference import compare
+        _against_reference(path, layers, folder, reader, decl, reference, report, device, remote, cache)
 
-        found, rows = compare(layers, reader, decl.gptq_v1, reference)
+
+def _against_reference(path: Path, layers: list[Layer], folder: Folder, reader: TensorReader, decl: Declared,
+                       reference: str, report: Report, device, remote: RemoteFiles | None, cache) -> None:
+    """The weight comparison, the fold check and the functional check; a remote checkpoint or
+    reference is fetched as they read it, one layer at a time (lazy.fetching)."""
+    from awq_harness.conformance.fold_consistency import check as fold_consistency
+    from awq_harness.conformance.reference import compare, opened
+
+    with opened(reference, cache) as (ref_folder, ref_remote, found):
         report.findings += found
-        report.findings += fold_consistency(layers, folder.tensors, reader, decl.gptq_v1, folder.config, reference)
+        found, rows = compare(layers, reader, decl.gptq_v1, ref_folder, ref_remote)
+        report.findings += found
+        report.findings += fold_consistency(layers, folder.tensors, reader, decl.gptq_v1, folder.config, ref_folder,
+                                            ref_remote)
         report.layers = rows
-        if remote is not None:
-            remote.ensure_all()  # the functional check loads the whole model from the cache folder
-        _functional(path, reference, report, device)
+        with _fetching(remote), _fetching(ref_remote):
+            _functional(path, ref_folder, report, device)
+        if ref_remote is not None:
+            report.findings.append(FILE_FOLDER.finding("reference " + ref_remote.summary("the reference"),
+                                                       severity="info"))
+
+
+@contextmanager
+def _fetching(remote: RemoteFiles | None):
+    if remote is None:
+        yield
+        return
+    from awq_harness.awq_ref.checkpoint.lazy import fetching
+
+    with fetching(remote.root, remote.ensure_tensors):
+        yield
 
 
 def _functional(path: Path, reference: str, report: Report, device=None) -> None:
@@ -282,19 +306,19 @@ def _functional(path: Path, reference: str, report: Report, device=None) -> None
 
 
 def _run_remote(url: str, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
-                device=None) -> None:
+                device=None, cache=None) -> None:
     """A checkpoint behind a URL (conformance/remote.py): headers first, tensor bytes on demand."""
     from awq_harness.conformance import remote as fetch
 
     try:
-        files, found = fetch.open_remote(url)
+        files, found = fetch.open_remote(url, cache)
     except RemoteError as err:
         report.findings.append(FILE_FOLDER.finding(str(err)))
         report.readable = False
         return
     try:
         report.findings += found
-        _run(files.root, reference, allow_pickle, progress, report, device, files)
+        _run(files.root, reference, allow_pickle, progress, report, device, files, cache)
         report.findings.append(FILE_FOLDER.finding(files.summary(), severity="info"))
     finally:
         fetch.close(files)
@@ -311,19 +335,23 @@ def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], Tensor
 
 
 def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: bool = False,
-           progress: bool | None = None, device=None) -> Report:
-    """``device`` (a torch.device; None: the CPU): where ``reference``'s functional check runs."""
+           progress: bool | None = None, device=None, cache: bool = True) -> Report:
+    """``device`` (a torch.device; None: the CPU): where ``reference``'s functional check runs.
+    ``cache``: keep the byte ranges fetched from a remote checkpoint or reference (remote_cache.py)."""
+    from awq_harness.conformance.remote_cache import open_cache
     from awq_harness.conformance.rules import (
         RULES,  # the registry collects this module's rules, so it is read at call time
     )
 
     report = Report(checkpoint=str(path))
     report.rules_run = [r for r in RULES if reference or not r.startswith(("reference.", "functional."))]
+    reference = str(reference) if reference else None
+    store = open_cache(cache) if is_remote(path) or is_remote(reference) else None
     try:
         if is_remote(path):
-            _run_remote(str(path), str(reference) if reference else None, allow_pickle, progress, report, device)
+            _run_remote(str(path), reference, allow_pickle, progress, report, device, store)
         else:
-            _run(Path(path), str(reference) if reference else None, allow_pickle, progress, report, device)
+            _run(Path(path), reference, allow_pickle, progress, report, device, cache=store)
     except RemoteError as err:  # a remote read outside a guarded check (config values, reference layers)
         report.findings.append(FILE_TRUNCATED.finding(str(err)))
     except (Exception, RecursionError) as err:  # noqa: BLE001 - the verifier must not raise on any input

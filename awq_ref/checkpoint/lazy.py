@@ -5,11 +5,18 @@ device; ``materialize(prefix)`` reads just the tensors under ``prefix`` from the
 memory-mapped safetensors files and ``release(prefix)`` returns them to ``meta``. Small
 buffers that models compute at construction (rotary frequencies) stay real. Memory is then
 about one layer per open model, so a functional check scales to models larger than RAM.
+
+A folder whose files are sparse local copies of a remote checkpoint (the verifier's remote
+reading) registers a fetch function with ``fetching(folder, fetch)``: while it is registered,
+a model opened from that folder calls ``fetch(file, tensor names)`` before it reads those
+tensors, so their bytes are fetched one layer at a time, not the whole checkpoint up front.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import init_empty_weights
@@ -30,6 +37,7 @@ class LazyModel:
     model: nn.Module
     files: dict[str, Path]  # tensor name -> safetensors file
     dtype: torch.dtype
+    fetch: Callable[[Path, list[str]], None] | None = None  # see fetching()
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -56,6 +64,8 @@ class LazyModel:
             source = self._source_name(name)
             by_file.setdefault(self.files[source], []).append(name)
         for path, group in sorted(by_file.items()):
+            if self.fetch is not None:
+                self.fetch(path, sorted({self._source_name(n) for n in group}))
             with safe_open(path, "pt") as f:
                 for name in group:
                     self._set(name, f.get_tensor(self._source_name(name)))
@@ -91,6 +101,20 @@ def _input_embedding_name(model: nn.Module) -> str:
     return next(f"{n}.weight" for n, m in model.named_modules() if m is emb)
 
 
+_FETCHERS: dict[Path, Callable[[Path, list[str]], None]] = {}
+
+
+@contextmanager
+def fetching(folder: str | Path, fetch: Callable[[Path, list[str]], None]):
+    """While active, models opened from ``folder`` call ``fetch(file, names)`` before reading tensors."""
+    key = Path(folder).resolve()
+    _FETCHERS[key] = fetch
+    try:
+        yield
+    finally:
+        _FETCHERS.pop(key, None)
+
+
 def open_lazy(folder: str | Path, dtype: torch.dtype = torch.float32) -> LazyModel:
     """A float model folder or an AWQ checkpoint, weights left on disk."""
     from transformers import AutoConfig
@@ -103,7 +127,7 @@ def open_lazy(folder: str | Path, dtype: torch.dtype = torch.float32) -> LazyMod
     if qcfg is not None:
         with init_empty_weights(include_buffers=True):
             quantise_skeleton(model, AwqConfig.from_json(qcfg, str(folder / "config.json")))
-    return LazyModel(folder, model, tensor_files(folder), dtype)
+    return LazyModel(folder, model, tensor_files(folder), dtype, _FETCHERS.get(folder.resolve()) if _FETCHERS else None)
 
 
 def _config(folder: Path) -> dict:

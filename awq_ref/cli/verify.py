@@ -14,8 +14,11 @@ from awq_harness.awq_ref.primitives.device import resolve_device
 
 def add_parser(sub) -> None:
     p = sub.add_parser("verify", help="check a quantised checkpoint (AWQ GEMM/GEMV, compressed-tensors, GPTQ)")
-    p.add_argument("path", help="checkpoint folder")
-    p.add_argument("--reference", metavar="FP_DIR", help="float checkpoint: per-layer reconstruction error")
+    p.add_argument("path", help="checkpoint: a folder, https://..., hf://org/name[@revision] or s3://...")
+    p.add_argument("--reference", metavar="FP_DIR",
+                   help="float checkpoint (a folder or a URL like PATH): per-layer reconstruction error")
+    p.add_argument("--no-cache", action="store_true",
+                   help="remote PATH/--reference: neither use nor fill the cache of fetched byte ranges")
     p.add_argument("--json", metavar="FILE",
                    help="write the findings as JSON (schema awq-harness/conformance-findings v1)")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page of the findings")
@@ -64,7 +67,7 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     report = verify(args.path, reference=args.reference, allow_pickle=args.allow_pickle, progress=args.progress,
-                    device=device)
+                    device=device, cache=not args.no_cache)
     if args.json:
         _write(args.json, report.to_json() + "\n")
     if args.html:

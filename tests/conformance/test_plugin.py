@@ -55,3 +55,24 @@ def test_without_checkpoint_the_plugin_only_registers_options_and_markers(tmp_pa
     assert done.returncode == 0, done.stdout[-2000:]
     assert "1 passed" in done.stdout
     assert "--checkpoint" in _pytest("-p", "awq_harness.conformance.plugin", "--help", cwd=tmp_path).stdout
+
+
+def test_remote_checkpoint_and_reference(tmp_path, monkeypatch):
+    """``pytest --checkpoint=URL --reference=URL``: a golden and its float model over HTTP, the
+    reference and functional rules run (not skipped) and pass."""
+    from awq_harness.golden.specs import BY_NAME
+    from tests.conformance.helpers import save_float_reference
+    from tests.conformance.http_server import serve
+
+    name = "llama-gemm-g64-awq"
+    shutil.copytree(ROOT / "golden" / "checkpoints" / name, tmp_path / "served" / "ck")
+    save_float_reference(tmp_path / "served" / "ref", BY_NAME[name].family, BY_NAME[name].seed)
+    monkeypatch.setenv("AWQ_HARNESS_REMOTE_CACHE", str(tmp_path / "cache"))
+    xml = tmp_path / "remote.xml"
+    with serve(tmp_path / "served") as (url, server):
+        done = _pytest(f"--checkpoint={url}ck/", f"--reference={url}ref/", f"--junitxml={xml}", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    cases = {c.get("name"): c for c in ET.parse(xml).getroot().iter("testcase")}
+    for rule in ("reference.error", "functional.perplexity"):
+        assert not list(cases[f"test_rule[{rule}]"]), f"{rule} was skipped or failed"
+    assert any(path.startswith("/ref/") for _, path, _ in server.log)

@@ -30,8 +30,9 @@ def _folder_bytes(folder: Path) -> int:
 
 
 @pytest.fixture(autouse=True)
-def _short_timeout(monkeypatch):
+def _short_timeout(monkeypatch, tmp_path):
     monkeypatch.setenv("AWQ_HARNESS_REMOTE_TIMEOUT", "2")
+    monkeypatch.setenv("AWQ_HARNESS_REMOTE_CACHE", str(tmp_path / "remote-cache"))
 
 
 @pytest.mark.parametrize("name", sorted(s.name for s in GOLDENS))
