@@ -42,7 +42,8 @@ def _order(row: Row) -> tuple:
 def _cell(runtime: ModuleType, version: str, row: Row, tp: int, device: str, fmt: str, model: Model) -> dict:
     part = partition(row, tp, model)
     c = runtime.cell(row, part, tp, device, fmt, version)
-    return {"tp": tp, "device": device, **c.to_dict(), "n_part": part.n, "k_part": part.k, "merged_n_part": part.merged_n}
+    return {"tp": tp, "device": device, **c.to_dict(),
+            "n_part": part.n, "k_part": part.k, "merged_n_part": part.merged_n}
 
 
 def _heads(runtime: ModuleType, model: Model, tps, devices) -> dict | None:

@@ -23,7 +23,7 @@ S = "python/sglang/srt/layers/quantization/"
 SRC_COMPAT = Source(S + "awq.py", "AWQMarlinConfig.is_awq_marlin_compatible")
 SRC_LAYER = Source(S + "marlin_utils.py", "check_marlin_supports_layer")
 SRC_AWQ = Source(S + "awq.py", "AWQLinearMethod.create_weights")
-SRC_SPLIT = Source("python/sglang/srt/layers/linear.py", "QKVParallelLinear / ColumnParallelLinear / RowParallelLinear")
+SRC_SPLIT = Source("python/sglang/srt/layers/linear.py", "QKVParallelLinear, Column/RowParallelLinear")
 SRC_HEADS = Source("python/sglang/srt/configs/model_config.py", "ModelConfig (heads % tp_size)")
 
 
