@@ -54,10 +54,25 @@ def _record(report) -> None:
     for f in report.findings:
         record("findings", {"checkpoint": report.checkpoint, "rule": f.rule, "severity": f.severity,
                             "message": f.message, "file": f.file, "tensor": f.tensor})
+    _record_matrix(report, record)
     for row in (report.functional or {}).get("layers", []):  # --reference: the per-layer picture
         for mode in ("isolated", "accumulated"):
             record("layer_errors", {"model": report.checkpoint, "layer": row["layer"], "mode": mode,
                                     "rel_error": row[f"{mode}_rel_error"], "sqnr_db": row[f"{mode}_sqnr_db"]})
+
+
+def _record_matrix(report, record) -> None:
+    """--target: one runtime_matrix entry per cell (reports/runtime_matrix.py)."""
+    from awq_harness.conformance.runtimes.render import row_name
+
+    for t in (report.runtime_matrix or {}).get("targets", []):
+        for r in t["rows"]:
+            for c in r["cells"]:
+                record("runtime_matrix", {"checkpoint": report.checkpoint, "target": t["target"],
+                                          "version": t["version"], "layer": row_name(r), "tp": c["tp"],
+                                          "device": c["device"], "verdict": c["verdict"], "kernel": c["kernel"],
+                                          "rule": c["rule"], "source": c["source"], "why": c["why"],
+                                          "checked": c["checked"]})
 
 
 def _print(report, quiet: bool) -> None:

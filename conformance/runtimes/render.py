@@ -15,7 +15,7 @@ def _label(c: dict) -> str:
     return MARKS[c["verdict"]]
 
 
-def _row_name(r: dict) -> str:
+def row_name(r: dict) -> str:
     if "n" not in r:
         return f"{r['kind']} ({r['heads']} q / {r['kv_heads']} kv)"
     merged = f" in {'+'.join(r['merged'])}" if r["merged"] else ""
@@ -29,7 +29,7 @@ def tables(t: dict, tps: list[int], devices: list[str]) -> tuple[list[str], list
     head = ["layers"] + [f"TP{tp} {d}" for tp in tps for d in devices]
     body = []
     for r in t["rows"]:
-        line = [_row_name(r)]
+        line = [row_name(r)]
         for c in r["cells"]:
             key = (c["verdict"], c["kernel"], c["rule"], c["source"], c["why"], c["checked"])
             n = notes.setdefault(key, len(notes) + 1)
