@@ -18,7 +18,7 @@ from types import ModuleType
 
 from awq_harness.conformance.declared import Declared
 from awq_harness.conformance.findings import Finding, Report, Rule
-from awq_harness.conformance.runtimes.shapes import Model, Row, heads_split, partition, rows
+from awq_harness.conformance.runtimes.shapes import Model, Row, act_dtype, heads_split, partition, rows
 from awq_harness.conformance.structure import Layer
 
 RUNTIME_REFUSES = Rule("runtime.refuses",
@@ -76,7 +76,7 @@ def target_matrix(runtime: ModuleType, version: str, layers: list[Layer], decl: 
     model = Model.from_config(config)
     table = [r for r in [_heads(runtime, model, tps, devices)] if r]
     table += [_row(runtime, version, row, tps, devices, fmt, model)
-              for row in sorted(rows(layers, decl), key=_order)]
+              for row in sorted(rows(layers, decl, act_dtype(config)), key=_order)]
     return {"target": runtime.NAME, "version": version, "format": fmt, "rows": table,
             "configs": _configs(table, tps, devices)}
 

@@ -51,6 +51,7 @@ class Row:
     g_idx: bool        # act-order (compressed-tensors weight_g_idx)
     merged: tuple[tuple[str, int], ...]  # the (kind, N) of the merged linear it belongs to (itself alone if none)
     prefixes: tuple[str, ...] = field(default=(), compare=False)
+    act_dtype: str = "float16"  # the model's activation dtype (config torch_dtype)
 
     @property
     def count(self) -> int:
@@ -91,14 +92,20 @@ def _merged(layer: Layer, layers_by_prefix: dict[str, Layer]) -> tuple[tuple[str
     return tuple((g, layers_by_prefix[f"{parent}.{g}"].dims.n) for g in group if f"{parent}.{g}" in layers_by_prefix)
 
 
-def rows(layers: list[Layer], decl: Declared) -> list[Row]:
+def act_dtype(config: dict | None) -> str:
+    c = config if isinstance(config, dict) else {}
+    dtype = c.get("torch_dtype", c.get("dtype"))
+    return "bfloat16" if dtype == "bfloat16" else "float16"
+
+
+def rows(layers: list[Layer], decl: Declared, dtype: str = "float16") -> list[Row]:
     by_prefix = {lay.prefix: lay for lay in layers}
     found: dict[tuple, list[str]] = {}
     for lay in layers:
         key = (lay.prefix.rpartition(".")[2], lay.dims.n, lay.dims.k, lay.group_width, round(lay.dims.bits),
                _symmetric(lay, decl), "weight_g_idx" in lay.infos, _merged(lay, by_prefix))
         found.setdefault(key, []).append(lay.prefix)
-    return [Row(*key, prefixes=tuple(prefixes)) for key, prefixes in found.items()]
+    return [Row(*key, prefixes=tuple(prefixes), act_dtype=dtype) for key, prefixes in found.items()]
 
 
 def _column(kind: str, n: int, tp: int, model: Model) -> tuple[int, str | None]:
