@@ -142,7 +142,7 @@ def _slow(row: Row, part: Part, dtype: str) -> Cell | None:
         return Cell("fallback", "Exllama", "vllm.mp.exllama", SRC_EXLLAMA, "no Machete/Marlin for the layer",
                     "selection")
     if (_wtype(row) in TRITON_TYPES and part.merged_n % 8 == 0
-            and (row.group_size in TRITON_GROUPS or row.group >= row.k) and part.k % min(row.group, part.k) == 0):
+            and (row.group_size in TRITON_GROUPS or row.group >= row.k) and (row.group_size == -1 or part.k % row.group == 0)):
         return Cell("fallback", "TritonW4A16", "vllm.mp.triton", SRC_TRITON, "no Machete/Marlin for the layer",
                     "selection")
     return None
@@ -166,7 +166,7 @@ def _mp_kernel(row: Row, part: Part, cap: int, version: str, dtype: str, slow: b
 
 def _awq_kernel(part: Part, row: Row, why: str) -> Cell:
     """AutoAWQLinearMethod: the slower awq_gemm kernel, or a refusal when the rank's shape breaks it."""
-    if part.k % min(row.group, part.k):
+    if part.k % (row.k if row.group_size == -1 else row.group):  # group -1 means the full input size here
         return Cell("refuses", None, "vllm.awq.shape", SRC_AWQ,
                     f"input_size_per_partition {part.k} is not aligned with group size {row.group}", "selection")
     if part.merged_n % AWQ_PACK:
