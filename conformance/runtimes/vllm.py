@@ -141,8 +141,9 @@ def _slow(row: Row, part: Part, dtype: str) -> Cell | None:
             and part.merged_n % (32 // row.bits) == 0):
         return Cell("fallback", "Exllama", "vllm.mp.exllama", SRC_EXLLAMA, "no Machete/Marlin for the layer",
                     "selection")
-    if (_wtype(row) in TRITON_TYPES and part.merged_n % 8 == 0
-            and (row.group_size in TRITON_GROUPS or row.group >= row.k) and (row.group_size == -1 or part.k % row.group == 0)):
+    triton_group = row.group_size in TRITON_GROUPS or row.group >= row.k
+    if (_wtype(row) in TRITON_TYPES and part.merged_n % 8 == 0 and triton_group
+            and (row.group_size == -1 or part.k % row.group == 0)):
         return Cell("fallback", "TritonW4A16", "vllm.mp.triton", SRC_TRITON, "no Machete/Marlin for the layer",
                     "selection")
     return None
