@@ -66,9 +66,9 @@ def _cpu(r: dict) -> tuple[str, str | None]:
 
 
 def _cuda(r: dict, cap: int) -> tuple[str, str | None]:
+    from gptqmodel.models._const import DEVICE
     from gptqmodel.quantization import FORMAT, METHOD
     from gptqmodel.utils.importer import AUTO_BACKEND_KERNEL_MAPPING
-    from gptqmodel.models._const import DEVICE
 
     group = -1 if r["group"] >= r["k"] else r["group"]
     kwargs = {"bits": r["bits"], "group_size": group, "desc_act": False, "sym": r["symmetric"],
