@@ -70,6 +70,9 @@ CPU_KERNELS = (
     Kernel("AwqTorchLinear", "torch_awq.py", 0, (2, 3, 4, 5, 6, 7, 8), (-1, 16, 32, 64, 128), 1, 8),
 )
 INT4PACK_GROUPS = (32, 64, 128, 256)
+# classes whose validate_once needs a compiled GPT-QModel extension: without it selection moves on
+EXTENSION = {"AwqSwordfishLinear": "swordfish", "AwqMacheteLinear": "machete", "AwqMarlinLinear": "marlin",
+             "AwqExllamaV2Linear": "exllamav2"}
 
 
 def selected(row: Row, kernels: tuple[Kernel, ...], cap: int = 0) -> Kernel | None:
@@ -84,16 +87,17 @@ def _kernel_cell(row: Row, part: Part, kernels: tuple[Kernel, ...], cap: int, ch
         return Cell("refuses", None, "transformers.gptqmodel.select", SRC_SELECT,
                     f"no GPT-QModel AWQ kernel takes {row.bits} bits with group size {row.group_size}", checked)
     src = Source(G + k.file, f"{k.name} SUPPORTS_* and _validate")
+    built = f" (if its {EXTENSION[k.name]} extension is built)" if k.name in EXTENSION else ""
     if part.k % k.in_div or part.n % k.out_div:
         return Cell("refuses", None, "transformers.gptqmodel.shape", src,
-                    f"{k.name} (chosen once for the model) needs in % {k.in_div} and out % {k.out_div}: "
+                    f"{k.name} (chosen once for the model{built}) needs in % {k.in_div} and out % {k.out_div}: "
                     f"this layer is {part.k} x {part.n}", checked)
     if k.int4pack and row.group not in INT4PACK_GROUPS:
         return Cell("refuses", None, "transformers.cpu.int4pack", SRC_ATEN,
                     f"{k.name} runs ATen int4pack, which takes group widths {INT4PACK_GROUPS}, not {row.group}",
                     checked)
     preferred = next(c for c in kernels if c.min_cap <= cap)
-    why = "the first GPT-QModel kernel that fits (chosen once per model, without shapes)"
+    why = f"the first GPT-QModel kernel that fits{built} (chosen once per model, without shapes)"
     if k is not preferred:
         why += f"; {preferred.name} does not take {row.bits} bits / group size {row.group_size}"
     return Cell("loads" if k is preferred else "fallback", k.name, "transformers.gptqmodel.select", src, why, checked)
