@@ -29,6 +29,12 @@ the version tox -e peers-vllm installs; the GPU code paths are the same files).
   GPTQ and compressed-tensors linear; uint4 / uint4b8 only, ``K_part % 32``, merged
   ``N_part % 32``, an even group size.
 
+A group straddling two ranks (row-parallel ``K_part % group != 0``) is checked by Marlin,
+TritonW4A16 and the AWQ kernel (they refuse) but not by Machete, Exllama or CPUWNA16: those load,
+and ``parameter.py`` ``load_row_parallel_weight`` cuts each rank's scales and zeros as whole
+groups from ``rank * (K_part // group)``, so ranks after the first read other columns' scales:
+``misreads``.
+
 Model level: ``config/model.py`` ``ModelConfig.verify_with_parallel_config``: the attention
 heads must divide by the tensor-parallel size; ``layers/linear.py``: each part must split.
 """
@@ -65,6 +71,7 @@ SRC_GPTQ = Source(Q + "auto_gptq.py", "AutoGPTQConfig.__init__ (TYPE_MAP)")
 SRC_CT = Source(Q + "compressed_tensors/schemes/compressed_tensors_wNa16.py", "CompressedTensorsWNA16.__init__")
 SRC_CPU = Source(MP + "cpu.py", "CPUWNA16LinearKernel.can_implement")
 SRC_SPLIT = Source("vllm/model_executor/layers/linear.py", "QKVParallelLinear, Column/RowParallelLinear")
+SRC_NARROW = Source("vllm/model_executor/parameter.py", "RowvLLMParameter.load_row_parallel_weight")
 SRC_GEMV = Source(Q + "auto_awq.py", "BaseAWQLinearMethod.create_weights (GEMM shapes only)")
 
 
@@ -105,6 +112,16 @@ MACHETE_TYPES = {True: ("uint4", "uint8"), False: ("uint4b8", "uint8b128")}
 EXLLAMA_TYPES = ("uint4b8", "uint8b128")
 TRITON_TYPES = ("uint4b8", "uint4")
 TRITON_GROUPS = (-1, 32, 64, 128, 256)
+
+
+def _misread(cell: Cell, part: Part, row: Row) -> Cell:
+    """A kernel that does not check for a group straddling two ranks: each rank's scales and zeros
+    are cut as whole groups from rank * (K_part // group), so they belong to other columns."""
+    why = straddles(part, row)
+    if cell.verdict == "refuses" or why is None:
+        return cell
+    return Cell("misreads", cell.kernel, "vllm.group-straddle", SRC_NARROW,
+                f"{cell.kernel} accepts it but {why}: each rank loads the scales of other columns", cell.checked)
 
 
 def _wtype(row: Row) -> str:
@@ -153,7 +170,8 @@ def _mp_kernel(row: Row, part: Part, cap: int, version: str, dtype: str, slow: b
     """choose_mp_linear_kernel on CUDA: the first kernel that can implement the rank's layer."""
     machete = _machete(row, part, cap)
     if machete is None:
-        return Cell("loads", "Machete", "vllm.machete", SRC_MACHETE, "Machete takes the rank's shape", "selection")
+        return _misread(Cell("loads", "Machete", "vllm.machete", SRC_MACHETE, "Machete takes the rank's shape",
+                             "selection"), part, row)
     marlin = _marlin(row, part, cap, version)
     if marlin is None:
         why = "Marlin takes the rank's shape" + (f" (Machete: {machete})" if cap == MACHETE_CAP else "")
@@ -161,7 +179,9 @@ def _mp_kernel(row: Row, part: Part, cap: int, version: str, dtype: str, slow: b
             why += "; tiles zero-padded"
         return Cell("loads", "Marlin", "vllm.marlin", SRC_MARLIN_MP, why, "selection")
     fallback = _slow(row, part, dtype) if slow else None
-    return fallback or Cell("refuses", None, "vllm.mp.choose", SRC_CHOOSE,
+    if fallback is not None:
+        return _misread(fallback, part, row)
+    return Cell("refuses", None, "vllm.mp.choose", SRC_CHOOSE,
                             f"no mixed-precision kernel implements the layer (Marlin: {marlin})", "selection")
 
 
@@ -215,7 +235,8 @@ def _cpu(row: Row, part: Part) -> Cell:
         why = f"output size {part.merged_n} (merged) is not a multiple of {CPU_MULTIPLE}"
     if why:
         return Cell("refuses", None, "vllm-cpu.cpuwna16", SRC_CPU, why, "loader")
-    return Cell("loads", "CPUWNA16", "vllm-cpu.cpuwna16", SRC_CPU, "CPUWNA16 takes the rank's shape", "loader")
+    return _misread(Cell("loads", "CPUWNA16", "vllm-cpu.cpuwna16", SRC_CPU, "CPUWNA16 takes the rank's shape",
+                         "loader"), part, row)
 
 
 def cell(row: Row, part: Part, tp: int, device: str, fmt: str, version: str = VERSIONS[0]) -> Cell:

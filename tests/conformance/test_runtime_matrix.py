@@ -171,3 +171,18 @@ def test_cpu_cells_agree_with_the_loader_claims(built):
                 continue
             said = claim(report.findings, t["target"])
             assert ("refuses" if t["configs"][0]["verdict"] == "refuses" else "loads") == said, (kind, t["target"])
+
+
+def test_a_group_straddling_ranks_is_misread_where_the_kernel_does_not_check_it():
+    o = row(n=576, k=576, group=64)  # TP 2: 288 input columns per rank, 4.5 groups
+    part = partition(o, 2, GQA)
+    cpu = vllm.cell(o, part, 2, "cpu", "gemm")
+    assert cpu.verdict == "misreads" and cpu.kernel == "CPUWNA16" and "parameter.py" in str(cpu.source)
+    assert vllm.cell(o, part, 2, "sm80", "gemm").verdict == "refuses"  # Marlin checks, then the AWQ kernel refuses
+    sym = row(n=576, k=576, group=64, symmetric=True)
+    assert vllm.cell(sym, part, 2, "sm80", "compressed-tensors").kernel == "Exllama"  # Marlin refuses, Exllama not
+    assert vllm.cell(sym, part, 2, "sm80", "compressed-tensors").verdict == "misreads"
+    bf16 = Row(*[getattr(sym, f) for f in ("kind", "n", "k", "group", "bits", "symmetric", "g_idx", "merged")],
+               prefixes=sym.prefixes, act_dtype="bfloat16")
+    assert vllm.cell(bf16, part, 2, "sm80", "compressed-tensors").verdict == "refuses"  # Exllama needs fp16
+    assert vllm.cell(o, partition(o, 1, GQA), 1, "cpu", "gemm").verdict == "loads"

