@@ -89,7 +89,10 @@ def _request(args) -> tuple | None:
     if not args.target:
         return None
     from awq_harness.conformance import runtimes
+    from awq_harness.conformance.remote import is_remote
 
+    if is_remote(args.path):
+        raise HarnessError(f"--target: {args.path}: the runtime matrix reads a local checkpoint folder only")
     targets = [runtimes.parse_target(t) for t in args.target.split(",")]
     return targets, runtimes.parse_tps(args.tp), runtimes.parse_devices(args.gpu)
 

@@ -18,6 +18,7 @@ from types import ModuleType
 
 from awq_harness.conformance.declared import Declared
 from awq_harness.conformance.findings import Finding, Report, Rule
+from awq_harness.conformance.runtimes.cells import Cell, Source
 from awq_harness.conformance.runtimes.shapes import Model, Row, act_dtype, heads_split, partition, rows
 from awq_harness.conformance.structure import Layer
 
@@ -32,6 +33,7 @@ RUNTIME_RULES = {r.id: r for r in (RUNTIME_REFUSES, RUNTIME_UNSERVABLE, RUNTIME_
 BAD = ("refuses", "misreads")
 ORDER = {"loads": 0, "fallback": 1, "unknown": 2, "misreads": 3, "refuses": 4}
 HEADS = "attention heads"
+MOE = ".experts."
 KINDS = ("q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj")
 
 
@@ -41,7 +43,11 @@ def _order(row: Row) -> tuple:
 
 def _cell(runtime: ModuleType, version: str, row: Row, tp: int, device: str, fmt: str, model: Model) -> dict:
     part = partition(row, tp, model)
-    c = runtime.cell(row, part, tp, device, fmt, version)
+    if MOE in row.prefixes[0]:
+        c = Cell("unknown", None, "runtime.moe", Source("-", "fused MoE kernels"),
+                 "MoE expert linears run on fused-MoE kernels, which these profiles do not model", "source")
+    else:
+        c = runtime.cell(row, part, tp, device, fmt, version)
     return {"tp": tp, "device": device, **c.to_dict(),
             "n_part": part.n, "k_part": part.k, "merged_n_part": part.merged_n}
 

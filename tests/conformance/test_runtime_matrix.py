@@ -186,3 +186,11 @@ def test_a_group_straddling_ranks_is_misread_where_the_kernel_does_not_check_it(
                prefixes=sym.prefixes, act_dtype="bfloat16")
     assert vllm.cell(bf16, part, 2, "sm80", "compressed-tensors").verdict == "refuses"  # Exllama needs fp16
     assert vllm.cell(o, partition(o, 1, GQA), 1, "cpu", "gemm").verdict == "loads"
+
+
+def test_moe_experts_are_unknown_and_remote_paths_are_refused(built, capsys):
+    section, _ = _section(built["moe"], tps=(1,), devices=("sm80",))
+    experts = [r for r in section["targets"][0]["rows"] if ".experts." in r.get("example", "")]
+    assert experts and all(c["verdict"] == "unknown" for r in experts for c in r["cells"])
+    assert main(["verify", "hf://org/name", "--target", "vllm"]) == 2
+    assert "local checkpoint folder" in capsys.readouterr().err
