@@ -28,9 +28,11 @@ def add_parser(sub) -> None:
                    help="read .bin/.pt weights with torch.load(weights_only=True)")
     p.add_argument("--target", metavar="RUNTIMES",
                    help="runtime matrix for these runtimes: vllm, vllm@0.31, transformers, sglang (comma-separated)")
-    p.add_argument("--tp", metavar="SIZES", default="1,2,4,8", help="tensor-parallel sizes of the matrix")
+    p.add_argument("--tp", metavar="SIZES", default="1,2,4,8",
+                   help="tensor-parallel sizes of the matrix (default 1,2,4,8)")
     p.add_argument("--gpu", metavar="DEVICES", default="sm80,sm90,cpu",
-                   help="devices of the matrix: sm75, sm80, sm86, sm89, sm90, cpu (the runtime's CPU build)")
+                   help="devices of the matrix: sm75, sm80, sm86, sm89, sm90, cpu (the runtime's CPU build; "
+                        "default sm80,sm90,cpu)")
     p.add_argument("--require-target", action="store_true",
                    help="a requested target that refuses or misreads any requested cell is an error (exit 1)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verdict")
