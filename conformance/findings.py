@@ -7,7 +7,9 @@ Schema ``awq-harness/conformance-findings`` version 1::
      "rules_run": [rule id, ...],
      "findings": [{"rule", "severity", "message", "file", "tensor"}, ...],
      "layers": [{"layer", "rel_error", "sqnr_db", "rank"}, ...]   # with --reference only
-     "summary": {"error": int, "warning": int, "info": int}}
+     "summary": {"error": int, "warning": int, "info": int},
+     "runtime_matrix": {...}   # with verify --target only (conformance/runtimes/matrix.py)
+    }
 
 Severities: ``error`` (a violation: exit 1), ``warning`` (loads somewhere but risky),
 ``info`` (facts such as the detected format or the valid tensor-parallel sizes).
@@ -58,6 +60,7 @@ class Report:
     rules_run: list[str] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
     functional: dict | None = None  # with --reference: layer-wise hidden-state errors and perplexities
+    runtime_matrix: dict | None = None  # with --target: per runtime, layers x (TP, device) cells
 
     def of_rule(self, rule: str) -> list[Finding]:
         return [f for f in self.findings if f.rule == rule]
@@ -84,7 +87,7 @@ class Report:
             "layers": self.layers,
             "functional": self.functional,
             "summary": {s: self.count(s) for s in SEVERITIES},
-        }
+        } | ({"runtime_matrix": self.runtime_matrix} if self.runtime_matrix is not None else {})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)

@@ -31,8 +31,23 @@ def _status(report: Report, rule: str) -> str:
     return "failed" if "error" in severities else "warning" if "warning" in severities else "passed"
 
 
+def _matrix(report: Report) -> list[str]:
+    """The runtime matrix (verify --target): per target a table and its numbered notes."""
+    from awq_harness.conformance.runtimes.render import tables
+
+    m, out = report.runtime_matrix, []
+    for t in (m or {}).get("targets", []):
+        head, body, notes = tables(t, m["tp"], m["devices"])
+        out += ["", f"### {cell(t['target'])} {cell(t['version'])} ({cell(t['format'])})", "", _table(head, body), ""]
+        out += [f"- {cell(n)}" for n in notes]
+    return (["", "## Runtime matrix"] + out) if out else []
+
+
 def render(report: Report) -> str:
     from awq_harness.conformance.rules import RULES
+    from awq_harness.conformance.runtimes.matrix import RUNTIME_RULES
+
+    RULES = {**RULES, **RUNTIME_RULES}  # noqa: N806 - the runtime rules run only with --target
 
     verdict = "conforms" if report.conforms else ("could not be read" if not report.readable else "violations")
     rules = [[r, _status(report, r), RULES[r].title if r in RULES else ""]
@@ -46,4 +61,4 @@ def render(report: Report) -> str:
         parts += ["", "### Findings", "",
                   _table(["severity", "rule", "file", "tensor", "message"],
                          [[f.severity, f.rule, f.file or "", f.tensor or "", f.message] for f in shown])]
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts + _matrix(report)) + "\n"

@@ -26,6 +26,8 @@ Sections and the keys each payload must carry (other keys are kept as given)::
                         kld_p99, kld_p999, kld_max, <statistic>_ci)
     claims             model, settings, claim, comparison, value, verdict
                        (optional: statistic, ci_low, ci_high)
+    runtime_matrix     checkpoint, target, layer, tp, device, verdict
+                       (optional: version, kernel, rule, source, why, checked)
 
 Values are turned into plain JSON types when recorded (numpy / torch scalars become
 floats), so a payload can never break the results file later.
@@ -56,6 +58,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "compile_check": ("arch", "kernel", "dtype", "ok"),
     "quality": ("model", "method", "bits", "ppl", "kld_mean", "top1_agreement"),
     "claims": ("model", "settings", "claim", "comparison", "value", "verdict"),
+    "runtime_matrix": ("checkpoint", "target", "layer", "tp", "device", "verdict"),
 }
 SECTIONS: tuple[str, ...] = tuple(REQUIRED_KEYS)
 SPOOL_ENV = "AWQ_HARNESS_RESULTS_SPOOL"

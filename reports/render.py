@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from awq_harness.reports import compile_check, figures
+from awq_harness.reports import compile_check, figures, runtime_matrix
 from awq_harness.reports.compare import (
     FINDING_KEY,
     KERNEL_KEY,
@@ -59,6 +59,7 @@ def render_report(runs: list[Results], baseline: Results | None = None,
         "sensitivity": sorted(current.sections["sensitivity"], key=lambda e: -float(e["score"])),
         "trend_runs": _trend_runs(ordered, baseline),
         "compile_check": compile_check.view(current.sections.get("compile_check", [])),
+        "runtime_matrix": runtime_matrix.view(current.sections.get("runtime_matrix", [])),
     }
     context["charts"] = _charts(current, context["trend_runs"], comparison)
     return Report(_environment().get_template("report.html.j2").render(**context), context["verdict"])

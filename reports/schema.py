@@ -40,6 +40,7 @@ NUMERIC_KEYS: dict[str, tuple[str, ...]] = {
     "compile_check": (),
     "quality": ("bits", "ppl", "kld_mean", "top1_agreement"),
     "claims": ("value",),
+    "runtime_matrix": ("tp",),
 }
 
 

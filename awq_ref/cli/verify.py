@@ -1,6 +1,10 @@
 """``awq-harness verify PATH``: check a checkpoint against the conformance rules.
 
 Exit code 0: conforms; 1: violations (error findings); 2: the checkpoint could not be read.
+
+``--target vllm,transformers,sglang [--tp 1,2,4,8] [--gpu sm80,sm90,cpu]`` adds the runtime matrix
+(conformance/runtimes): per target, layers x (TP, device) cells. A refusing cell is a warning,
+an error with ``--require-target``; a target that refuses every requested cell is an error.
 """
 from __future__ import annotations
 
@@ -25,6 +29,15 @@ def add_parser(sub) -> None:
     p.add_argument("--markdown", metavar="FILE", help="write the findings as a Markdown table (for a model card)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="read .bin/.pt weights with torch.load(weights_only=True)")
+    p.add_argument("--target", metavar="RUNTIMES",
+                   help="runtime matrix for these runtimes: vllm, vllm@0.31, transformers, sglang (comma-separated)")
+    p.add_argument("--tp", metavar="SIZES", default="1,2,4,8",
+                   help="tensor-parallel sizes of the matrix (default 1,2,4,8)")
+    p.add_argument("--gpu", metavar="DEVICES", default="sm80,sm90,cpu",
+                   help="devices of the matrix: sm75, sm80, sm86, sm89, sm90, cpu (the runtime's CPU build; "
+                        "default sm80,sm90,cpu)")
+    p.add_argument("--require-target", action="store_true",
+                   help="a requested target that refuses or misreads any requested cell is an error (exit 1)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verdict")
     p.add_argument("--progress", action="store_true", default=None, help="always show a progress bar")
     add_device_flag(p)
@@ -46,10 +59,25 @@ def _record(report) -> None:
     for f in report.findings:
         record("findings", {"checkpoint": report.checkpoint, "rule": f.rule, "severity": f.severity,
                             "message": f.message, "file": f.file, "tensor": f.tensor})
+    _record_matrix(report, record)
     for row in (report.functional or {}).get("layers", []):  # --reference: the per-layer picture
         for mode in ("isolated", "accumulated"):
             record("layer_errors", {"model": report.checkpoint, "layer": row["layer"], "mode": mode,
                                     "rel_error": row[f"{mode}_rel_error"], "sqnr_db": row[f"{mode}_sqnr_db"]})
+
+
+def _record_matrix(report, record) -> None:
+    """--target: one runtime_matrix entry per cell (reports/runtime_matrix.py)."""
+    from awq_harness.conformance.runtimes.render import row_name
+
+    for t in (report.runtime_matrix or {}).get("targets", []):
+        for r in t["rows"]:
+            for c in r["cells"]:
+                record("runtime_matrix", {"checkpoint": report.checkpoint, "target": t["target"],
+                                          "version": t["version"], "layer": row_name(r), "tp": c["tp"],
+                                          "device": c["device"], "verdict": c["verdict"], "kernel": c["kernel"],
+                                          "rule": c["rule"], "source": c["source"], "why": c["why"],
+                                          "checked": c["checked"]})
 
 
 def _print(report, quiet: bool) -> None:
@@ -61,13 +89,32 @@ def _print(report, quiet: bool) -> None:
           f"({report.count('error')} errors, {report.count('warning')} warnings)")
 
 
+def _request(args) -> tuple | None:
+    """(targets, TP sizes, devices) of --target/--tp/--gpu, checked before the verification runs."""
+    if not args.target:
+        return None
+    from awq_harness.conformance import runtimes
+    from awq_harness.conformance.remote import is_remote
+
+    if is_remote(args.path):
+        raise HarnessError(f"--target: {args.path}: the runtime matrix reads a local checkpoint folder only")
+    targets = [runtimes.parse_target(t) for t in args.target.split(",")]
+    return targets, runtimes.parse_tps(args.tp), runtimes.parse_devices(args.gpu)
+
+
 def run(args) -> int:
     from awq_harness.conformance import verify
     from awq_harness.conformance.html import render
 
     device = resolve_device(args.device)
+    request = _request(args)
     report = verify(args.path, reference=args.reference, allow_pickle=args.allow_pickle, progress=args.progress,
                     device=device, cache=not args.no_cache)
+    matrix_text = ""
+    if request and report.readable:
+        from awq_harness.conformance.runtimes.matrix import matrix_of
+
+        matrix_text = matrix_of(report, args.path, *request, args.require_target)
     if args.json:
         _write(args.json, report.to_json() + "\n")
     if args.html:
@@ -77,6 +124,8 @@ def run(args) -> int:
 
         _write(args.markdown, markdown(report))
     _record(report)
+    if matrix_text and not args.quiet:
+        print(matrix_text)
     _print(report, args.quiet)
     sys.stdout.flush()
     return report.exit_code()

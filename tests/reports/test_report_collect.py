@@ -40,7 +40,7 @@ def test_record_inside_collecting_keeps_payload_in_its_section():
 def test_every_documented_section_exists():
     assert set(SECTIONS) == {"kernel_speedups", "perplexity", "calibration_curve", "layer_errors",
                              "findings", "sensitivity", "benchmarks", "decode_speed", "compile_check", "quality",
-                             "claims"}
+                             "claims", "runtime_matrix"}
 
 
 def test_current_test_is_attached_to_records():
