@@ -66,13 +66,26 @@ def _layer_prefixes(arch, tensors: dict[str, TensorInfo]) -> list[str]:
     return [f"{head}{i}." for i in sorted((i for i in indices if i.isdigit()), key=int)]
 
 
+def _expanded(name: str, prefix: str, tensors: dict[str, TensorInfo]) -> list[str]:
+    """A reader name; one holding the expert pattern becomes one name per expert stored under the layer."""
+    from awq_harness.awq_ref.model.arch import EXPERT
+
+    if EXPERT not in name:
+        return [prefix + name]
+    head, tail = (prefix + name).split(EXPERT)
+    experts = {n[len(head):].split(".", 1)[0] for n in tensors if n.startswith(head)}
+    return [f"{head}{e}{tail}" for e in sorted((e for e in experts if e.isdigit()), key=int)]
+
+
 def _norm_groups(arch, tensors: dict[str, TensorInfo], prefix: str):
-    """(norm name, offset, reader names) for each group of the family whose prev is a stored 1-D norm."""
+    """(norm name, offset, reader names) for each group of the family whose prev is a stored 1-D norm:
+    its balance linears (every expert's) and the float readers it compensates (routers, gates)."""
     out = []
     for group in arch.scaling_groups:
         info = tensors.get(f"{prefix}{group.prev}.weight")
         if info is not None and len(info.shape) == 1 and info.is_float:
-            out.append((prefix + group.prev, group.norm_offset, [prefix + b for b in group.balance]))
+            readers = [r for name in (*group.balance, *group.compensate) for r in _expanded(name, prefix, tensors)]
+            out.append((prefix + group.prev, group.norm_offset, readers))
     return out
 
 
