@@ -12,7 +12,8 @@ other linear is exactly float.
 Cost: only the ``top`` layers of the layer ranking are scored (default 6 of 30 in the CLI;
 the greedy plan only reaches a few layers deep): for each, G x (N - i) layer forwards
 (G = 4 on Llama; a MoE layer: attention groups plus one per expert), i.e. at most
-``top`` x G x N layer forwards, about 1.6 x the layer ranking for top = 6 on SmolLM2, plus rerunning those layers' scale search for the folded basis.
+``top`` x G x N layer forwards, about 1.6 x the layer ranking for top = 6 on SmolLM2,
+plus rerunning those layers' scale search for the folded basis.
 """
 from __future__ import annotations
 
