@@ -28,6 +28,12 @@ def causal_lm_from_config(config, dtype: torch.dtype, **kwargs):
 
 
 def causal_lm_from_pretrained(path, dtype: torch.dtype, **kwargs):
+    """A float model as transformers loads it, MoE experts then one linear per expert; a quantised
+    checkpoint exactly as transformers' own loader builds it (what the portability tests judge)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, **dtype_kwargs(dtype), **kwargs)
+    from awq_harness.awq_ref.model.experts import per_expert_view
+
+    model = AutoModelForCausalLM.from_pretrained(path, **dtype_kwargs(dtype), **kwargs)
+    quantised = getattr(model.config, "quantization_config", None) is not None
+    return model if quantised else per_expert_view(model)
