@@ -24,6 +24,17 @@ Groups per family follow AutoAWQ ``models/llama.py`` and ``models/opt.py``:
                          the v slice of qkv_proj is as wide as o_proj's input (no GQA);
                          post_attention_layernorm -> gate_up_proj (fused);
                          gate_up_proj -> down_proj (only its last half, "up", is divided)
+    mixtral, qwen2_moe,  attention as llama; post_attention_layernorm -> every expert's gate and up
+    qwen3_moe            (Mixtral w1, w3; Qwen2-MoE also the shared expert's gate_proj, up_proj),
+                         inspect the whole MoE block on every token (``input_of``), compensate the
+                         router (and Qwen2-MoE's shared_expert_gate): float readers of the same
+                         norm whose weight columns are multiplied by s; then per expert
+                         up -> down (Mixtral w3 -> w2) on the tokens routed to it, and the shared
+                         expert's up -> down. ``*`` in a name is every expert (``expand``); the
+                         blocks hold one linear per expert (``model.experts``). AutoAWQ
+                         (``models/mixtral.py``, ``qwen3_moe.py``) has the same balance linears
+                         but never compensates the router; llm-compressor balances the router
+                         and omits Qwen2-MoE's shared expert (tests/peers/test_family_equivalence.py)
 
 AutoAWQ folds qkv_proj -> o_proj for every Phi-3 (``models/phi3.py``), dividing the last
 ``hidden`` rows of qkv_proj: with grouped-query attention (Phi-3-medium: 40 heads, 10 KV heads)
