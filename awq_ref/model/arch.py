@@ -20,6 +20,8 @@ Groups per family follow AutoAWQ ``models/llama.py`` and ``models/opt.py``:
                          pre_feedforward_layernorm -> gate,up;  up_proj -> down_proj.
                          post_attention_layernorm and post_feedforward_layernorm normalise
                          the *outputs* of attention and MLP, so no linear reads them
+    gemma3               as gemma2 (text model, ``Gemma3ForCausalLM``); its q/k norms, like Qwen3's,
+                         act on q/k outputs and need no compensation
     phi3                 input_layernorm -> qkv_proj (fused);  qkv_proj -> o_proj only when
                          the v slice of qkv_proj is as wide as o_proj's input (no GQA);
                          post_attention_layernorm -> gate_up_proj (fused);
@@ -159,6 +161,7 @@ LLAMA_LIKE = Architecture("llama", "model.layers", "model.norm", LLAMA_GROUPS)
 QWEN3 = Architecture("qwen3", "model.layers", "model.norm", LLAMA_GROUPS)
 GEMMA = Architecture("gemma", "model.layers", "model.norm", GEMMA_GROUPS)
 GEMMA2 = Architecture("gemma2", "model.layers", "model.norm", GEMMA2_GROUPS)
+GEMMA3 = Architecture("gemma3", "model.layers", "model.norm", GEMMA2_GROUPS)
 PHI3 = Architecture("phi3", "model.layers", "model.norm", PHI3_GROUPS)
 MIXTRAL = Architecture("mixtral", "model.layers", "model.norm", MIXTRAL_GROUPS)
 QWEN2_MOE = Architecture("qwen2_moe", "model.layers", "model.norm", QWEN2_MOE_GROUPS)
@@ -172,6 +175,7 @@ ARCHITECTURES = {
     "Qwen3ForCausalLM": QWEN3,
     "GemmaForCausalLM": GEMMA,
     "Gemma2ForCausalLM": GEMMA2,
+    "Gemma3ForCausalLM": GEMMA3,
     "Phi3ForCausalLM": PHI3,
     "OPTForCausalLM": OPT,
     "MixtralForCausalLM": MIXTRAL,
