@@ -126,3 +126,25 @@ def test_shared_expert_left_uncompensated_is_caught(root, tmp_path):
     bad = _edit(good, tmp_path / "shared", lambda t: t.update({n: unscaled[n] for n in shared}))
     found = {f.tensor for f in _fold_findings(bad, fp)}
     assert found == {"model.layers.1.mlp.shared_expert.gate_proj", "model.layers.1.mlp.shared_expert.up_proj"}
+
+
+KEPT_EXPERT = [f"model.layers.1.mlp.experts.2.{p}" for p in ("gate_proj", "up_proj", "down_proj")]
+
+
+def test_an_expert_kept_in_float_is_folded_and_judged_so(root, tmp_path):
+    """An expert kept float (``--keep-layers``, as a group plan proposes) is stored in the layer's AWQ
+    basis: its gate/up carry the norm's scales, its up_proj rows its own down group's. The fold rule
+    accepts it (one factor per row for an up_proj); the reference's unfolded up_proj in its place is
+    caught. (moe.experts-complete still reports the layer's mixed formats: vLLM's fused MoE takes one.)"""
+    fp = float_model(root, "qwen2_moe")
+    out = tmp_path / "kept"
+    assert main(["quantize", "--model", str(fp), "--method", "awq", "--format", "gemm", "--group-size", "64",
+                 "--calib-samples", "8", "--seqlen", "64", "--n-grid", "5", "--keep-layers", ",".join(KEPT_EXPERT),
+                 "--out", str(out)]) == 0
+    kept = json.loads((out / "config.json").read_text())["quantization_config"]["modules_to_not_convert"]
+    assert set(KEPT_EXPERT) <= set(kept)
+    assert not _fold_findings(out, fp)
+    up = KEPT_EXPERT[1] + ".weight"
+    bad = _edit(out, tmp_path / "unfolded", lambda t: t.update({up: _reference_float(fp, up)}))
+    (finding,) = _fold_findings(bad, fp)
+    assert finding.tensor == KEPT_EXPERT[1]
