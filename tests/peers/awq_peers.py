@@ -89,7 +89,7 @@ def recording_autoawq_choices(into: dict):
 
 
 def run_autoawq(model_dir: Path, blocks: torch.Tensor, group: int, dtype: torch.dtype, out: Path,
-                fix_aliasing: bool = True, record: bool = False, save: bool = True) -> PeerRun:
+                fix_aliasing: bool = True, record: bool = False) -> PeerRun:
     """AutoAWQ picks its device itself (``get_best_device``: CUDA when present, else the CPU).
     A MoE model gets one linear per expert (``per_expert_view``) first: AutoAWQ 0.2.9 iterates
     ``experts`` as the transformers 4.51 ModuleList, which transformers 5 fused into 3-D parameters."""
@@ -110,8 +110,7 @@ def run_autoawq(model_dir: Path, blocks: torch.Tensor, group: int, dtype: torch.
         model.quantize(None, quant_config=config, calib_data=blocks.tolist(), max_calib_samples=len(blocks),
                        max_calib_seq_len=blocks.shape[1])
         seconds = time.perf_counter() - start
-    if save:
-        model.save_quantized(str(out))
+    model.save_quantized(str(out))
     return PeerRun("autoawq" if fix_aliasing else "autoawq (as shipped on CPU)", str(dtype).removeprefix("torch."),
                    seconds, out, choices or None)
 

@@ -135,9 +135,29 @@ def test_every_scaling_group_gets_autoawqs_scales(family, blocks, tmp_path):
     from awq_harness.awq_ref.methods.awq import AwqSearchConfig
 
     folder = save_tiny_model(tmp_path / "fp", family, seed=31)
-    theirs = awq_peers.run_autoawq(folder, blocks, 64, torch.float32, tmp_path / "autoawq", record=True,
-                                   save="moe" not in family and family != "mixtral").choices
+    theirs = awq_peers.run_autoawq(folder, blocks, 64, torch.float32, tmp_path / "autoawq", record=True).choices
     ours = awq_peers.run_ours(folder, blocks, 64, tmp_path / "ours", AwqSearchConfig(compute_dtype="float32")).choices
     assert sorted(theirs["scales"]) == sorted(ours["scales"])
     for key, scales in theirs["scales"].items():
         torch.testing.assert_close(ours["scales"][key].float(), scales, rtol=1e-5, atol=0, msg=f"group {key}")
+
+
+@pytest.mark.parametrize("family", ["mixtral", "qwen3_moe"])
+def test_autoawqs_moe_checkpoints_leave_the_router_uncompensated(family, blocks, tmp_path):
+    """AutoAWQ 0.2.9's own checkpoint (its GEMM folder, its names): the post-attention norm carries
+    the AWQ scales, the float router does not, and ``verify --reference`` reports every layer's router
+    under reference.fold-consistency. Qwen3-MoE also leaves the float router out of
+    modules_to_not_convert (None), so transformers 4.51, where the router is an nn.Linear, would
+    expect packed tensors for it (modules.not-convert)."""
+    pytest.importorskip("awq", reason="AutoAWQ 0.2.9: tox -e peers")
+    from awq_harness.awq_ref.data.tiny import save_tiny_model
+    from awq_harness.conformance import verify
+
+    folder = save_tiny_model(tmp_path / "fp", family, seed=31)
+    theirs = awq_peers.run_autoawq(folder, blocks, 64, torch.float32, tmp_path / "autoawq").checkpoint
+    report = verify(theirs, reference=folder)
+    block = "block_sparse_moe" if family == "mixtral" else "mlp"
+    routers = {f"model.layers.{i}.{block}.gate" for i in range(2)}
+    assert {f.tensor for f in report.of_rule("reference.fold-consistency")} == routers
+    undeclared = {f.tensor for f in report.of_rule("modules.not-convert")}
+    assert undeclared == (set() if family == "mixtral" else {r + ".weight" for r in routers})
