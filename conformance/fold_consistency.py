@@ -11,7 +11,8 @@ directly, per decoder layer and per norm whose readers the family's scaling grou
   the stored norm multiplies by n_q = o + w_q, the reference's by n_r = o + w_r (o = 1 for
   Gemma's norms, else 0), so the norm implies the scales s = n_r / n_q;
   * a float reader must compute the reference's function: W_q diag(n_q) = W_r diag(n_r)
-    (relative error at most FLOAT_TOLERANCE; fp16 storage rounds at about 1e-3);
+    (relative error at most FLOAT_TOLERANCE; fp16 storage rounds at about 1e-3), up to one factor
+    per output row for a reader that is also a later group's previous op (an up_proj kept float);
   * a quantised reader's dequantised weight must be diag(r) W_r diag(s) up to quantisation
     noise (r: its own output rows divided by a later group's scales, up_proj before down_proj):
     the per-input-channel factors c fitted by least squares (``column_factors``) must follow s
@@ -66,13 +67,26 @@ def _layer_prefixes(arch, tensors: dict[str, TensorInfo]) -> list[str]:
     return [f"{head}{i}." for i in sorted((i for i in indices if i.isdigit()), key=int)]
 
 
+def _expanded(name: str, prefix: str, tensors: dict[str, TensorInfo]) -> list[str]:
+    """A reader name; one holding the expert pattern becomes one name per expert stored under the layer."""
+    from awq_harness.awq_ref.model.arch import EXPERT
+
+    if EXPERT not in name:
+        return [prefix + name]
+    head, tail = (prefix + name).split(EXPERT)
+    experts = {n[len(head):].split(".", 1)[0] for n in tensors if n.startswith(head)}
+    return [f"{head}{e}{tail}" for e in sorted((e for e in experts if e.isdigit()), key=int)]
+
+
 def _norm_groups(arch, tensors: dict[str, TensorInfo], prefix: str):
-    """(norm name, offset, reader names) for each group of the family whose prev is a stored 1-D norm."""
+    """(norm name, offset, reader names) for each group of the family whose prev is a stored 1-D norm:
+    its balance linears (every expert's) and the float readers it compensates (routers, gates)."""
     out = []
     for group in arch.scaling_groups:
         info = tensors.get(f"{prefix}{group.prev}.weight")
         if info is not None and len(info.shape) == 1 and info.is_float:
-            out.append((prefix + group.prev, group.norm_offset, [prefix + b for b in group.balance]))
+            readers = [r for name in (*group.balance, *group.compensate) for r in _expanded(name, prefix, tensors)]
+            out.append((prefix + group.prev, group.norm_offset, readers))
     return out
 
 
@@ -97,8 +111,13 @@ def column_factors(w_hat: torch.Tensor, w_ref: torch.Tensor,
 
 
 def _float_reader(name: str, w_q: torch.Tensor, w_r: torch.Tensor, n_q: torch.Tensor, n_r: torch.Tensor,
-                  norm: str) -> Finding | None:
+                  norm: str, rows_scaled: bool = False) -> Finding | None:
+    """``rows_scaled``: the reader is also the previous op of a later group (an up_proj kept in float),
+    so its output rows carry that group's scales: one factor per row is fitted first. Never for a
+    router, whose rows scaled apart would change the routing."""
     eff_q, eff_r = w_q * n_q, w_r * n_r
+    if rows_scaled:
+        eff_r = eff_r * ((eff_q * eff_r).sum(1, keepdim=True) / eff_r.pow(2).sum(1, keepdim=True).clamp(min=1e-30))
     err = float(torch.linalg.norm(eff_q - eff_r) / torch.linalg.norm(eff_r).clamp(min=1e-30))
     if err <= FLOAT_TOLERANCE:
         return None
@@ -129,7 +148,8 @@ def _quantised_reader(name: str, w_hat: torch.Tensor, w_r: torch.Tensor, s: torc
 
 
 def _check_group(norm: str, offset: float, readers: list[str], tensors, ref, reader: TensorReader,
-                 ref_reader: TensorReader, quantised: dict[str, Layer], v1: bool) -> list[Finding]:
+                 ref_reader: TensorReader, quantised: dict[str, Layer], v1: bool,
+                 prevs: frozenset[str] = frozenset()) -> list[Finding]:
     ref_norm = ref.tensors.get(norm + ".weight")
     if ref_norm is None or ref_norm.shape != tensors[norm + ".weight"].shape:
         return []
@@ -148,7 +168,8 @@ def _check_group(norm: str, offset: float, readers: list[str], tensors, ref, rea
             w_hat = decode.full(layer, {k: reader.get(i) for k, i in layer.infos.items()}, v1)
             finding = _quantised_reader(name, w_hat.dequantize(torch.float32).double(), w_r, s, valid & (s > 0), norm)
         elif name + ".weight" in tensors and tensors[name + ".weight"].is_float:
-            finding = _float_reader(name, reader.get(tensors[name + ".weight"]).double(), w_r, n_q, n_r, norm)
+            finding = _float_reader(name, reader.get(tensors[name + ".weight"]).double(), w_r, n_q, n_r, norm,
+                                    name in prevs)
         else:
             continue
         if finding is not None:
@@ -165,8 +186,9 @@ def check(layers: list[Layer], tensors: dict[str, TensorInfo], reader: TensorRea
     quantised = {layer.prefix: layer for layer in layers}
     found = []
     for prefix in _layer_prefixes(arch, tensors):
+        prevs = frozenset(p for g in arch.scaling_groups for p in _expanded(g.prev, prefix, tensors))
         for norm, offset, readers in _norm_groups(arch, tensors, prefix):
-            found += _check_group(norm, offset, readers, tensors, ref, reader, ref_reader, quantised, v1)
+            found += _check_group(norm, offset, readers, tensors, ref, reader, ref_reader, quantised, v1, prevs)
     return found
 
 

@@ -13,6 +13,7 @@ import re
 from awq_harness.conformance.declared import CONFIG_VALUES, Declared
 from awq_harness.conformance.findings import Finding, Rule
 from awq_harness.conformance.loaders import refusal
+from awq_harness.conformance.moe import family_float
 from awq_harness.conformance.safeheader import TensorInfo
 
 MODULES_LM_HEAD = Rule("modules.lm-head", "lm_head and embeddings are not quantised unless declared")
@@ -88,6 +89,8 @@ def module_findings(decl: Declared, quantised: list[str], tensors: dict[str, Ten
                 f"matches {key} but is quantised: loaders build a float layer and find packed tensors",
                 tensor=prefix))
     for prefix in _float_linears(tensors):
+        if decl.format == "gptq" and family_float(prefix, config):
+            continue  # MoE routers / gates: float in every GPTQ loader, the layout has no skip list
         if quantised and not skipped(prefix):
             out.append(MODULES_NOT_CONVERT.finding(
                 f"float linear inside a decoder layer that is not in {key}: loaders expect packed "

@@ -116,6 +116,15 @@ def _routers(layout, tensors: dict[str, TensorInfo], found) -> list[Finding]:
     return out
 
 
+def family_float(prefix: str, config: dict | None) -> bool:
+    """A router or shared-expert gate of the config's MoE family: float by the family's definition in
+    every loader (vLLM builds them unquantised, whatever the quantisation config), so a layout with no
+    skip list (GPTQ) need not declare them."""
+    layout = _layout(config)
+    gates = (layout.router, layout.shared_gate) if layout else ()
+    return any(prefix.endswith(f".{layout.block}.{g}") for g in gates if g)
+
+
 def moe_findings(tensors: dict[str, TensorInfo], config: dict | None) -> list[Finding]:
     layout = _layout(config)
     if layout is None:

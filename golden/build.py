@@ -10,6 +10,7 @@ import torch
 from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
 from awq_harness.awq_ref.data.tiny import tiny_config_dict, tiny_model
 from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.model.arch import float_readers
 from awq_harness.awq_ref.pipeline.quantize import method_step, run_step
 from awq_harness.awq_ref.primitives import reproducible
 from awq_harness.golden.manifest import build_manifest, write_manifest
@@ -35,9 +36,11 @@ def _quantised_model(spec: GoldenSpec, layout: str):
 
 
 def _save_awq(spec: GoldenSpec, out: Path, layout: str, overwrite: bool) -> None:
+    """A MoE family's routers and gates stay float, listed in modules_to_not_convert."""
     config = {**tiny_config_dict(spec.family), "torch_dtype": "float16"}
-    save_checkpoint(_quantised_model(spec, layout), out, AwqConfig(spec.quant, layout), config=config,
-                    overwrite=overwrite)
+    model = _quantised_model(spec, layout)
+    qcfg = AwqConfig(spec.quant, layout, float_readers(model) or None)
+    save_checkpoint(model, out, qcfg, config=config, overwrite=overwrite)
 
 
 def _save_gptq(spec: GoldenSpec, out: Path, overwrite: bool) -> None:

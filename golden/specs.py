@@ -48,5 +48,6 @@ GOLDENS = (
     GoldenSpec("gemma2-gemm-g64-awq", "gemma2", "gemm", 64, method="awq", seed=8),
     GoldenSpec("phi3-gemm-g64-awq", "phi3", "gemm", 64, method="awq", seed=9),
     GoldenSpec("qwen3-gemm-g64-rtn", "qwen3", "gemm", 64, seed=10),
+    GoldenSpec("qwen2_moe-gemm-g64-awq", "qwen2_moe", "gemm", 64, method="awq", seed=11),
 )
 BY_NAME = {spec.name: spec for spec in GOLDENS}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FAMILIES = ("llama", "qwen2", "opt", "qwen3", "gemma", "gemma2", "phi3")
+FAMILIES = ("llama", "qwen2", "opt", "qwen3", "gemma", "gemma2", "phi3", "gemma3")
+MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe")
 VOCAB = 512
 
 
@@ -36,11 +37,29 @@ TINY_CONFIGS = {
                "rope_theta": 10000.0, "head_dim": 32, "attention_bias": False, "query_pre_attn_scalar": 32,
                "sliding_window": 512, "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0,
                "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "gemma3": {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "num_key_value_heads": 2,
+               "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+               "rope_local_base_freq": 10000.0, "rope_scaling": None, "head_dim": 32, "attention_bias": False,
+               "query_pre_attn_scalar": 32, "sliding_window": 512, "final_logit_softcapping": None,
+               "attn_logit_softcapping": None, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
     "phi3": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "num_key_value_heads": 4,
              "hidden_act": "silu", "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "rope_scaling": None,
              "original_max_position_embeddings": 512, "sliding_window": None, "resid_pdrop": 0.0,
              "embd_pdrop": 0.0, "attention_dropout": 0.0, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
              **_COMMON},
+    "mixtral": {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "num_key_value_heads": 2,
+                "hidden_act": "silu", "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "head_dim": 32,
+                "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
+                "router_jitter_noise": 0.0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "qwen2_moe": {"architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "num_key_value_heads": 2,
+                  "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "use_sliding_window": False,
+                  "num_experts": 4, "num_experts_per_tok": 2, "norm_topk_prob": False, "decoder_sparse_step": 1,
+                  "mlp_only_layers": [], "qkv_bias": True, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+    "qwen3_moe": {"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "num_key_value_heads": 2,
+                  "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "head_dim": 32,
+                  "attention_bias": False, "use_sliding_window": False, "num_experts": 4, "num_experts_per_tok": 2,
+                  "norm_topk_prob": True, "decoder_sparse_step": 1, "mlp_only_layers": [],
+                  "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
     "opt": {"architectures": ["OPTForCausalLM"], "model_type": "opt", "activation_function": "relu",
             "do_layer_norm_before": True, "enable_bias": True, "layer_norm_elementwise_affine": True,
             "dropout": 0.0, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2, **_COMMON},
@@ -49,17 +68,21 @@ TINY_CONFIGS = {
 
 # transformers 5 runs Gemma 2's soft-capped attention eagerly (it refuses sdpa there); 4.51 picks sdpa,
 # which silently drops the attention soft-capping. The tiny models ask for eager, so both lines compute the same.
-ATTENTION = {"gemma2": "eager"}
-NORM_OFFSET = {"gemma": 1.0, "gemma2": 1.0}  # RMSNorm multiplies by (1 + w)
+ATTENTION = {"gemma2": "eager", "gemma3": "eager"}
+NORM_OFFSET = {"gemma": 1.0, "gemma2": 1.0, "gemma3": 1.0}  # RMSNorm multiplies by (1 + w)
 
 
 def tiny_config_dict(family: str, hidden: int = 128, intermediate: int = 256, layers: int = 2) -> dict:
     """The config of a tiny model as a plain dict: Llama has grouped-query attention (2 KV heads
     for 4 query heads), Qwen2 has q/k/v biases, OPT has LayerNorm with bias and fc1/fc2, Qwen3
     per-head q/k norms, Gemma (1 + w) norms, Gemma 2 four norms per layer and soft-capping,
-    Phi-3 fused qkv_proj and gate_up_proj (full multi-head attention, so q|k|v -> o folds)."""
+    Phi-3 fused qkv_proj and gate_up_proj (full multi-head attention, so q|k|v -> o folds), Gemma 3
+    text Gemma 2's four norms with Qwen3's q/k norms (local and global rope bases equal, and the
+    window longer than any test sequence, so sliding and full layers compute alike on 4.51 and 5.x); the MoE
+    families 4 experts, 2 chosen per token (Mixtral w1/w2/w3 under block_sparse_moe; Qwen2-MoE with a
+    shared expert and its sigmoid gate; Qwen3-MoE q/k norms)."""
     if family not in TINY_CONFIGS:
-        raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES}")
+        raise ValueError(f"unknown tiny family {family!r}; choose from {FAMILIES + MOE_FAMILIES}")
     sizes = {"hidden_size": hidden, "num_hidden_layers": layers}
     if family == "opt":
         sizes |= {"ffn_dim": intermediate, "word_embed_proj_dim": hidden}
@@ -67,6 +90,10 @@ def tiny_config_dict(family: str, hidden: int = 128, intermediate: int = 256, la
         sizes |= {"intermediate_size": intermediate}
     if "head_dim" in TINY_CONFIGS[family]:
         sizes["head_dim"] = hidden // 4
+    if family in ("qwen2_moe", "qwen3_moe"):  # experts (and the shared expert) half the dense width
+        sizes |= {"moe_intermediate_size": intermediate // 2}
+    if family == "qwen2_moe":
+        sizes |= {"shared_expert_intermediate_size": intermediate}
     return {**TINY_CONFIGS[family], **sizes}
 
 

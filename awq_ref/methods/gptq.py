@@ -33,7 +33,7 @@ from torch import nn
 from awq_harness.awq_ref.checkpoint.gptq import GroupIndexedWeight, gptq_tensors
 from awq_harness.awq_ref.formats import gptq as gptq_layout
 from awq_harness.awq_ref.methods.method import CalibratedStep, Method
-from awq_harness.awq_ref.model.arch import architecture_of, layer_prefix, linears_in
+from awq_harness.awq_ref.model.arch import expanded_groups, layer_prefix, linears_in
 from awq_harness.awq_ref.model.walk import layer_forward, run_layer
 from awq_harness.awq_ref.modules.swap import LinearError, relative_error
 from awq_harness.awq_ref.primitives.compute_dtype import COMPUTE_DTYPES
@@ -186,7 +186,7 @@ def sequential_subsets(model: nn.Module, layer: nn.Module, cfg: GptqConfig) -> l
     names = list(linears_in(layer))
     if not cfg.true_sequential:
         return [names]
-    subsets = [list(g.balance) for g in architecture_of(model).scaling_groups]
+    subsets = [list(g.balance) for g in expanded_groups(model, layer)]
     covered = {n for s in subsets for n in s}
     return [s for s in subsets if s] + ([[n for n in names if n not in covered]] if covered != set(names) else [])
 
@@ -194,9 +194,9 @@ def sequential_subsets(model: nn.Module, layer: nn.Module, cfg: GptqConfig) -> l
 def shared_input_sets(names: list[str], inputs: dict[str, torch.Tensor]) -> list[list[str]]:
     """Linears fed by the same tensor (q/k/v, gate/up) share one Hessian: GPTQ runs on their
     stacked rows at once, which is the same computation (rows are independent given H)."""
-    sets: dict[int, list[str]] = {}
+    sets: dict[int | str, list[str]] = {}
     for name in names:
-        sets.setdefault(id(inputs[name]), []).append(name)
+        sets.setdefault(id(inputs[name]) if name in inputs else name, []).append(name)
     return list(sets.values())
 
 
@@ -207,10 +207,17 @@ def split_rows(qw: GptqWeight, sizes: list[int]) -> list[GptqWeight]:
 
 @torch.no_grad()
 def gptq_shared(master, work, names, x, spec, cfg, prefix, result, keep_weights) -> None:
-    acc = HessianAccumulator(x.shape[-1], x.device)
-    acc.add(x)
+    """``x`` None: no calibration token reached these linears (an expert nothing was routed to);
+    H = I then, with which GPTQ's error feedback is zero: round to nearest with GPTQ's quantiser
+    (a zero Hessian would mark every input dead and zero the weights)."""
     linears = [master.get_submodule(n) for n in names]
-    stacked = gptq_weight(torch.cat([lin.weight for lin in linears]), acc.hessian(), spec, cfg)
+    if x is None:
+        h = torch.eye(linears[0].in_features, device=linears[0].weight.device)
+    else:
+        acc = HessianAccumulator(x.shape[-1], x.device)
+        acc.add(x)
+        h = acc.hessian()
+    stacked = gptq_weight(torch.cat([lin.weight for lin in linears]), h, spec, cfg)
     for name, linear, qw in zip(names, linears, split_rows(stacked, [lin.out_features for lin in linears])):
         w_hat = qw.dequantize(torch.float32)
         result.errors.append(LinearError(prefix + name, relative_error(linear.weight, w_hat)))
@@ -227,7 +234,7 @@ def gptq_layer(model, master, hidden, kwargs, spec, cfg, prefix, result, keep_we
     for subset in sequential_subsets(model, master, cfg):
         _, inputs = layer_forward(work, hidden, kwargs)
         for names in shared_input_sets(subset, inputs):
-            gptq_shared(master, work, names, inputs[names[0]], spec, cfg, prefix, result, keep_weights)
+            gptq_shared(master, work, names, inputs.get(names[0]), spec, cfg, prefix, result, keep_weights)
     return run_layer(work, hidden, kwargs)
 
 

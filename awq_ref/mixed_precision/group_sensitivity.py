@@ -11,13 +11,15 @@ other linear is exactly float.
 
 Cost: only the ``top`` layers of the layer ranking are scored (default 6 of 30 in the CLI;
 the greedy plan only reaches a few layers deep): for each, G x (N - i) layer forwards
-(G = 4 on Llama), i.e. at most ``top`` x G x N layer forwards, about 1.6 x the layer ranking
-for top = 6 on SmolLM2, plus rerunning those layers' scale search for the folded basis.
+(G = 4 on Llama; a MoE layer: attention groups plus one per expert), i.e. at most
+``top`` x G x N layer forwards, about 1.6 x the layer ranking for top = 6 on SmolLM2,
+plus rerunning those layers' scale search for the folded basis.
 """
 from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import torch
@@ -42,9 +44,28 @@ class GroupSensitivity:
         return asdict(self)
 
 
+EXPERT_UNIT = re.compile(r"^(.*\.(?:experts\.\d+|shared_expert))\.")
+
+
+def by_expert(groups: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Scaling groups regrouped so that each expert (and the shared expert) is one group of all its
+    linears, in order of first appearance; groups without expert linears stay as they are."""
+    dense, experts = [], {}
+    for group in groups:
+        for name in group:
+            unit = EXPERT_UNIT.match(name)
+            if unit:
+                experts.setdefault(unit.group(1), []).append(name)
+        if not any(EXPERT_UNIT.match(name) for name in group):
+            dense.append(group)
+    return dense + [tuple(names) for names in experts.values()]
+
+
 def linear_groups(model: nn.Module, layer: nn.Module) -> list[tuple[str, ...]]:
-    """The layer's linears partitioned into scaling groups, then the linears no group covers."""
-    groups = [g.balance for g in scaling_groups(model, layer)]
+    """The layer's linears partitioned into scaling groups, then the linears no group covers. In a
+    mixture-of-experts layer each expert is one group (its gate, up and down linears: what a plan
+    keeps float together, and what routing makes a unit), the shared expert another."""
+    groups = by_expert([g.balance for g in scaling_groups(model, layer)])
     covered = {name for g in groups for name in g}
     return groups + [(name,) for name in linears_in(layer) if name not in covered]
 

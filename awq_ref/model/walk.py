@@ -53,11 +53,15 @@ def run_layer(layer: nn.Module, hidden: torch.Tensor, kwargs: dict) -> torch.Ten
 
 
 @torch.no_grad()
-def layer_forward(layer: nn.Module, hidden: torch.Tensor, kwargs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The layer's output and the input of each of its linears (by name relative to the layer)."""
+def layer_forward(layer: nn.Module, hidden: torch.Tensor, kwargs: dict,
+                  also: tuple[str, ...] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The layer's output and the input of each of its linears (by name relative to the layer), and of
+    the modules named in ``also`` (a MoE block: every token, where each expert sees its routed ones).
+    An expert that no token was routed to has no entry."""
     inputs: dict[str, torch.Tensor] = {}
-    handles = [lin.register_forward_hook(lambda m, args, out, name=name: inputs.__setitem__(name, args[0]))
-               for name, lin in linears_in(layer).items()]
+    modules = {**linears_in(layer), **{name: layer.get_submodule(name) for name in also}}
+    handles = [m.register_forward_hook(lambda m, args, out, name=name: inputs.__setitem__(name, args[0]))
+               for name, m in modules.items()]
     try:
         out = run_layer(layer, hidden, kwargs)
     finally:

@@ -4,7 +4,8 @@
 ``run_step`` does the same with a step the caller built and keeps (to read what the step
 recorded: AWQ's scales and clips, GPTQ's codes). ``output_layout`` is the checkpoint folder
 ``request.version`` (a format name) asks for, from the table of layouts (``checkpoint.layouts``),
-with the method's own ``quantization_config`` where it has one.
+with the method's own ``quantization_config`` where it has one; a MoE family's routers and gates
+(``arch.float_readers``) are listed in its ``modules_to_not_convert``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from awq_harness.awq_ref.checkpoint.layouts import LayoutRequest
 from awq_harness.awq_ref.checkpoint.writer import OutputLayout
 from awq_harness.awq_ref.methods.method import LayerStep, Method
 from awq_harness.awq_ref.methods.registry import QuantizeRequest, calibration_ids, get_method
+from awq_harness.awq_ref.model.arch import float_readers
 from awq_harness.awq_ref.modules.swap import LinearError
 from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_layers
 from awq_harness.awq_ref.primitives.device import resolve_device
@@ -69,4 +71,6 @@ def output_layout(model: nn.Module, method: str | Method, request: QuantizeReque
     method = get_method(method) if isinstance(method, str) else method
     check_request(method, request)
     config = method.quantization_config(request) if method.quantization_config else None
+    readers = float_readers(model) if request.version != "gptq" else []  # routers, gates: always float
+    not_converted = [*(not_converted or []), *readers] or not_converted
     return layouts.output_layout(model, LayoutRequest(request.version, request.spec, not_converted, config))

@@ -90,10 +90,15 @@ def recording_autoawq_choices(into: dict):
 
 def run_autoawq(model_dir: Path, blocks: torch.Tensor, group: int, dtype: torch.dtype, out: Path,
                 fix_aliasing: bool = True, record: bool = False) -> PeerRun:
-    """AutoAWQ picks its device itself (``get_best_device``: CUDA when present, else the CPU)."""
+    """AutoAWQ picks its device itself (``get_best_device``: CUDA when present, else the CPU).
+    A MoE model gets one linear per expert (``per_expert_view``) first: AutoAWQ 0.2.9 iterates
+    ``experts`` as the transformers 4.51 ModuleList, which transformers 5 fused into 3-D parameters."""
     from awq import AutoAWQForCausalLM
 
+    from awq_harness.awq_ref.model.experts import per_expert_view
+
     model = AutoAWQForCausalLM.from_pretrained(str(model_dir), torch_dtype=dtype)
+    per_expert_view(model.model)
     config = {"zero_point": True, "q_group_size": group, "w_bit": W_BIT, "version": "GEMM"}
     choices: dict = {}
     with contextlib.ExitStack() as stack:

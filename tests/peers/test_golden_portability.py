@@ -20,8 +20,16 @@ def _version(name):
     return json.loads((golden.path(name) / "config.json").read_text())["quantization_config"].get("version", "")
 
 
+def _moe(name):
+    from awq_harness.awq_ref.model.arch import MOE_LAYOUTS
+
+    return bool(set(json.loads((golden.path(name) / "config.json").read_text())["architectures"]) & set(MOE_LAYOUTS))
+
+
 GEMM = [n for n in golden.names() if _version(n) == "gemm"]
 GEMV = [n for n in golden.names() if _version(n) == "gemv"]
+MOE = [n for n in GEMM if _moe(n)]
+AUTOAWQ_LACKS = ("qwen2_moe",)  # AutoAWQ 0.2.9 has no Qwen2-MoE model (awq/models/auto.py)
 
 
 def _ours(name, dtype=torch.float32):
@@ -36,7 +44,7 @@ def _bf16_bound(name):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("awq") is None, reason="AutoAWQ not installed (tox -e golden-tf4)")
-@pytest.mark.parametrize("name", GEMM)
+@pytest.mark.parametrize("name", [n for n in GEMM if not n.startswith(AUTOAWQ_LACKS)])
 def test_autoawq_loads_gemm_goldens_to_our_logits(name):
     exact = _ours(name)
     theirs = autoawq_logits(golden.path(name), TOKEN_IDS)  # fp16 naive path
@@ -49,7 +57,7 @@ needs_gptqmodel = pytest.mark.skipif(
 
 
 @needs_gptqmodel
-@pytest.mark.parametrize("name", GEMM)
+@pytest.mark.parametrize("name", [n for n in GEMM if n not in MOE])
 def test_transformers_loads_gemm_goldens_to_our_logits(name):
     exact, bound = _bf16_bound(name)
     assert (transformers_logits(golden.path(name), TOKEN_IDS) - exact).abs().max() <= bound
@@ -61,3 +69,20 @@ def test_transformers_refuses_gemv_goldens(name):
     """GEMV has only CUDA kernels; transformers on CPU must refuse it rather than misread it."""
     with pytest.raises(Exception, match="(?i)quant linear|not support|gemv"):
         transformers_logits(golden.path(name), TOKEN_IDS)
+
+
+@needs_gptqmodel
+@pytest.mark.parametrize("name", MOE)
+def test_transformers_5_leaves_packed_experts_unloaded(name):
+    """A known transformers 5 limitation (5.17 here; 5.23's conversion_mapping and AWQ quantizer read
+    the same): it merges per-expert tensors into its fused 3-D experts only from float ``.weight``
+    tensors, and its AWQ loader swaps only nn.Linear modules, so a packed expert's qweight/qzeros/scales
+    are "unexpected" and the fused experts stay randomly initialised. Routers and attention load.
+    When this test fails, transformers has learnt to load packed experts: move the golden into the
+    logits test above."""
+    from transformers import AutoModelForCausalLM
+
+    _, info = AutoModelForCausalLM.from_pretrained(golden.path(name), dtype=torch.float32, device_map="cpu",
+                                                   output_loading_info=True)
+    assert any(k.endswith("experts.gate_up_proj") for k in info["missing_keys"])
+    assert any(".experts.0." in k and k.endswith(".qweight") for k in info["unexpected_keys"])

@@ -10,6 +10,10 @@ For each decoder layer (AutoAWQ ``AwqQuantizer.quantize``; ``method.AwqStep`` ca
   3. fold all of them into the float32 master layer (``fold``) and divide the recorded
      inputs of the scaled linears by their scales;
   4. clip search on the folded weights with the scaled inputs, except q/k (``clip``);
+     mixture-of-experts layers: each expert's statistics, search and clip use the tokens routed
+     to it (its linears' recorded inputs); the post-attention norm's group reads the block's
+     input (every token) and compensates the router; an expert no token reached keeps unit
+     scales and is quantised unclipped;
   5. quantise the layer's linears: ``fake`` writes w_hat back into the float weights,
      ``real`` swaps in AwqLinear modules (4-bit layouts), ``scale_only`` stops after 3
      (the float function is unchanged; used to test folding end to end).
@@ -61,11 +65,21 @@ class AwqResult:
                 "alphas": [[g.layer, g.prev, g.alpha] for g in self.groups]}
 
 
+def unrouted(group, inputs: dict) -> bool:
+    """A group whose input no token reached (an expert no calibration token was routed to): it keeps
+    unit scales (nothing folded), and its linears are quantised without clipping (round to nearest)."""
+    return group.x_name not in inputs
+
+
 def search_layer_scales(work: nn.Module, master: nn.Module, groups, inputs: dict, kwargs: dict,
-                        spec: QuantSpec, cfg: AwqSearchConfig) -> list[ScaleChoice]:
+                        spec: QuantSpec, cfg: AwqSearchConfig) -> list[ScaleChoice | None]:
+    """One choice per group; None for an unrouted group."""
     choices = []
     for group in groups:
-        x = inputs[group.balance[0]]
+        if unrouted(group, inputs):
+            choices.append(None)
+            continue
+        x = inputs[group.x_name]
         x_loss, kwargs_loss = select_blocks(x, kwargs, block_rows(x.shape[0], cfg.loss_blocks))
         masters = [master.get_submodule(n).weight.detach().float() for n in group.balance]
         choices.append(search_scale(
@@ -79,7 +93,7 @@ def search_layer_scales(work: nn.Module, master: nn.Module, groups, inputs: dict
 def clip_layer(master: nn.Module, inputs: dict, spec: QuantSpec, cfg: AwqSearchConfig) -> dict[str, torch.Tensor]:
     clips = {}
     for name, linear in linears_in(master).items():
-        if clipped(name):
+        if clipped(name) and name in inputs:
             clips[name] = search_clip(linear.weight.detach(), inputs[name], spec, cfg.clip_grid,
                                       cfg.max_shrink, cfg.clip_tokens, cfg.torch_dtype)
             apply_clip(linear.weight.data, clips[name])
@@ -107,14 +121,16 @@ def awq_layer(master: nn.Module, model: nn.Module, hidden: torch.Tensor, kwargs:
               cfg: AwqSearchConfig, mode: str, version: str, index: int, result: AwqResult,
               keep_tensors: bool) -> torch.Tensor:
     work = copy.deepcopy(master).to(cfg.torch_dtype)
-    out, inputs = layer_forward(work, hidden, kwargs)
     groups = scaling_groups(model, master)
+    out, inputs = layer_forward(work, hidden, kwargs, also=tuple({g.input_of for g in groups if g.input_of}))
     choices = search_layer_scales(work, master, groups, inputs, kwargs, spec, cfg)
     del work
     prefix = f"{layer_prefix(model)}.{index}."
     for group, choice in zip(groups, choices):
+        if choice is None:
+            continue
         fold_scales(master, group, choice.scales)
-        for name in group.balance:
+        for name in (n for n in group.balance if n in inputs):
             inputs[name] = inputs[name] / choice.scales.to(inputs[name].dtype)
         result.groups.append(GroupRecord(index, group.prev, group.balance, choice.alpha, choice.loss,
                                          choice.scales if keep_tensors else None, choice.losses))

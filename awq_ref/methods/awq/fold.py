@@ -13,6 +13,9 @@ by s:
     (1 + w') = (1 + w) / s, so w' = (1 + w) / s - 1; dividing w itself would leave (1 + w / s);
   * a fused linear (Phi-3 ``gate_up_proj`` -> ``down_proj``): only its last rows ("up") are
     divided, as for v in q|k|v.
+  * float readers of a norm that are not balance linears (MoE routers, Qwen2-MoE's
+    shared-expert gate: ``ScalingGroup.compensate``) get W diag(s) as well, or their outputs
+    (routing logits, the gate's sigmoid input) change;
 Activation -> linear folds (AutoAWQ ScaledActivation) are not supported.
 """
 from __future__ import annotations
@@ -51,6 +54,6 @@ def fold_scales(layer: nn.Module, group: ScalingGroup, s: torch.Tensor) -> None:
         _divide_linear_outputs(prev, s)
     else:
         _divide_norm(prev, s, group.prev, group.norm_offset)
-    for name in group.balance:
+    for name in (*group.balance, *group.compensate):
         linear = layer.get_submodule(name)
         linear.weight.mul_(s.to(linear.weight.dtype)[None, :])

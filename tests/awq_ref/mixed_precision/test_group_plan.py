@@ -77,3 +77,32 @@ def test_selection_and_validation_windows_are_disjoint_and_consecutive():
     assert validation.describe()["last_token"] == 692
     with pytest.raises(ValueError):
         selection_and_validation(tokens, 64, 3, 100, 9)
+
+
+def test_moe_layers_are_grouped_by_expert():
+    """Qwen2-MoE: q/k/v, one group per routed expert (gate, up, down), the shared expert, then o_proj
+    (no v -> o group under grouped-query attention); the router and the shared-expert gate stay float
+    and are in no group."""
+    model = tiny_model("qwen2_moe", layers=2)
+    layer = decoder_layers(model)[0]
+    groups = linear_groups(model, layer)
+    experts = [tuple(f"mlp.experts.{e}.{p}" for p in ("gate_proj", "up_proj", "down_proj")) for e in range(4)]
+    shared = tuple(f"mlp.shared_expert.{p}" for p in ("gate_proj", "up_proj", "down_proj"))
+    assert groups == [("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), *experts, shared,
+                      ("self_attn.o_proj",)]
+    names = [n for g in groups for n in g]
+    linears = [n for n, m in layer.named_modules() if type(m) is torch.nn.Linear and not n.endswith("_gate")]
+    assert sorted(names) == sorted(linears) and len(names) == len(set(names))
+
+
+def test_a_damaged_expert_ranks_first():
+    reference, ids = _confident("qwen3_moe", seed=3)
+    damaged = copy.deepcopy(reference)
+    victim = ("mlp.experts.2.gate_proj", "mlp.experts.2.up_proj", "mlp.experts.2.down_proj")
+    for name in victim:
+        linear = decoder_layers(damaged)[1].get_submodule(name)
+        linear.weight.data = pseudo_quantize(linear.weight.data, QuantSpec(2, -1))
+    folded = {i: decoder_layers(reference)[i] for i in range(3)}
+    ranking = group_sensitivity(reference, folded, damaged, ids)
+    assert ranking[0].layer == 1 and ranking[0].group == "mlp.experts.2.gate_proj+up_proj+down_proj"
+    assert all(abs(s.delta_nll) < 1e-9 for s in ranking[1:])
