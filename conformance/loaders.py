@@ -10,6 +10,10 @@ linear on one kernel (CPUWNA16) that needs in and out features per rank to be mu
 counting q/k/v and gate/up as the one merged linear vLLM builds, and an even group size.
 transformers after PR #41567: version in {gemm, gemv, gemv_fast, llm-awq}; on CPU its
 AWQ kernel (GPT-QModel's ATen int4pack) takes group widths 32/64/128/256 and no GEMV.
+transformers 5 holds MoE experts as fused 3-D parameters and merges per-expert checkpoint
+tensors into them only from float ``.weight`` tensors (its conversion mapping), while its AWQ
+loader swaps only ``nn.Linear`` modules: packed per-expert linears are left unread and the
+experts keep their random initialisation (transformers 4.51 and vLLM read them).
 Column-parallel layers split N across ranks, row-parallel layers split K.
 
 A finding that predicts a loader failing says so in a fixed form: ``"<loader> refuses to load
@@ -18,6 +22,8 @@ it"`` (it raises) or ``"<loader> misreads it"`` (it raises or computes something
 checks those claims against the real loaders.
 """
 from __future__ import annotations
+
+import re
 
 from awq_harness.conformance.declared import Declared
 from awq_harness.conformance.findings import Finding, Rule
@@ -40,6 +46,7 @@ NAMES = {"vllm": "vLLM", "transformers": "transformers"}
 REFUSES = "refuses to load it"
 MISREADS = "misreads it"
 SHOWN = 4
+PACKED_EXPERT = re.compile(r"\.experts\.\d+\.")  # one quantised linear per expert
 
 
 def refusal(rule: Rule, loader: str, why: str, severity: str | None = None, file: str | None = "config.json",
@@ -178,10 +185,20 @@ def _transformers_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
                     f"{TRANSFORMERS_CPU_GROUPS} only, and {_list(bad)} have {bad[0].group_width}", file=bad[0].file())]
 
 
+def _packed_experts(layers: list[Layer]) -> list[Finding]:
+    experts = [lay for lay in layers if PACKED_EXPERT.search(lay.prefix)]
+    if not experts:
+        return []
+    return [LOADER_TRANSFORMERS.finding(
+        f"transformers {MISREADS} with version 5 or later: it merges MoE experts into fused 3-D parameters "
+        f"from float weights only, so the packed experts ({_list(experts)}) stay randomly initialised; "
+        "transformers 4.51 and vLLM read them", experts[0].file())]
+
+
 def _transformers(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("gemm", "gemv"):
         return []
-    out = []
+    out = _packed_experts(layers)
     if "w_bit" in raw_q or "q_group_size" in raw_q:
         out.append(LOADER_TRANSFORMERS.finding(
             f"transformers {MISREADS}: the config uses AutoAWQ's internal keys "

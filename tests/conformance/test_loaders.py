@@ -77,3 +77,15 @@ def test_fused_gate_up_splits_half_by_half():
 
 def test_claimed_tp_sizes_read_back(built):
     assert claimed_tp_sizes(verify(built["gemm"]).findings)[0] == 1
+
+
+def test_packed_moe_experts_are_claimed_misread_by_transformers_5_and_dense_layers_are_not():
+    """transformers 5 merges experts into fused 3-D parameters from float weights only (checked
+    against transformers 5.17 + GPT-QModel in tests/peers/test_golden_portability.py)."""
+    from awq_harness import golden
+
+    moe = verify(golden.path("qwen2_moe-gemm-g64-awq")).findings
+    said = [f for f in moe if f.rule == "loader.transformers" and "experts" in f.message]
+    assert claim(moe, "transformers") == "misreads" and len(said) == 1 and said[0].severity == "warning"
+    assert "model.layers.0.mlp.experts.0." in said[0].message
+    assert claim(verify(golden.path("llama-gemm-g64-awq")).findings, "transformers") == "loads"
