@@ -35,7 +35,7 @@ FLOAT_TARGETS = {"fp16": torch.float16, "bf16": torch.bfloat16}  # --to name -> 
 
 
 def dequantised_weight(layer: Layer, tensors: dict[str, torch.Tensor], v1: bool, dtype: torch.dtype) -> torch.Tensor:
-    return decode.full(layer, tensors, v1).dequantize(torch.float32).to(dtype)
+    return decode.weight(layer, tensors, v1).to(dtype)
 
 
 def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from awq_harness.awq_ref.formats import AWQ_VERSIONS
+from awq_harness.awq_ref.formats import AWQ_VERSIONS, compressed_tensors
 from awq_harness.conformance import decode, numeric
 from awq_harness.conformance.config_rules import number_findings
 from awq_harness.conformance.ct_fields import ct_field_findings
@@ -79,7 +79,8 @@ def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str
         packed = folder.tensors.get(prefix + ".weight_packed")
         if packed is None or len(packed.shape) != 2:
             continue
-        if not (0 < n < 1 << 31 and 0 < k < 1 << 31) or (n, -(-k // 8)) != packed.shape:
+        words = {(n, -(-k // compressed_tensors.per_word(b))) for b in compressed_tensors.PACKED_BITS}
+        if not (0 < n < 1 << 31 and 0 < k < 1 << 31) or packed.shape not in words:
             report.findings.append(CT_WEIGHT_SHAPE.finding(
                 f"weight_shape [{n}, {k}] does not match weight_packed "
                 f"{list(packed.shape)}: loaders would crop or pad the weight wrongly",
