@@ -248,7 +248,8 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     decl = read_declared(folder.config)
     report.findings += decl.findings + number_findings(folder.config)
     layers = _layers(folder, decl, _ct_values(folder, reader, report), report)
-    report.findings += ct_field_findings(folder.config, layers, reader)
+    quantised = sorted(_quantised_prefixes(folder.tensors))
+    report.findings += ct_field_findings(folder.config, layers, reader, decl, quantised)
     _policy(folder, decl, layers, report)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:
