@@ -266,21 +266,36 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
 
 
 def _functional(path: Path, reference: str, report: Report, device=None) -> None:
-    """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
+    """Hidden states and perplexity against the float model: AutoAWQ layouts as they are, the
+    others (compressed-tensors, GPTQ) through a float32 copy of their dequantised weights."""
     # reference.error and reference.fold-consistency are what this check complements; any other
     # error (reference.missing included: the float model cannot be built) means the two models
     # cannot run side by side
     compared = (REFERENCE_ERROR.id, REFERENCE_FOLD.id)
     structural = [f for f in report.findings if f.severity == "error" and f.rule not in compared]
-    if report.format not in AWQ_VERSIONS or structural:
+    if report.format is None or structural:
         why = (f"the checkpoint or its reference has {len(structural)} errors" if structural
                else f"format {report.format}")
         report.findings.append(FUNCTIONAL_SKIPPED.finding(f"functional check not run: {why}"))
         return
     from awq_harness.conformance.functional import functional_check
 
-    found, report.functional = functional_check(str(path), reference, device=device)
+    if report.format in AWQ_VERSIONS:
+        found, report.functional = functional_check(str(path), reference, device=device)
+    else:
+        found, report.functional = _functional_dequantised(path, reference, device)
     report.findings += found
+
+
+def _functional_dequantised(path: Path, reference: str, device=None):
+    import tempfile
+
+    from awq_harness.conformance.float_export import export_float
+    from awq_harness.conformance.functional import functional_check
+
+    with tempfile.TemporaryDirectory(prefix="awq-harness-functional-") as tmp:
+        export_float(path, Path(tmp) / "dequantised", "fp32")
+        return functional_check(str(Path(tmp) / "dequantised"), reference, device=device)
 
 
 def _run_remote(url: str, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
