@@ -15,7 +15,11 @@ or none, columns are in group order and no ``weight_g_idx`` is written. A ``weig
 config does not announce is dropped by such readers, which then read every permuted column with
 the wrong group's scale; an announced one that is missing, out of range, or that does not give
 every group exactly ``group_size`` columns cannot be read either. Each config group has its own
-``actorder``: a layer is checked against the group that targets it.
+``actorder``: a layer is checked against the group that targets it. compressed-tensors 0.19's
+``QuantizationArgs`` refuses ``actorder: "group"`` ("has been removed. Consider using
+actorder='weight'"), so transformers' loader with that release cannot read such a config while
+vLLM still does (``ct.actorder-compat``, a warning); "weight" orders the quantisation but keeps
+groups contiguous, with no ``weight_g_idx``.
 
 Several config groups (a 4-bit and an 8-bit scheme, ``ct.targets``): every quantised linear must
 be targeted by exactly one group (vLLM's ``find_matched_target`` and compressed-tensors'
@@ -40,6 +44,8 @@ CT_DTYPE_FIELDS_COMPAT = Rule("ct.dtype-fields-compat",
                               "no scale_dtype / zp_dtype keys that readers with older compressed-tensors reject",
                               "warning")
 CT_G_IDX = Rule("ct.g-idx", "compressed-tensors weight_g_idx is present exactly with actorder 'group' and valid")
+CT_ACTORDER_COMPAT = Rule("ct.actorder-compat", "no actorder 'group', which compressed-tensors 0.19 refuses to read",
+                          "warning")
 CT_TARGETS = Rule("ct.targets", "compressed-tensors config groups target every quantised linear exactly once, "
                                 "and name no module that is not one")
 CT_FUSED_SCHEMES = Rule("ct.fused-schemes", "linears vLLM fuses (q/k/v, gate/up) share one config group", "warning")
@@ -96,6 +102,13 @@ def _g_idx_problem(g_idx: torch.Tensor, layer: Layer) -> str | None:
         bad = int((counts != layer.group_width).nonzero()[0])
         return f"group {bad} has {int(counts[bad])} columns, not the group size {layer.group_width}"
     return None
+
+
+def _actorder_findings(groups: dict[str, dict]) -> list[Finding]:
+    return [CT_ACTORDER_COMPAT.finding(
+        f"config_groups.{key} has actorder 'group': compressed-tensors 0.19 refuses it ('has been removed'), so "
+        "transformers with that release cannot load the model; vLLM reads weight_g_idx", "config.json")
+        for key, w in groups.items() if w.get("actorder") == "group"]
 
 
 def _g_idx_findings(decl: Declared, layers: list[Layer], reader) -> list[Finding]:
@@ -171,6 +184,7 @@ def ct_field_findings(config: dict | None, layers: list[Layer], reader, decl: De
     if decl is None or decl.format != "compressed-tensors" or not groups:
         return []
     out = target_findings(decl, list(quantised)) + fused_findings(decl, list(quantised)) if len(groups) > 1 else []
+    out += _actorder_findings(groups)
     layers = [layer for layer in layers if layer.layout.NAME == "compressed-tensors"]
     if not layers:
         return out

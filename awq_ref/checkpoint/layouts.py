@@ -13,8 +13,9 @@ compressed-tensors (``ct_layout``) has one config group per code width: the spec
 ``wide_spec`` for the linears in ``wide`` (the kept modules of an 8-bit plan). With one
 group its targets are ``["Linear"]`` (what llm-compressor writes); with two, each group names
 its linears exactly, so every quantised linear is targeted once. Float linears are in
-``ignore`` beside ``lm_head``. ``act_order``: the spec's group has ``actorder: "group"`` and its
-linears store ``weight_g_idx`` (the wide group is written in column order).
+``ignore`` beside ``lm_head``. ``actorder``: the spec's group has it, and with "group" its
+linears store ``weight_g_idx`` (``actorder: "group"``: act-order permuted the groups) or not
+(``"weight"``: quantised in act-order, groups left contiguous); the wide group has none.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class LayoutRequest:
     quantization_config: dict | None = None
     wide: tuple[str, ...] = ()  # compressed-tensors: linears (full names) quantised with wide_spec
     wide_spec: QuantSpec | None = None
-    act_order: bool = False
+    actorder: str | None = None  # compressed-tensors weights.actorder of the spec's group: "group" | "weight"
 
 
 def awq_layout(model: nn.Module, request: LayoutRequest) -> OutputLayout:
@@ -72,14 +73,14 @@ def ct_config(model: nn.Module, specs: dict[str, QuantSpec], request: LayoutRequ
     wide = sorted(set(request.wide))
     narrow = sorted(set(specs) - set(wide))
     floats = sorted(set(decoder_linears(model)) - set(specs))
-    order = "group" if request.act_order else None
-    schemes = [(request.spec, narrow if wide else ["Linear"], order)] + ([(request.wide_spec, wide)] if wide else [])
+    schemes = [(request.spec, narrow if wide else ["Linear"], request.actorder)]
+    schemes += [(request.wide_spec, wide)] if wide else []
     return ct_format.mixed_quantization_config(schemes, ["lm_head"] + floats)
 
 
 def ct_layout(model: nn.Module, request: LayoutRequest) -> OutputLayout:
     specs = ct_specs(model, request)
-    g_idx = frozenset(set(specs) - set(request.wide)) if request.act_order else frozenset()
+    g_idx = frozenset(set(specs) - set(request.wide)) if request.actorder == "group" else frozenset()
     return ct_output(model, specs, ct_config(model, specs, request), g_idx)
 
 

@@ -162,21 +162,30 @@ def _keep_meta(args, keep: KeepPlan) -> dict:
     return {"format": args.format, "keep_as": keep.keep_as} if args.format == compressed_tensors.NAME else {}
 
 
+def _actorder(method: Method, request: QuantizeRequest) -> str | None:
+    """compressed-tensors' name for GPTQ's act-order: "group" (permuted groups, weight_g_idx) or, with
+    static groups, "weight" (quantised in act-order, groups contiguous, no weight_g_idx)."""
+    if method.name != "gptq" or not request.gptq.act_order:
+        return None
+    return "weight" if request.gptq.static_groups else "group"
+
+
 def _ct_quantize(args, source, out: Path, method: Method, request: QuantizeRequest, tokenizer) -> list:
     """compressed-tensors: float-kept modules as in the AutoAWQ path; 8-bit ones in a second config group."""
     keep = parse_keep(args.keep_layers, source.model, args.keep_as, writes=("float", "8bit"))
     prefix = layer_prefix(source.model)
     eight = keep.kept_linears(source.model) if keep.keep_as == "8bit" else []
     floats = KeepPlan() if eight else keep
-    act_order = bool(method.name == "gptq" and request.gptq.act_order and not request.gptq.static_groups)
+    actorder = _actorder(method, request)
     layout = layouts.output_layout(source.model, layouts.LayoutRequest(
         compressed_tensors.NAME, request.spec, floats.not_converted(prefix), None, tuple(eight),
-        eight_bit_spec(request.spec), act_order))
+        eight_bit_spec(request.spec), actorder))
     checkpoint_format = "gptq" if request.version == "gptq" else None
     with _progress(method.name, request, len(source.layers)) as on_layer:
         inner = KeepLinearsStep(method_step(method, request, tokenizer), method, floats.linears_by_layer(prefix))
         step = CompressedTensorsStep(inner, request.version, request.spec,
-                                     KeepPlan([], eight).linears_by_layer(prefix), checkpoint_format)
+                                     KeepPlan([], eight).linears_by_layer(prefix), checkpoint_format,
+                                     actorder == "group")
         return quantize_folder(source, out, step, layout, floats.layers,
                                lambda errors: _meta(args, method, request, keep, errors), args.overwrite, on_layer,
                                args.device)

@@ -4,7 +4,9 @@ compressed-tensors ``pack-quantized``, and the modules an 8-bit plan keeps at 8 
 The method quantises each layer as it always does, into its own layout (RTN and AWQ: AutoAWQ
 GEMM; GPTQ: GPTQ's, act-order ``g_idx`` included); its codes, scales and zeros are decoded from
 those tensors and packed again in the compressed-tensors layout, so the numbers are exactly the
-method's. A GPTQ act-order ``g_idx`` becomes ``weight_g_idx`` (the codes stay in column order).
+method's. A GPTQ act-order ``g_idx`` becomes ``weight_g_idx`` (the codes stay in column order)
+when the groups are permuted (``actorder: "group"``); with static groups they are contiguous
+(``actorder: "weight"``) and no ``weight_g_idx`` is written.
 
 The kept modules of an 8-bit plan (``plan --keep-as 8bit``) are round-to-nearest quantised at 8
 bits, with the 4-bit scheme's group size and zero point (``eight_bit_spec``) and fp16 scales,
@@ -39,18 +41,18 @@ def _modules(tensors: dict[str, torch.Tensor], packed: str) -> list[str]:
     return sorted(name[: -len(packed) - 1] for name in tensors if name.endswith("." + packed))
 
 
-def repacked(tensors: dict[str, torch.Tensor], layout, spec: QuantSpec,
-             checkpoint_format: str | None = None) -> dict[str, torch.Tensor]:
+def repacked(tensors: dict[str, torch.Tensor], layout, spec: QuantSpec, checkpoint_format: str | None = None,
+             g_idx: bool = False) -> dict[str, torch.Tensor]:
     """A layer's tensors in ``layout`` (a ``formats`` module) with every quantised linear's
-    tensors replaced by compressed-tensors ones; the other tensors as they are."""
+    tensors replaced by compressed-tensors ones, the other tensors as they are; ``g_idx``: each
+    linear's column groups (GPTQ's ``g_idx``) written as ``weight_g_idx``."""
     out = dict(tensors)
     for module in _modules(tensors, layout.PACKED):
         own = {s: out.pop(f"{module}.{s}") for s in layout.TENSOR_NAMES if f"{module}.{s}" in out}
         qw = layout.decode(own, spec, checkpoint_format)
         out.update({f"{module}.{s}": t for s, t in ct.pack(qw).items()})
-        g_idx = own.get("g_idx")
-        if g_idx is not None and not torch.equal(g_idx.long(), torch.arange(qw.shape[1]) // qw.group_width):
-            out[f"{module}.weight_g_idx"] = g_idx.to(torch.int32).contiguous()
+        if g_idx:
+            out[f"{module}.weight_g_idx"] = own["g_idx"].to(torch.int32).contiguous()
     return out
 
 
@@ -59,9 +61,9 @@ class CompressedTensorsStep(LayerStep):
     (relative to the layer) stored at 8 bits."""
 
     def __init__(self, inner: LayerStep, version: str, spec: QuantSpec, eight_bit: dict[int, list[str]],
-                 checkpoint_format: str | None = None):
+                 checkpoint_format: str | None = None, g_idx: bool = False):
         self.inner, self.layout, self.spec = inner, formats.get(version), spec
-        self.eight_bit, self.checkpoint_format = eight_bit, checkpoint_format
+        self.eight_bit, self.checkpoint_format, self.g_idx = eight_bit, checkpoint_format, g_idx
         self.pending: dict[str, QuantizedWeight] = {}  # full names -> 8-bit codes, until the layer is written
         self.whole: set[str] = set()  # prefixes of layers kept float, to be written all at 8 bits
 
@@ -114,4 +116,4 @@ class CompressedTensorsStep(LayerStep):
             for suffix in (*self.layout.TENSOR_NAMES, "weight"):
                 tensors.pop(f"{module}.{suffix}", None)
             tensors.update({f"{module}.{s}": t for s, t in ct.pack(qw).items()})
-        return repacked(tensors, self.layout, self.spec, self.checkpoint_format)
+        return repacked(tensors, self.layout, self.spec, self.checkpoint_format, self.g_idx)

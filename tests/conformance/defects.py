@@ -210,6 +210,10 @@ def _in_order(k, width):
     return torch.arange(k) // width
 
 
+def _shuffled(k, width):
+    return (torch.arange(k) // width)[torch.randperm(k, generator=torch.Generator().manual_seed(k))]
+
+
 def _one_group_short(k, width):
     g = torch.arange(k) // width
     g[0] = 1  # group 0 loses a column to group 1
@@ -448,6 +452,9 @@ DEFECTS = [
         exit_code=0,
         where="model.layers.0.self_attn.o_proj",
     ),
+    Defect("actorder 'group' that compressed-tensors 0.19 refuses", "ct.actorder-compat",
+           lambda d: (_ct_weights(actorder="group")(d), _ct_g_idx(_shuffled)(d)), base="ct", severity="warning",
+           exit_code=None, where="config_groups.group_0"),
     Defect("a module in both config groups", "ct.targets",
            _ct_targets(lambda g: g["group_0"].append(EIGHT_BIT_DOWN)), base="ct-mixed", where=EIGHT_BIT_DOWN),
     Defect("a quantised module no config group targets", "ct.targets",
