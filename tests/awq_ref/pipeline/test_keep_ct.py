@@ -129,3 +129,35 @@ def test_eight_bit_plans_are_refused_where_they_cannot_be_written(model_dir, tmp
                  "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+
+def test_the_written_checkpoint_has_the_perplexity_the_8bit_plan_measured(tmp_path):
+    """plan --keep-as 8bit measures its kept layers as RTN 8-bit copies in memory; quantize writes
+    exactly those (the stored fp16 norms and embeddings are the only difference). A confident tiny
+    model (output head x20, its own sampled text) so that quantisation moves the perplexity."""
+    import copy
+
+    from awq_harness.awq_ref.data.tiny import tiny_model
+    from awq_harness.awq_ref.methods.registry import QuantizeRequest
+    from awq_harness.awq_ref.mixed_precision.plan import _ppl, plan_keep_layers
+    from awq_harness.awq_ref.mixed_precision.sensitivity import layer_sensitivity
+    from awq_harness.awq_ref.pipeline.quantize import quantize_model
+
+    model = tiny_model("llama", seed=3, layers=3)
+    model.get_output_embeddings().weight.data *= 20
+    torch.manual_seed(0)
+    start = torch.randint(0, 512, (4, 1), generator=torch.Generator().manual_seed(1))
+    ids = model.generate(start, do_sample=True, max_new_tokens=63, min_new_tokens=63, top_k=0, pad_token_id=0)
+    model.save_pretrained(tmp_path / "confident")
+    reference = load_model(tmp_path / "confident").float().eval()
+    quantized = copy.deepcopy(reference)
+    quantize_model(quantized, "rtn", QuantizeRequest(QuantSpec(4, 64), "gemm"))
+    ranking = layer_sensitivity(reference, quantized, ids[:2])
+    plan = plan_keep_layers(reference, quantized, ranking, ids[:2], 0.5, validation_ids=ids[2:], keep_as="8bit")
+    (tmp_path / "plan.json").write_text(json.dumps({"plan": plan.to_json()}))
+    out = _quantize(tmp_path / "confident", tmp_path / "ct", "--keep-layers", str(tmp_path / "plan.json"))
+    written = _ppl(load_dequantized(out).float().eval(), ids[2:], torch.float32)
+    v = plan.validation
+    assert plan.keep_layers and abs(v.ppl_quantized - v.ppl_plan) > 0.01 * v.ppl_plan
+    assert abs(written - v.ppl_plan) < 0.05 * abs(v.ppl_quantized - v.ppl_plan)
