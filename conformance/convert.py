@@ -156,6 +156,20 @@ def _check_pair(src: str, fmt: str | None, decl: Declared, target: str) -> None:
                            f"not {target}")
 
 
+def _check_one_width(src: str, layers: list[Layer], reader, target: str) -> None:
+    """The AutoAWQ and GPTQ layouts store one 4-bit scheme in column order: refuse, before writing,
+    a source with wider codes (a mixed 4/8-bit compressed-tensors checkpoint) or act-order groups."""
+    wide = [layer.prefix for layer in layers if layer.bits != 4]
+    if wide:
+        raise HarnessError(f"{src} has {len(wide)} linears at {max(layer.bits for layer in layers)} bits "
+                           f"(e.g. {wide[0]}); {target} stores one bit width, 4: nothing written")
+    for layer in layers:
+        info = layer.infos.get("weight_g_idx")
+        if info is not None and decode.group_index(layer, {"weight_g_idx": reader.get(info)}) is not None:
+            raise HarnessError(f"{layer.prefix}.weight_g_idx: act-order column groups, which {target} cannot store: "
+                               "nothing written")
+
+
 def _check_zeros_fit(layers: list[Layer], reader, target: str, decl: Declared) -> None:
     """GPTQ v1 stores z - 1: refuse, before writing, a source with a zero point of 0."""
     if target != gptq.NAME:
@@ -268,6 +282,7 @@ def convert_checked(src: str | Path, dst: str | Path, target: str, overwrite: bo
     source = verified_source(src)
     folder, decl, layers, reader, _ = load_layers(src)
     _check_pair(src, source.format, decl, target)
+    _check_one_width(src, layers, reader, target)
     _check_scales_fit(layers, reader, target)
     _check_zeros_fit(layers, reader, target, decl)
     layout = _output(folder, decl, layers, target, max_shard_bytes)

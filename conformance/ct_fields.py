@@ -14,12 +14,28 @@ Act-order (``weights.actorder``): with "group", every quantised linear stores ``
 or none, columns are in group order and no ``weight_g_idx`` is written. A ``weight_g_idx`` the
 config does not announce is dropped by such readers, which then read every permuted column with
 the wrong group's scale; an announced one that is missing, out of range, or that does not give
-every group exactly ``group_size`` columns cannot be read either.
+every group exactly ``group_size`` columns cannot be read either. Each config group has its own
+``actorder``: a layer is checked against the group that targets it. compressed-tensors 0.19's
+``QuantizationArgs`` refuses ``actorder: "group"`` ("has been removed. Consider using
+actorder='weight'"), so transformers' loader with that release cannot read such a config while
+vLLM still does (``ct.actorder-compat``, a warning); "weight" orders the quantisation but keeps
+groups contiguous, with no ``weight_g_idx``.
+
+Several config groups (a 4-bit and an 8-bit scheme, ``ct.targets``): every quantised linear must
+be targeted by exactly one group (vLLM's ``find_matched_target`` and compressed-tensors'
+``match_named_modules`` take a module's scheme from its group; an untargeted module gets no
+quantised parameters and its packed tensors are not loaded, one targeted twice has a scheme that
+depends on the reader), and a target that names a module (not a ``re:`` pattern or a class name)
+must name a quantised linear of the checkpoint. Whether each module's codes have its group's
+width is ``config.matches-tensors`` (``structure``, per group). vLLM fuses q/k/v and gate/up
+into one linear and refuses shards with different schemes (``ct.fused-schemes``, a warning:
+transformers loads them unfused).
 """
 from __future__ import annotations
 
 import torch
 
+from awq_harness.conformance.declared import Declared
 from awq_harness.conformance.findings import Finding, Rule
 from awq_harness.conformance.structure import Layer
 
@@ -28,6 +44,12 @@ CT_DTYPE_FIELDS_COMPAT = Rule("ct.dtype-fields-compat",
                               "no scale_dtype / zp_dtype keys that readers with older compressed-tensors reject",
                               "warning")
 CT_G_IDX = Rule("ct.g-idx", "compressed-tensors weight_g_idx is present exactly with actorder 'group' and valid")
+CT_ACTORDER_COMPAT = Rule("ct.actorder-compat", "no actorder 'group', which compressed-tensors 0.19 refuses to read",
+                          "warning")
+CT_TARGETS = Rule("ct.targets", "compressed-tensors config groups target every quantised linear exactly once, "
+                                "and name no module that is not one")
+CT_FUSED_SCHEMES = Rule("ct.fused-schemes", "linears vLLM fuses (q/k/v, gate/up) share one config group", "warning")
+FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 TORCH_NAMES = {"torch.float16": "F16", "torch.bfloat16": "BF16", "torch.float32": "F32", "torch.float64": "F64",
                "float16": "F16", "bfloat16": "BF16", "float32": "F32"}
@@ -35,12 +57,14 @@ INTEGER_DTYPES = {"torch.int8", "torch.int16", "torch.int32", "torch.uint8", "in
 G_IDX = "weight_g_idx"
 
 
-def _weights(config: dict | None) -> dict:
+def _groups(config: dict | None) -> dict[str, dict]:
+    """Each config group's weights scheme, by group name (compressed-tensors configs only)."""
     q = (config or {}).get("quantization_config")
     groups = q.get("config_groups") if isinstance(q, dict) and q.get("quant_method") == "compressed-tensors" else None
-    group = next(iter(groups.values()), None) if isinstance(groups, dict) and groups else None
-    weights = group.get("weights") if isinstance(group, dict) else None
-    return weights if isinstance(weights, dict) else {}
+    if not isinstance(groups, dict):
+        return {}
+    return {str(key): g["weights"] for key, g in groups.items()
+            if isinstance(g, dict) and isinstance(g.get("weights"), dict)}
 
 
 def _scale_dtypes(layers: list[Layer]) -> set[str]:
@@ -80,10 +104,18 @@ def _g_idx_problem(g_idx: torch.Tensor, layer: Layer) -> str | None:
     return None
 
 
-def _g_idx_findings(w: dict, layers: list[Layer], reader) -> list[Finding]:
-    grouped = w.get("actorder") == "group"
+def _actorder_findings(groups: dict[str, dict]) -> list[Finding]:
+    return [CT_ACTORDER_COMPAT.finding(
+        f"config_groups.{key} has actorder 'group': compressed-tensors 0.19 refuses it ('has been removed'), so "
+        "transformers with that release cannot load the model; vLLM reads weight_g_idx", "config.json")
+        for key, w in groups.items() if w.get("actorder") == "group"]
+
+
+def _g_idx_findings(decl: Declared, layers: list[Layer], reader) -> list[Finding]:
     out = []
     for layer in layers:
+        actorder = decl.for_module(layer.prefix).actorder
+        grouped = actorder == "group"
         info = layer.infos.get(G_IDX)
         name = f"{layer.prefix}.{G_IDX}"
         if info is None:
@@ -93,7 +125,7 @@ def _g_idx_findings(w: dict, layers: list[Layer], reader) -> list[Finding]:
             continue
         if not grouped:
             out.append(CT_G_IDX.finding(
-                f"weight_g_idx stored but actorder is {w.get('actorder')!r}: readers build no g_idx parameter and "
+                f"weight_g_idx stored but actorder is {actorder!r}: readers build no g_idx parameter and "
                 "read the columns in stored order", info.path.name, name))
             continue
         problem = _g_idx_problem(reader.get(info), layer)
@@ -102,10 +134,61 @@ def _g_idx_findings(w: dict, layers: list[Layer], reader) -> list[Finding]:
     return out
 
 
-def ct_field_findings(config: dict | None, layers: list[Layer], reader) -> list[Finding]:
-    """Findings for compressed-tensors checkpoints; nothing for the other layouts."""
-    layers = [layer for layer in layers if layer.layout.NAME == "compressed-tensors"]
-    w = _weights(config)
-    if not layers or not w:
+def _named_target(target: str) -> bool:
+    return not target.startswith("re:") and "." in target
+
+
+def target_findings(decl: Declared, quantised: list[str]) -> list[Finding]:
+    """``ct.targets`` over every module with packed codes (``quantised``, full names)."""
+    out = []
+    for module in quantised:
+        groups = decl.groups_of(module)
+        if not groups:
+            out.append(CT_TARGETS.finding("no config group targets it: readers build no quantised parameters for it "
+                                          "and cannot load its packed tensors", "config.json", module))
+        elif len(groups) > 1:
+            out.append(CT_TARGETS.finding(f"targeted by {' and '.join(groups)}: its scheme depends on the reader",
+                                          "config.json", module))
+    present = set(quantised)
+    for key, targets in decl.targets.items():
+        missing = [t for t in targets if _named_target(t) and t not in present]
+        if missing:
+            out.append(CT_TARGETS.finding(f"config_groups.{key}.targets names {len(missing)} modules with no packed "
+                                          f"tensors in the checkpoint, e.g. {missing[0]}", "config.json", missing[0]))
+    return out
+
+
+def fused_findings(decl: Declared, quantised: list[str]) -> list[Finding]:
+    """Siblings of one vLLM fused linear (q/k/v, gate/up) in different config groups."""
+    present, out = set(quantised), []
+    for module in quantised:
+        parent, _, leaf = module.rpartition(".")
+        for shards in FUSED:
+            if leaf != shards[0]:
+                continue
+            siblings = [f"{parent}.{s}" for s in shards if f"{parent}.{s}" in present]
+            groups = {tuple(decl.groups_of(s)) for s in siblings}
+            if len(groups) > 1:
+                out.append(CT_FUSED_SCHEMES.finding(
+                    f"{', '.join(s.rpartition('.')[2] for s in siblings)} are in different config groups: vLLM fuses "
+                    "them into one linear and refuses the model ('vLLM requires all to use the same scheme')",
+                    "config.json", parent))
+    return out
+
+
+def ct_field_findings(config: dict | None, layers: list[Layer], reader, decl: Declared | None = None,
+                      quantised: list[str] = ()) -> list[Finding]:
+    """Findings for compressed-tensors checkpoints; nothing for the other layouts. ``quantised``:
+    every module with packed codes, well formed or not."""
+    groups = _groups(config)
+    if decl is None or decl.format != "compressed-tensors" or not groups:
         return []
-    return _dtype_findings(w, layers) + _g_idx_findings(w, layers, reader)
+    out = target_findings(decl, list(quantised)) + fused_findings(decl, list(quantised)) if len(groups) > 1 else []
+    out += _actorder_findings(groups)
+    layers = [layer for layer in layers if layer.layout.NAME == "compressed-tensors"]
+    if not layers:
+        return out
+    for key, w in groups.items():
+        mine = [layer for layer in layers if decl.groups_of(layer.prefix) == [key]] if len(groups) > 1 else layers
+        out += _dtype_findings(w, mine)
+    return out + _g_idx_findings(decl, layers, reader)

@@ -6,12 +6,15 @@ compressed-tensors: quant_method "compressed-tensors", format, config_groups.*.w
 {num_bits, symmetric, strategy, group_size}, ignore (exact names or "re:" regexes).
 GPTQ: quant_method "gptq", bits, group_size, sym, desc_act, checkpoint_format|format, lm_head.
 AutoRound: quant_method "auto-round", bits, group_size, sym, packing_format: "auto_round:auto_awq"
-(AutoAWQ's GEMM tensors) or "auto_round:auto_gptq" (GPTQ's layout, v1 zeros).
+(AutoAWQ's GEMM tensors) or "auto_round:auto_gptq" (GPTQ's layout, v1 zeros). Its symmetric scheme
+(``int_sym`` in auto_round/data_type/int.py, "full range", after llama.cpp) divides each group's
+larger-magnitude extreme by -2^(b-1), so that extreme lands on code 0 and the scale is negative
+when it is the positive one: negative scales are part of the format there (``signed_scales``).
 Values of the wrong type are reported (config.values) and replaced by None.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from awq_harness.awq_ref.formats import AWQ_VERSIONS, compressed_tensors, gptq
 from awq_harness.conformance.findings import Finding, Rule
@@ -36,9 +39,26 @@ class Declared:
     gptq_v1: bool = True
     raw_version: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    schemes: dict[str, "Declared"] = field(default_factory=dict)  # compressed-tensors: per config group
+    targets: dict[str, list[str]] = field(default_factory=dict)  # compressed-tensors: each group's targets
+    actorder: str | None = None  # compressed-tensors weights.actorder
+    signed_scales: bool = False  # the dialect's symmetric scheme stores negative scales (AutoRound sym)
 
     def bad(self, rule: Rule, message: str, severity: str | None = None) -> None:
         self.findings.append(rule.finding(message, "config.json", severity=severity))
+
+    def groups_of(self, module: str) -> list[str]:
+        """The compressed-tensors config groups whose targets name ``module`` (none elsewhere)."""
+        groups = {key: {"targets": targets} for key, targets in self.targets.items()}
+        return compressed_tensors.groups_of(module, groups, self.skip)
+
+    def for_module(self, module: str) -> "Declared":
+        """What the config declares for one module: its config group's scheme when exactly one
+        group targets it (compressed-tensors with several groups), else the whole config's."""
+        if len(self.schemes) < 2:
+            return self
+        groups = self.groups_of(module)
+        return self.schemes[groups[0]] if len(groups) == 1 else self
 
 
 def _int(d: Declared, q: dict, *keys: str) -> int | None:
@@ -88,17 +108,10 @@ def _awq(d: Declared, q: dict) -> None:
     d.skip = _names(d, q.get("modules_to_not_convert"), "modules_to_not_convert")
 
 
-def _ct_weights(d: Declared, q: dict) -> dict:
-    groups = q.get("config_groups")
-    if not isinstance(groups, dict) or not groups:
-        d.bad(CONFIG_QUANTIZATION, "compressed-tensors config has no config_groups")
-        return {}
-    if len(groups) > 1:
-        d.bad(CONFIG_QUANTIZATION, f"{len(groups)} config_groups; only the first is checked", "warning")
-    group = next(iter(groups.values()))
+def _ct_weights(d: Declared, q: dict, key: str, group) -> dict:
     weights = group.get("weights") if isinstance(group, dict) else None
     if not isinstance(weights, dict):
-        d.bad(CONFIG_QUANTIZATION, "config_groups entry has no weights scheme")
+        d.bad(CONFIG_QUANTIZATION, f"config_groups.{str(key)[:40]} has no weights scheme")
         return {}
     fmt = group.get("format", q.get("format"))
     if fmt != "pack-quantized":
@@ -107,8 +120,30 @@ def _ct_weights(d: Declared, q: dict) -> dict:
 
 
 def _ct(d: Declared, q: dict) -> None:
+    """Every config group is read (``schemes``, ``targets``); the first one's scheme is also the
+    config's own (bits, group size, zero point), as a one-group checkpoint has it."""
     d.format = compressed_tensors.NAME
-    w = _ct_weights(d, q)
+    groups = q.get("config_groups")
+    if not isinstance(groups, dict) or not groups:
+        d.bad(CONFIG_QUANTIZATION, "compressed-tensors config has no config_groups")
+        return
+    d.skip, d.skip_is_regex = _names(d, q.get("ignore"), "ignore"), True
+    d.lm_head = not any(e in ("lm_head", "re:.*lm_head") for e in d.skip)
+    for key, group in groups.items():
+        scheme = replace(d, findings=[], schemes={}, targets={})
+        _ct_scheme(scheme, q, _ct_weights(d, q, key, group))
+        d.findings += scheme.findings
+        d.schemes[str(key)] = scheme
+        d.targets[str(key)] = _names(d, group.get("targets") if isinstance(group, dict) else None,
+                                     f"config_groups.{str(key)[:40]}.targets")
+    status = q.get("quantization_status", "compressed")
+    if status != "compressed":
+        d.bad(CONFIG_QUANTIZATION, f"quantization_status {str(status)[:20]!r}: packed tensors need 'compressed'")
+    first = next(iter(d.schemes.values()))
+    d.bits, d.group_size, d.zero_point, d.actorder = first.bits, first.group_size, first.zero_point, first.actorder
+
+
+def _ct_scheme(d: Declared, q: dict, w: dict) -> None:
     if not w:
         return
     d.bits = _int(d, w, "num_bits")
@@ -123,11 +158,7 @@ def _ct(d: Declared, q: dict) -> None:
         d.bad(CONFIG_VALUES, f"weights.strategy {str(strategy)[:20]!r}: expected 'group' or 'channel'")
     if w.get("type", "int") != "int":
         d.bad(CONFIG_VALUES, f"weights.type {str(w.get('type'))[:20]!r}: expected 'int'")
-    status = q.get("quantization_status", "compressed")
-    if status != "compressed":
-        d.bad(CONFIG_QUANTIZATION, f"quantization_status {str(status)[:20]!r}: packed tensors need 'compressed'")
-    d.skip, d.skip_is_regex = _names(d, q.get("ignore"), "ignore"), True
-    d.lm_head = not any(e in ("lm_head", "re:.*lm_head") for e in d.skip)
+    d.actorder = w.get("actorder") if isinstance(w.get("actorder"), str) else None
 
 
 def _gptq(d: Declared, q: dict) -> None:
@@ -153,6 +184,7 @@ def _auto_round(d: Declared, q: dict) -> None:
     d.group_size = _int(d, q, "group_size")
     sym = _bool(d, q, "sym", True)
     d.zero_point = None if sym is None else not sym
+    d.signed_scales = sym is True  # int_sym: the larger-magnitude extreme sits on code 0, its scale signed
     packing = str(q.get("packing_format"))[:40]
     d.format = AUTO_ROUND_PACKINGS.get(packing)
     d.raw_version = AWQ_VERSIONS[0] if d.format == AWQ_VERSIONS[0] else None

@@ -32,7 +32,7 @@ def load_dequantized(folder: str | Path, dtype: torch.dtype = torch.float32) -> 
     state = {name: reader.get(info) for name, info in found.tensors.items() if name not in owned}
     for layer in layers:
         tensors = {s: reader.get(i) for s, i in layer.infos.items()}
-        state[f"{layer.prefix}.weight"] = decode.full(layer, tensors, decl.gptq_v1).dequantize(torch.float32)
+        state[f"{layer.prefix}.weight"] = decode.weight(layer, tensors, decl.gptq_v1)
         if "bias" in tensors:
             state[f"{layer.prefix}.bias"] = tensors["bias"]
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -32,10 +32,11 @@ from awq_harness.conformance.runner import load_layers
 from awq_harness.conformance.structure import Layer
 
 FLOAT_TARGETS = {"fp16": torch.float16, "bf16": torch.bfloat16}  # --to name -> dtype
+EXACT_TARGET = {"fp32": torch.float32}  # not a --to choice: the exact w_hat, for the functional check
 
 
 def dequantised_weight(layer: Layer, tensors: dict[str, torch.Tensor], v1: bool, dtype: torch.dtype) -> torch.Tensor:
-    return decode.full(layer, tensors, v1).dequantize(torch.float32).to(dtype)
+    return decode.weight(layer, tensors, v1).to(dtype)
 
 
 def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -79,9 +80,10 @@ def _gate(src: str) -> None:
 
 def export_float(src: str | Path, dst: str | Path, to: str, overwrite: bool = False,
                  max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
-    if to not in FLOAT_TARGETS:
+    targets = FLOAT_TARGETS | EXACT_TARGET
+    if to not in targets:
         raise HarnessError(f"--to {to!r}: choose from {sorted(FLOAT_TARGETS)}")
-    dtype, src = FLOAT_TARGETS[to], str(src)
+    dtype, src = targets[to], str(src)
     _gate(src)
     folder, decl, layers, reader, _ = load_layers(src)
     config = checkpoint_config(dict(folder.config), {}, str(dtype).removeprefix("torch."))

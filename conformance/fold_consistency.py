@@ -165,8 +165,8 @@ def _check_group(norm: str, offset: float, readers: list[str], tensors, ref, rea
         w_r = ref_reader.get(info).double()
         if name in quantised:
             layer = quantised[name]
-            w_hat = decode.full(layer, {k: reader.get(i) for k, i in layer.infos.items()}, v1)
-            finding = _quantised_reader(name, w_hat.dequantize(torch.float32).double(), w_r, s, valid & (s > 0), norm)
+            w_hat = decode.weight(layer, {k: reader.get(i) for k, i in layer.infos.items()}, v1)
+            finding = _quantised_reader(name, w_hat.double(), w_r, s, valid & (s > 0), norm)
         elif name + ".weight" in tensors and tensors[name + ".weight"].is_float:
             finding = _float_reader(name, reader.get(tensors[name + ".weight"]).double(), w_r, n_q, n_r, norm,
                                     name in prevs)

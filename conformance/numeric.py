@@ -20,6 +20,10 @@ group are close to zero-mean, so d = mean(q) - z is near 0 in every group:
 A permutation applied identically to qweight and qzeros moves whole channels consistently
 and is invisible to any statistic of one layer's tensors; ``--reference`` catches it.
 tests/conformance/test_plausibility.py measures the detection rates.
+
+Wider codes (compressed-tensors' 8-bit groups) have scales 2^(b-4) times finer, so mean(w) / s
+and its scatter grow by that factor: d is measured in 4-bit codes (divided by 2^(b-4)). A zero
+off by one 8-bit code is then a 1/16 shift, below what this test sees (and what it costs).
 """
 from __future__ import annotations
 
@@ -55,14 +59,18 @@ def _f(layer: Layer, rule: Rule, message: str, suffix: str, severity: str | None
     return rule.finding(message, layer.file(), f"{layer.prefix}.{suffix}", severity)
 
 
-def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str) -> list[Finding]:
+def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str,
+                 signed: bool = False) -> list[Finding]:
+    """``signed``: the format's symmetric scheme stores negative scales (AutoRound ``sym``): a scale
+    < 0 is then legal in a group whose zero is the symmetric 2^(b-1), where (q - z) * s is the same
+    weight read from the other end of the code range; a scale of 0 never is."""
     s32, out = s.float(), []
     bad = ~torch.isfinite(s32)
     if bad.any():
         out.append(_f(layer, SCALES_FINITE,
                       f"{int(bad.sum())} of {s.numel()} scales are NaN or inf: those groups dequantise to NaN", suffix))
         s32 = torch.where(bad, torch.ones_like(s32), s32)
-    nonpos = s32 <= 0
+    nonpos = (s32 == 0) | ((s32 < 0) & (z != 2 ** (layer.bits - 1))) if signed else s32 <= 0
     if nonpos.any():
         out.append(_f(layer, SCALES_POSITIVE,
                       f"{int(nonpos.sum())} scales are <= 0 (min {float(s32.min()):.3g}): those groups collapse "
@@ -80,13 +88,14 @@ def check_scales(layer: Layer, s: torch.Tensor, z: torch.Tensor, suffix: str) ->
 
 
 def check_zeros(layer: Layer, z: torch.Tensor, raw_zp: torch.Tensor | None, v1: bool) -> list[Finding]:
-    out = []
-    if raw_zp is not None and raw_zp.dtype == torch.int8 and ((raw_zp < -8) | (raw_zp > 7)).any():
+    out, top, half = [], 2 ** layer.bits - 1, 2 ** (layer.bits - 1)
+    if raw_zp is not None and raw_zp.dtype == torch.int8 and ((raw_zp < -half) | (raw_zp >= half)).any():
         out.append(_f(layer, ZEROS_RANGE,
-                      "int8 zero points outside [-8, 7] cannot be 4-bit codes", "weight_zero_point"))
-    elif z.numel() and (int(z.min()) < 0 or int(z.max()) > 15 + (1 if layer.layout.NAME == "gptq" and v1 else 0)):
+                      f"int8 zero points outside [{-half}, {half - 1}] cannot be {layer.bits}-bit codes",
+                      "weight_zero_point"))
+    elif z.numel() and (int(z.min()) < 0 or int(z.max()) > top + (1 if layer.layout.NAME == "gptq" and v1 else 0)):
         out.append(_f(layer, ZEROS_RANGE,
-                      f"zero points span [{int(z.min())}, {int(z.max())}], outside [0, 15]", "qzeros"))
+                      f"zero points span [{int(z.min())}, {int(z.max())}], outside [0, {top}]", layer.layout.ZEROS))
     if layer.layout.NAME == "gptq" and v1 and z.numel() and int(z.max()) == 16:
         out.append(_f(layer, GPTQ_ZEROS, "a v1 stored zero of 15 decodes to 16, which no 4-bit code can sit on: "
                       "an asymmetric zero of 0 overflowed when written (prefer gptq_v2)", "qzeros", "warning"))
@@ -105,11 +114,13 @@ def _repaired(z: torch.Tensor, slots: tuple[int, ...]) -> torch.Tensor:
 
 
 def check_symmetric(layer: Layer, z: torch.Tensor, zero_point: bool | None) -> list[Finding]:
-    """A symmetric config (zero_point false / sym true / symmetric true) needs every zero at 8."""
-    if zero_point is not False or not z.numel() or bool((z == 8).all()):
+    """A symmetric config (zero_point false / sym true / symmetric true) needs every zero at 2^(b-1)
+    (8 for 4-bit codes)."""
+    middle = 2 ** (layer.bits - 1)
+    if zero_point is not False or not z.numel() or bool((z == middle).all()):
         return []
     return [_f(layer, CONFIG_MATCHES_TENSORS, f"config declares symmetric quantisation but zeros span "
-               f"[{int(z.min())}, {int(z.max())}] instead of all 8: loaders that trust the config drop them",
+               f"[{int(z.min())}, {int(z.max())}] instead of all {middle}: loaders that trust the config drop them",
                layer.layout.ZEROS)]
 
 
@@ -119,7 +130,7 @@ def plausibility(layer: Layer, q: torch.Tensor, z: torch.Tensor, asymmetric: boo
     if n * groups < MIN_GROUPS:
         return [], {}
     mean_code = q.reshape(n, groups, k // groups).float().mean(-1)
-    d = mean_code - z.float()
+    d = (mean_code - z.float()) / 2 ** (layer.bits - 4)  # in 4-bit codes: mean(w) / s grows with 2^bits
     offset, spread = float(d.median()), _spread(d)
     alternatives = {name: _spread(mean_code - _repaired(z, slots).float())
                     for name, slots in ALTERNATIVE_ORDERS.items()} if asymmetric and n % 8 == 0 else {}

@@ -103,7 +103,7 @@ def compare(layers: list[Layer], reader: TensorReader, v1: bool, reference: str,
             continue
         w = ref_reader.get(info).float()
         t = {s: reader.get(i) for s, i in layer.infos.items()}
-        w_hat = decode.full(layer, t, v1).dequantize(torch.float32)
+        w_hat = decode.weight(layer, t, v1)
         rows.append({"layer": layer.prefix, **layer_error(w, w_hat)})
     rows.sort(key=lambda r: (r["sqnr_db"] if math.isfinite(r["sqnr_db"]) else -1e9, r["layer"]))
     for rank, row in enumerate(rows, 1):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from awq_harness.awq_ref.formats import AWQ_VERSIONS
+from awq_harness.awq_ref.formats import AWQ_VERSIONS, compressed_tensors
 from awq_harness.conformance import decode, numeric
 from awq_harness.conformance.config_rules import number_findings
 from awq_harness.conformance.ct_fields import ct_field_findings
@@ -80,7 +80,8 @@ def _ct_values(folder: Folder, reader: TensorReader, report: Report) -> dict[str
         packed = folder.tensors.get(prefix + ".weight_packed")
         if packed is None or len(packed.shape) != 2:
             continue
-        if not (0 < n < 1 << 31 and 0 < k < 1 << 31) or (n, -(-k // 8)) != packed.shape:
+        words = {(n, -(-k // compressed_tensors.per_word(b))) for b in compressed_tensors.PACKED_BITS}
+        if not (0 < n < 1 << 31 and 0 < k < 1 << 31) or packed.shape not in words:
             report.findings.append(CT_WEIGHT_SHAPE.finding(
                 f"weight_shape [{n}, {k}] does not match weight_packed "
                 f"{list(packed.shape)}: loaders would crop or pad the weight wrongly",
@@ -139,7 +140,7 @@ def _numeric_layer(layer: Layer, reader: TensorReader, decl: Declared) -> list[F
     groups = REMOTE_SAMPLE_GROUPS if reader.remote is not None else decode.SAMPLE_GROUPS
     reader.fetch_view(layer.infos[packed], decode.sample_slices(layer, t, groups)[packed])  # remote: that block
     s, z = decode.scales_zeros(layer, t, decl.gptq_v1)
-    out = numeric.check_scales(layer, s, z, layer.layout.SCALES)
+    out = numeric.check_scales(layer, s, z, layer.layout.SCALES, decl.for_module(layer.prefix).signed_scales)
     out += numeric.check_zeros(layer, z, t.get("weight_zero_point"), decl.gptq_v1)
     out += numeric.check_symmetric(layer, z, decl.zero_point)
     sample = decode.codes_sample(layer, t, decl.gptq_v1, groups)
@@ -248,7 +249,8 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     decl = read_declared(folder.config)
     report.findings += decl.findings + number_findings(folder.config)
     layers = _layers(folder, decl, _ct_values(folder, reader, report), report)
-    report.findings += ct_field_findings(folder.config, layers, reader)
+    quantised = sorted(_quantised_prefixes(folder.tensors))
+    report.findings += ct_field_findings(folder.config, layers, reader, decl, quantised)
     _policy(folder, decl, layers, report)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:
@@ -288,21 +290,36 @@ def _fetching(remote: RemoteFiles | None):
 
 
 def _functional(path: Path, reference: str, report: Report, device=None) -> None:
-    """Hidden states and perplexity against the float model (AutoAWQ layouts only)."""
+    """Hidden states and perplexity against the float model: AutoAWQ layouts as they are, the
+    others (compressed-tensors, GPTQ) through a float32 copy of their dequantised weights."""
     # reference.error and reference.fold-consistency are what this check complements; any other
     # error (reference.missing included: the float model cannot be built) means the two models
     # cannot run side by side
     compared = (REFERENCE_ERROR.id, REFERENCE_FOLD.id)
     structural = [f for f in report.findings if f.severity == "error" and f.rule not in compared]
-    if report.format not in AWQ_VERSIONS or structural:
+    if report.format is None or structural:
         why = (f"the checkpoint or its reference has {len(structural)} errors" if structural
                else f"format {report.format}")
         report.findings.append(FUNCTIONAL_SKIPPED.finding(f"functional check not run: {why}"))
         return
     from awq_harness.conformance.functional import functional_check
 
-    found, report.functional = functional_check(str(path), reference, device=device)
+    if report.format in AWQ_VERSIONS:
+        found, report.functional = functional_check(str(path), reference, device=device)
+    else:
+        found, report.functional = _functional_dequantised(path, reference, device)
     report.findings += found
+
+
+def _functional_dequantised(path: Path, reference: str, device=None):
+    import tempfile
+
+    from awq_harness.conformance.float_export import export_float
+    from awq_harness.conformance.functional import functional_check
+
+    with tempfile.TemporaryDirectory(prefix="awq-harness-functional-") as tmp:
+        export_float(path, Path(tmp) / "dequantised", "fp32")
+        return functional_check(str(Path(tmp) / "dequantised"), reference, device=device)
 
 
 def _run_remote(url: str, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,

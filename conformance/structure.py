@@ -36,6 +36,7 @@ class Layer:
     dims: Dims
     group_width: int
     infos: dict[str, TensorInfo]
+    bits: int = 4  # the code width its tensors pack (compressed-tensors: 4 or 8)
 
     def file(self) -> str:
         return self.infos[self.layout.PACKED].path.name
@@ -178,16 +179,23 @@ def _check_shapes(prefix: str, layout: Layout, infos: dict, dims: Dims, gw: int,
     return out
 
 
-def _width(decl: Declared, dims: Dims, prefix: str, f: str) -> tuple[int | None, list[Finding]]:
+def readable_bits(layout: Layout) -> tuple[int, ...]:
+    """The code widths the verifier reads in this layout (4 unless the layout packs more)."""
+    return getattr(layout, "PACKED_BITS", (4,))
+
+
+def _width(decl: Declared, layout: Layout, dims: Dims, prefix: str, f: str) -> tuple[int | None, list[Finding]]:
     """The group width the tensors imply, cross-checked with the config's."""
     declared, implied = declared_width(decl, dims.k), dims.group_width()
     if decl.bits is not None and decl.bits != dims.bits:
         return None, [_fail(f, CONFIG_MATCHES_TENSORS,
                             f"tensors pack {dims.pack:g} codes per int32 ({dims.bits:g} bits) "
                             f"but config declares {decl.bits} bits", prefix)]
-    if dims.bits != 4:
+    if dims.bits not in readable_bits(layout):
+        widths = "/".join(str(b) for b in readable_bits(layout))
         return None, [_fail(f, TENSORS_SHAPE,
-                            f"tensors pack {dims.pack:g} codes per int32; only 4-bit layouts are read", prefix)]
+                            f"tensors pack {dims.pack:g} codes per int32; {layout.NAME} is read at {widths} bits",
+                            prefix)]
     if implied and declared and implied != declared:
         return None, [_fail(f, CONFIG_MATCHES_TENSORS,
                             f"config group size {decl.group_size} but the scales imply {implied} "
@@ -205,17 +213,19 @@ def _width(decl: Declared, dims: Dims, prefix: str, f: str) -> tuple[int | None,
 
 def check_layer(prefix: str, layout: Layout, infos: dict[str, TensorInfo], values: dict,
                 decl: Declared) -> tuple[Layer | None, list[Finding]]:
+    """``decl``: the whole config; the layer is checked against its own config group's scheme."""
     f = infos[layout.PACKED].path.name
+    decl = decl.for_module(prefix)
     findings = _check_set(prefix, layout, infos, decl, f) + _check_dtypes(prefix, layout, infos, f)
     dims = layout.dims(shapes_of(infos), values)
     if dims is None or dims.n <= 0 or dims.k <= 0:
         return None, findings + [_fail(f, TENSORS_SHAPE, f"{layout.PACKED} is not a non-empty 2-D tensor",
                                        f"{prefix}.{layout.PACKED}")]
-    gw, bad = _width(decl, dims, prefix, f)
+    gw, bad = _width(decl, layout, dims, prefix, f)
     if gw is None:
         return None, findings + bad
     findings += _check_divisible(prefix, layout, dims, gw, f)
     if not findings or all(x.severity != "error" for x in findings):
         findings += _check_shapes(prefix, layout, infos, dims, gw, f)
     ok = all(x.severity != "error" for x in findings)
-    return (Layer(prefix, layout, dims, gw, infos) if ok else None), findings
+    return (Layer(prefix, layout, dims, gw, infos, round(dims.bits)) if ok else None), findings

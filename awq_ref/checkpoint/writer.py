@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from awq_harness.awq_ref.checkpoint.atomic import atomic_directory
-from awq_harness.awq_ref.checkpoint.plan import awq_plan, gptq_plan
+from awq_harness.awq_ref.checkpoint.plan import awq_plan, ct_plan, gptq_plan
 from awq_harness.awq_ref.checkpoint.safetensors_stream import INDEX_FILE, ShardedWriter, TensorSpec
 from awq_harness.awq_ref.primitives.quant import QuantSpec
 
@@ -125,6 +125,12 @@ def gptq_output(model: nn.Module, spec: QuantSpec, quantization_config: dict,
                 max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, base_config: dict | None = None) -> OutputLayout:
     """A GPTQ folder with ``quantization_config`` as it is (``formats.gptq``'s keys, and the method's settings)."""
     return model_output(model, gptq_plan(model, spec), quantization_config, base_config, max_shard_bytes)
+
+
+def ct_output(model: nn.Module, specs: dict[str, QuantSpec], quantization_config: dict,
+              g_idx: frozenset[str] = frozenset(), max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> OutputLayout:
+    """A compressed-tensors folder: ``specs`` names each quantised linear's scheme (``plan.ct_plan``)."""
+    return model_output(model, ct_plan(model, specs, g_idx), quantization_config, None, max_shard_bytes)
 
 
 def write_index(folder: Path, writer: ShardedWriter) -> None:

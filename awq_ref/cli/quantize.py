@@ -6,6 +6,8 @@ its activations; with ``--device cuda`` that layer and its activations are what 
 step and the same writer, so the files are byte for byte the same.
 The method (``--method``, from ``awq_ref.methods.registry``) says which formats it writes,
 whether it reads calibration data and whether it can keep layers or linears in float.
+``--format compressed-tensors`` takes any method's numbers (``awq_ref.pipeline.keep_ct``), and is
+the one layout where ``--keep-layers`` may keep modules at 8 bits (an 8-bit plan, or ``--keep-as 8bit``).
 """
 from __future__ import annotations
 
@@ -17,16 +19,19 @@ from pathlib import Path
 from tqdm import tqdm
 
 from awq_harness.awq_ref import formats
+from awq_harness.awq_ref.checkpoint import layouts
 from awq_harness.awq_ref.checkpoint.lazy import open_lazy
 from awq_harness.awq_ref.cli.device_flag import add_device_flag
 from awq_harness.awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
 from awq_harness.awq_ref.data.corpus import DEFAULT_DOMAIN, DOMAINS
 from awq_harness.awq_ref.data.models import DEFAULT_GROUP_SIZE, load_model, load_tokenizer, resolve_model_dir
 from awq_harness.awq_ref.errors import HarnessError
+from awq_harness.awq_ref.formats import compressed_tensors
 from awq_harness.awq_ref.methods.method import Method
 from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method, method_names, methods
 from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
 from awq_harness.awq_ref.pipeline.keep import KeepPlan, parse_keep
+from awq_harness.awq_ref.pipeline.keep_ct import CompressedTensorsStep, eight_bit_spec
 from awq_harness.awq_ref.pipeline.keep_step import KeepLinearsStep, check_keeps_float
 from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_folder
 from awq_harness.awq_ref.pipeline.quantize import method_step, output_layout
@@ -41,8 +46,9 @@ def add_parser(sub) -> None:
     p.add_argument("--method", default="rtn", choices=method_names())
     p.add_argument("--w-bit", type=int, default=4, help="weight bits")
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE, help="inputs per group, -1 per channel")
-    p.add_argument("--format", default="gemm", choices=sorted({f for m in methods() for f in m.formats}),
-                   help="AutoAWQ layout, or GPTQ's own layout (--method gptq only)")
+    p.add_argument("--format", default="gemm",
+                   choices=sorted({f for m in methods() for f in m.formats} | {compressed_tensors.NAME}),
+                   help="AutoAWQ layout, GPTQ's own layout (--method gptq only), or compressed-tensors (any method)")
     p.add_argument("--no-zero-point", action="store_true", help="symmetric quantisation")
     p.add_argument("--calib-samples", type=int, default=128, help="calibration blocks (calibrated methods)")
     p.add_argument("--seqlen", type=int, default=512, help="tokens per calibration block")
@@ -54,6 +60,9 @@ def add_parser(sub) -> None:
     p.add_argument("--keep-layers", metavar="PLAN",
                    help="kept in float: decoder layers and linears ('3,7,model.layers.5.mlp.down_proj') "
                         "or a plan file from 'awq-harness plan --json'")
+    p.add_argument("--keep-as", choices=["float", "8bit"], default=None,
+                   help="how --keep-layers keeps a plain list (a plan file says it itself); "
+                        "8bit needs --format compressed-tensors")
     p.add_argument("--in-memory", action="store_true",
                    help="load the whole float model first (same files, memory ~ the model instead of one layer)")
     add_device_flag(p)
@@ -65,12 +74,19 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.suffix == ".safetensors")
 
 
+def method_version(method: Method, fmt: str) -> str:
+    """The layout the method's step writes: ``fmt`` itself, or for compressed-tensors the method's
+    own first format (re-packed by ``pipeline.keep_ct``)."""
+    return method.formats[0] if fmt == compressed_tensors.NAME and method.formats else fmt
+
+
 def _request(args) -> QuantizeRequest:
     try:
         spec = QuantSpec(args.w_bit, args.group_size, not args.no_zero_point)
     except QuantError as err:
         raise HarnessError(str(err)) from None
-    request = QuantizeRequest(spec, args.format, args.calib_samples, args.seqlen, args.seed,
+    version = method_version(get_method(args.method), args.format)
+    request = QuantizeRequest(spec, version, args.calib_samples, args.seqlen, args.seed,
                               calib_domain=args.calib_domain)
     return with_method_options(request, args)
 
@@ -81,17 +97,17 @@ def check_method_format(method: Method, fmt: str, keep: str | None) -> None:
     if not method.formats:
         raise HarnessError(f"--method {method.name} only fake-quantises for evaluation (awq-harness eval --methods "
                            f"{method.name}); it writes no checkpoint format")
-    if fmt not in method.formats:
+    if fmt not in method.formats and fmt != compressed_tensors.NAME:
         raise HarnessError(f"--method {method.name} writes --format {'|'.join(method.formats)}, not --format {fmt}")
     if keep:
         check_keeps_float(method)
 
 
-def _check_fits(model, request: QuantizeRequest) -> None:
+def _check_fits(model, request: QuantizeRequest, fmt: str) -> None:
     """Refuse settings the model or the layout cannot take, before any work is done."""
     if request.spec.bits != 4:
-        raise HarnessError(f"--format {request.version} stores 4-bit weights only, got --w-bit {request.spec.bits}")
-    layout = formats.get(request.version)
+        raise HarnessError(f"--format {fmt} stores 4-bit weights only, got --w-bit {request.spec.bits}")
+    layout = formats.get(fmt)
     for i, layer in enumerate(decoder_layers(model)):
         for name, linear in linears_in(layer).items():
             try:
@@ -99,7 +115,7 @@ def _check_fits(model, request: QuantizeRequest) -> None:
             except QuantError as err:
                 raise HarnessError(f"layer {i} {name}: {err}") from None
             for tensor, reason in layout.alignment(linear.out_features, linear.in_features):
-                raise HarnessError(f"layer {i} {name}: --format {request.version} cannot pack {tensor}: {reason}")
+                raise HarnessError(f"layer {i} {name}: --format {fmt} cannot pack {tensor}: {reason}")
 
 
 @contextlib.contextmanager
@@ -136,14 +152,51 @@ def _device_meta(args) -> dict:
 def _meta(args, method: Method, request: QuantizeRequest, keep: KeepPlan, errors: list) -> dict:
     return {"method": method.name, "request": request.to_json(), "source": str(args.model),
             "calib_dtype_choice": calibration_dtype(args).to_json(),
-            "keep_layers": keep.layers, "keep_linears": keep.linears, **method.metadata(request),
+            "keep_layers": keep.layers, "keep_linears": keep.linears, **_keep_meta(args, keep),
+            **method.metadata(request),
             **_device_meta(args), "linear_errors": {e.name: e.rel_error for e in errors}}
+
+
+def _keep_meta(args, keep: KeepPlan) -> dict:
+    """The format and how modules were kept, for compressed-tensors runs only (others keep their metadata)."""
+    return {"format": args.format, "keep_as": keep.keep_as} if args.format == compressed_tensors.NAME else {}
+
+
+def _actorder(method: Method, request: QuantizeRequest) -> str | None:
+    """compressed-tensors' name for GPTQ's act-order: "group" (permuted groups, weight_g_idx) or, with
+    static groups, "weight" (quantised in act-order, groups contiguous, no weight_g_idx)."""
+    if method.name != "gptq" or not request.gptq.act_order:
+        return None
+    return "weight" if request.gptq.static_groups else "group"
+
+
+def _ct_quantize(args, source, out: Path, method: Method, request: QuantizeRequest, tokenizer) -> list:
+    """compressed-tensors: float-kept modules as in the AutoAWQ path; 8-bit ones in a second config group."""
+    keep = parse_keep(args.keep_layers, source.model, args.keep_as, writes=("float", "8bit"))
+    prefix = layer_prefix(source.model)
+    eight = keep.kept_linears(source.model) if keep.keep_as == "8bit" else []
+    floats = KeepPlan() if eight else keep
+    actorder = _actorder(method, request)
+    layout = layouts.output_layout(source.model, layouts.LayoutRequest(
+        compressed_tensors.NAME, request.spec, floats.not_converted(prefix), None, tuple(eight),
+        eight_bit_spec(request.spec), actorder))
+    checkpoint_format = "gptq" if request.version == "gptq" else None
+    with _progress(method.name, request, len(source.layers)) as on_layer:
+        inner = KeepLinearsStep(method_step(method, request, tokenizer), method, floats.linears_by_layer(prefix))
+        step = CompressedTensorsStep(inner, request.version, request.spec,
+                                     KeepPlan([], eight).linears_by_layer(prefix), checkpoint_format,
+                                     actorder == "group")
+        return quantize_folder(source, out, step, layout, floats.layers,
+                               lambda errors: _meta(args, method, request, keep, errors), args.overwrite, on_layer,
+                               args.device)
 
 
 def _quantize(args, source, out: Path, method: Method, request: QuantizeRequest, tokenizer) -> list:
     """``source``: the folder read lazily, or the model loaded (``--in-memory``); the same loop."""
-    _check_fits(source.model, request)
-    keep = parse_keep(args.keep_layers, source.model)
+    _check_fits(source.model, request, args.format)
+    if args.format == compressed_tensors.NAME:
+        return _ct_quantize(args, source, out, method, request, tokenizer)
+    keep = parse_keep(args.keep_layers, source.model, args.keep_as)
     prefix = layer_prefix(source.model)
     layout = output_layout(source.model, method, request, keep.not_converted(prefix))
     with _progress(method.name, request, len(source.layers)) as on_layer:

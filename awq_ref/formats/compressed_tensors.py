@@ -32,13 +32,19 @@ stored value q_s + 2^(b-1) (so again our unsigned code), zeros packed the same w
 b = 8: weight_packed [N, ceil(K / 4)], weight_zero_point [ceil(N / 4), K/G], symmetric zero 128.
 A checkpoint with 4-bit and 8-bit linears declares one config group per scheme, each with the
 ``targets`` it applies to (``mixed_quantization_config``); vLLM matches each module to the group
-whose targets name it (``find_matched_target`` in its compressed-tensors utils).
+whose targets name it (``find_matched_target`` in its compressed-tensors utils): a target is a
+module name, a ``re:`` regex (``re.match``) or a class name ("Linear"); ``ignore`` entries the same
+(``group_of``). A group's ``actorder: "group"`` (act-order) means each of its linears stores
+``weight_g_idx`` [K] int32, the group of each input column in stored order: the codes stay in
+the original column order and w_hat[:, k] = (q[:, k] - z[:, g[k]]) * s[:, g[k]].
 """
 from __future__ import annotations
 
+import re
+
 import torch
 
-from awq_harness.awq_ref.formats.dims import FLOAT_SCALES, Dims, Shapes, ceil8, two_d
+from awq_harness.awq_ref.formats.dims import FLOAT_SCALES, Dims, Shapes, two_d
 from awq_harness.awq_ref.formats.nibbles import pack_last, unpack_last
 from awq_harness.awq_ref.primitives.quant import QuantizedWeight, QuantSpec
 
@@ -107,26 +113,49 @@ def alignment(n: int, k: int) -> list[tuple[str, str]]:
     return []
 
 
-def _weights_scheme(spec: QuantSpec) -> dict:
+def _weights_scheme(spec: QuantSpec, actorder: str | None = None) -> dict:
     per_channel = spec.group_size == -1
     return {"num_bits": spec.bits, "type": "int", "symmetric": not spec.zero_point,
             "strategy": "channel" if per_channel else "group",
             "group_size": None if per_channel else spec.group_size,
-            "dynamic": False, "actorder": None, "block_structure": None, "observer": "minmax", "observer_kwargs": {}}
+            "dynamic": False, "actorder": actorder, "block_structure": None, "observer": "minmax",
+            "observer_kwargs": {}}
 
 
-def _config_group(spec: QuantSpec, targets: list[str]) -> dict:
-    return {"targets": list(targets), "format": "pack-quantized", "weights": _weights_scheme(spec),
+def _config_group(spec: QuantSpec, targets: list[str], actorder: str | None = None) -> dict:
+    return {"targets": list(targets), "format": "pack-quantized", "weights": _weights_scheme(spec, actorder),
             "input_activations": None, "output_activations": None}
 
 
-def mixed_quantization_config(schemes: list[tuple[QuantSpec, list[str]]]) -> dict:
-    """One config group per (spec, targets), named group_0, group_1, ... in the order given."""
-    for spec, _ in schemes:
+def mixed_quantization_config(schemes: list[tuple], ignore: list[str] | None = None) -> dict:
+    """One config group per (spec, targets) or (spec, targets, actorder), named group_0, group_1, ...
+    in the order given; ``ignore``: the linears left float (omitted when None)."""
+    for spec, *_ in schemes:
         if spec.bits not in PACKED_BITS:
             raise ValueError(f"pack-quantized is written here for {PACKED_BITS} bits, got {spec.bits}")
-    return {"quant_method": NAME, "format": "pack-quantized", "quantization_status": "compressed",
-            "config_groups": {f"group_{i}": _config_group(spec, targets) for i, (spec, targets) in enumerate(schemes)}}
+    out = {"quant_method": NAME, "format": "pack-quantized", "quantization_status": "compressed",
+           "config_groups": {f"group_{i}": _config_group(*scheme) for i, scheme in enumerate(schemes)}}
+    if ignore is not None:
+        out["ignore"] = list(ignore)
+    return out
+
+
+def target_matches(target: str, name: str, class_name: str = "Linear") -> bool:
+    """compressed-tensors' and vLLM's matching: a ``re:`` regex (re.match), the exact name, or the class."""
+    if target.startswith("re:"):
+        try:
+            return re.match(target[3:], name) is not None
+        except re.error:
+            return False
+    return target in (name, class_name)
+
+
+def groups_of(name: str, config_groups: dict, ignore: list[str] = ()) -> list[str]:
+    """The config groups whose targets match module ``name`` (none when ``ignore`` matches it)."""
+    if any(target_matches(entry, name, "") for entry in ignore):
+        return []
+    return [key for key, group in config_groups.items()
+            if isinstance(group, dict) and any(target_matches(str(t), name) for t in group.get("targets") or [])]
 
 
 def quantization_config(spec: QuantSpec) -> dict:
@@ -170,26 +199,37 @@ def _int8_zeros(zp: torch.Tensor) -> bool:
     return zp.dtype == torch.int8
 
 
+def bits_of(tensors: dict[str, torch.Tensor]) -> int:
+    """The code width a layer's tensors pack: the b of PACKED_BITS with ceil(K / (32 / b)) words
+    per row (4 when ``weight_shape`` or ``weight_packed`` is not there to say)."""
+    shape, packed = tensors.get("weight_shape"), tensors.get("weight_packed")
+    if shape is None or packed is None or packed.dim() != 2:
+        return 4
+    k = int(shape[1])
+    return next((b for b in PACKED_BITS if _ceil_div(k, per_word(b)) == packed.shape[1]), 4)
+
+
 def scales_zeros(tensors: dict[str, torch.Tensor], groups: int,
                  checkpoint_format: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scales and zeros as [N, groups] (one variant: ``checkpoint_format`` is ignored)."""
-    scales, zp = tensors["weight_scale"], tensors.get("weight_zero_point")
+    scales, zp, bits = tensors["weight_scale"], tensors.get("weight_zero_point"), bits_of(tensors)
     n = scales.shape[0]
     if zp is None:
-        return scales, torch.full((n, groups), SYMMETRIC_ZERO, dtype=torch.int32)
+        return scales, torch.full((n, groups), symmetric_zero(bits), dtype=torch.int32)
     if _int8_zeros(zp):
-        return scales, zp.to(torch.int32) + SIGNED_OFFSET
-    return scales, unpack_last(zp.t().contiguous(), 4)[:, :n].t().contiguous()
+        return scales, zp.to(torch.int32) + symmetric_zero(bits)
+    return scales, unpack_last(zp.t().contiguous(), bits, _order(bits))[:, :n].t().contiguous()
 
 
 def sample(tensors: dict[str, torch.Tensor], channels: int, groups: int, group_width: int) -> dict[str, torch.Tensor]:
     """The first ``channels`` outputs and first ``groups`` groups, still packed."""
-    ks = groups * group_width
-    out = {"weight_packed": tensors["weight_packed"][:channels, : ceil8(ks)],
+    ks, words = groups * group_width, per_word(bits_of(tensors))
+    out = {"weight_packed": tensors["weight_packed"][:channels, : _ceil_div(ks, words)],
            "weight_scale": tensors["weight_scale"][:channels, :groups], "weight_shape": torch.tensor([channels, ks])}
     zp = tensors.get("weight_zero_point")
     if zp is not None:
-        out["weight_zero_point"] = zp[:channels, :groups] if _int8_zeros(zp) else zp[: ceil8(channels), :groups]
+        rows = channels if _int8_zeros(zp) else _ceil_div(channels, words)
+        out["weight_zero_point"] = zp[:rows, :groups]
     return out
 
 
@@ -199,4 +239,4 @@ def decode(tensors: dict[str, torch.Tensor], spec: QuantSpec, checkpoint_format:
     if zp is None or not _int8_zeros(zp):
         return unpack(tensors, spec)
     qw = unpack({k: v for k, v in tensors.items() if k != "weight_zero_point"}, spec)
-    return QuantizedWeight(qw.q, qw.scales, zp.to(torch.int32) + SIGNED_OFFSET, spec)
+    return QuantizedWeight(qw.q, qw.scales, zp.to(torch.int32) + symmetric_zero(spec.bits), spec)

@@ -15,8 +15,10 @@ def suffixes(fmt) -> set[str]:
 
 
 def expected_shapes(fmt, dims: Dims, group_width: int) -> dict[str, tuple[int, ...]]:
-    """Raises ValueError when the layout has no shapes for these dimensions."""
-    return dict(fmt.shapes(dims.k, dims.n, group_width)) | fmt.optional_shapes(dims.k, dims.n)
+    """Raises ValueError when the layout has no shapes for these dimensions (a layout that packs
+    several code widths gets the width the dimensions imply)."""
+    width = {"bits": round(dims.bits)} if len(getattr(fmt, "PACKED_BITS", (4,))) > 1 else {}
+    return dict(fmt.shapes(dims.k, dims.n, group_width, **width)) | fmt.optional_shapes(dims.k, dims.n)
 
 
 def fits(fmt, shapes: Shapes, values: dict, group_width: int | None) -> bool:

@@ -7,7 +7,8 @@ second, 8-bit scheme (W8A16) with the 4-bit scheme's group size and zero point. 
 the kept module is round-to-nearest quantised to 8 bits with fp16 scales and dequantised, which
 is what a loader computes from the stored codes. Its bytes are that layout's tensors
 (``formats.compressed_tensors`` at 8 bits: four codes per int32 word, fp16 scales, zeros packed
-along N), against the 4-bit tensors it replaces.
+along N), against the 4-bit tensors it replaces. ``quantize --format compressed-tensors
+--keep-layers PLAN`` writes exactly these 8-bit modules (``pipeline.keep_ct``).
 """
 from __future__ import annotations
 
@@ -17,17 +18,12 @@ import torch
 from torch import nn
 
 from awq_harness.awq_ref.formats import compressed_tensors
+from awq_harness.awq_ref.pipeline.keep_ct import EIGHT_BITS, eight_bit_spec
 from awq_harness.awq_ref.primitives.quant import QuantSpec, quantize
 
 KEEP_AS = ("float", "8bit")
-EIGHT_BITS = 8
 SCALE_DTYPE = torch.float16
 SHAPE_BYTES = {"weight_packed": 4, "weight_scale": 2, "weight_zero_point": 4, "weight_shape": 8}
-
-
-def eight_bit_spec(four_bit: QuantSpec) -> QuantSpec:
-    """The 8-bit scheme beside a 4-bit one: same group size and zero point."""
-    return QuantSpec(EIGHT_BITS, four_bit.group_size, four_bit.zero_point)
 
 
 def _plain_linears(module: nn.Module) -> list[nn.Linear]:

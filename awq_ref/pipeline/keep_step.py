@@ -44,6 +44,9 @@ class KeepLinearsStep(LayerStep):
     def tensors(self, prefix, layer):
         return self.inner.tensors(prefix, layer)
 
+    def float_copy(self, model, index, layer):
+        return self.inner.float_copy(model, index, layer)
+
     def quantize(self, model, index, layer):
         names = self.by_layer.get(index)
         if not names:

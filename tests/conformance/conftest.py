@@ -8,6 +8,7 @@ import pytest
 
 from awq_harness.awq_ref.formats import gptq
 from awq_harness.awq_ref.primitives.quant import QuantSpec
+from tests.conformance.ct_mixed import make_ct_mixed
 from tests.conformance.helpers import gptq_config, make_checkpoint, relayout, save_float_reference
 from tests.conformance.moe_checkpoint import make_moe_checkpoint
 
@@ -24,6 +25,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     out["ct"] = convert(out["gemm"], root / "ct", "compressed-tensors")
     out["moe"] = make_moe_checkpoint(out["gemm"], root / "moe")
     out["gptq"] = relayout(out["gemm"], root / "gptq", gptq, gptq_config(64, v2=True), checkpoint_format="gptq_v2")
+    out["ct-mixed"] = make_ct_mixed(root / "ct-mixed", root / "ct-mixed-float")
     return out
 
 

@@ -191,8 +191,27 @@ def _ct_g_idx(fn):
     return lambda d: edit_tensors(d, edit, sync_index=True)
 
 
+def _ct_targets(edit):
+    """Edit the config groups' targets: ``edit(groups)`` with {group name: targets list}."""
+    def apply(c):
+        edit({k: g["targets"] for k, g in c["quantization_config"]["config_groups"].items()})
+    return lambda d: edit_config(d, apply)
+
+
+def _move(name: str, src: str, dst: str):
+    return _ct_targets(lambda g: (g[src].remove(name), g[dst].append(name)))
+
+
+EIGHT_BIT_DOWN = "model.layers.0.mlp.down_proj"
+FOUR_BIT_UP = "model.layers.0.mlp.up_proj"
+
+
 def _in_order(k, width):
     return torch.arange(k) // width
+
+
+def _shuffled(k, width):
+    return (torch.arange(k) // width)[torch.randperm(k, generator=torch.Generator().manual_seed(k))]
 
 
 def _one_group_short(k, width):
@@ -433,6 +452,23 @@ DEFECTS = [
         exit_code=0,
         where="model.layers.0.self_attn.o_proj",
     ),
+    Defect("actorder 'group' that compressed-tensors 0.19 refuses", "ct.actorder-compat",
+           lambda d: (_ct_weights(actorder="group")(d), _ct_g_idx(_shuffled)(d)), base="ct", severity="warning",
+           exit_code=None, where="config_groups.group_0"),
+    Defect("a module in both config groups", "ct.targets",
+           _ct_targets(lambda g: g["group_0"].append(EIGHT_BIT_DOWN)), base="ct-mixed", where=EIGHT_BIT_DOWN),
+    Defect("a quantised module no config group targets", "ct.targets",
+           _ct_targets(lambda g: g["group_0"].remove(FOUR_BIT_UP)), base="ct-mixed", where=FOUR_BIT_UP),
+    Defect("config group targets naming a missing module", "ct.targets",
+           _ct_targets(lambda g: g["group_1"].append("model.layers.7.mlp.down_proj")), base="ct-mixed",
+           where="model.layers.7.mlp.down_proj"),
+    Defect("an 8-bit group's module packed as 4-bit", "config.matches-tensors",
+           _move(FOUR_BIT_UP, "group_0", "group_1"), base="ct-mixed", where=FOUR_BIT_UP),
+    Defect("a 4-bit group's module packed as 8-bit", "config.matches-tensors",
+           _move(EIGHT_BIT_DOWN, "group_1", "group_0"), base="ct-mixed", where=EIGHT_BIT_DOWN),
+    Defect("q_proj in another config group than k_proj and v_proj", "ct.fused-schemes",
+           _move("model.layers.0.self_attn.q_proj", "group_0", "group_1"), base="ct-mixed", severity="warning",
+           exit_code=None, where="model.layers.0.self_attn"),
     Defect(
         "compressed-tensors int8 zero point outside [-8, 7]",
         "zeros.range",

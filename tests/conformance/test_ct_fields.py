@@ -1,14 +1,9 @@
 """compressed-tensors' scale_dtype / zp_dtype and act-order fields: well-formed checkpoints pass,
 llm-compressor's own golden gets only the compatibility warning."""
-import torch
 
 from awq_harness.conformance.runner import verify
 from awq_harness.golden.third_party import checkpoint
-from tests.conformance.defects import _ct_g_idx, _ct_weights
-
-
-def _shuffled(k, width):
-    return (torch.arange(k) // width)[torch.randperm(k, generator=torch.Generator().manual_seed(k))]
+from tests.conformance.defects import _ct_g_idx, _ct_weights, _shuffled
 
 
 def test_group_act_order_with_a_valid_g_idx_passes(fresh):

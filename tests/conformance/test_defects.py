@@ -19,11 +19,12 @@ def rules_without_defect(defects: list[Defect]) -> list[str]:
     return sorted(set(RULES) - {d.rule for d in defects})
 
 
-@pytest.mark.parametrize("kind", ["gemm", "ct", "gptq", "moe"])
+@pytest.mark.parametrize("kind", ["gemm", "ct", "gptq", "moe", "ct-mixed"])
 def test_undamaged_checkpoints_conform(built, kind):
     report = verify(built[kind])
     assert report.exit_code() == 0, [f.line() for f in report.findings if f.severity == "error"]
-    assert report.format == {"gemm": "gemm", "ct": "compressed-tensors", "gptq": "gptq", "moe": "gemm"}[kind]
+    assert report.format == {"gemm": "gemm", "ct": "compressed-tensors", "gptq": "gptq", "moe": "gemm",
+                             "ct-mixed": "compressed-tensors"}[kind]
 
 
 def test_every_rule_has_a_seeded_defect():

@@ -116,7 +116,10 @@ def test_the_verifier_reads_each_config_back_as_its_format(name, spec):
 
 def test_the_checkpoint_layout_table_names_what_it_writes():
     model = tiny_model("llama")
-    with pytest.raises(HarnessError, match="no checkpoint layout for format 'compressed-tensors'; written: gemm"):
-        layouts.output_layout(model, LayoutRequest("compressed-tensors", SPECS[0]))
+    with pytest.raises(HarnessError, match="no checkpoint layout for format 'marlin'; written: gemm"):
+        layouts.output_layout(model, LayoutRequest("marlin", SPECS[0]))
+    with pytest.raises(HarnessError, match="not decoder linears of the model"):
+        layouts.output_layout(model, LayoutRequest("compressed-tensors", SPECS[0], wide=("lm_head",),
+                                                   wide_spec=SPECS[0]))
     with pytest.raises(HarnessError, match="GPTQ layout keeps no linear in float"):
         layouts.output_layout(model, LayoutRequest("gptq", SPECS[0], ["model.layers.0.mlp.down_proj"]))
