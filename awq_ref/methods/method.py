@@ -63,6 +63,32 @@ class LayerStep:
         return float_tensors(prefix, layer)
 
 
+class WrappedStep(LayerStep):
+    """A step around a method's step (``inner``): everything is the inner step's unless overridden."""
+
+    def __init__(self, inner: LayerStep):
+        self.inner = inner
+
+    def use_device(self, device):
+        super().use_device(device)
+        self.inner.use_device(device)
+
+    def begin(self, model):
+        self.inner.begin(model)
+
+    def quantize(self, model, index, layer):
+        return self.inner.quantize(model, index, layer)
+
+    def keep(self, model, index, layer):
+        self.inner.keep(model, index, layer)
+
+    def float_copy(self, model, index, layer):
+        return self.inner.float_copy(model, index, layer)
+
+    def tensors(self, prefix, layer):
+        return self.inner.tensors(prefix, layer)
+
+
 class CalibratedStep(LayerStep):
     """Carries the hidden states entering the next layer, and the layer kwargs, in ``dtype``."""
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from awq_harness.awq_ref import formats
 from awq_harness.awq_ref.formats import compressed_tensors as ct
-from awq_harness.awq_ref.methods.method import LayerStep, float_tensors
+from awq_harness.awq_ref.methods.method import LayerStep, WrappedStep, float_tensors
 from awq_harness.awq_ref.methods.rtn import STORED_SCALE_DTYPE
 from awq_harness.awq_ref.model.arch import layer_prefix, linears_in
 from awq_harness.awq_ref.modules.swap import LinearError, relative_error
@@ -56,29 +56,17 @@ def repacked(tensors: dict[str, torch.Tensor], layout, spec: QuantSpec, checkpoi
     return out
 
 
-class CompressedTensorsStep(LayerStep):
+class CompressedTensorsStep(WrappedStep):
     """Wraps the method's step (writing ``version``); ``eight_bit``: per layer index, the linears
     (relative to the layer) stored at 8 bits."""
 
     def __init__(self, inner: LayerStep, version: str, spec: QuantSpec, eight_bit: dict[int, list[str]],
                  checkpoint_format: str | None = None, g_idx: bool = False):
-        self.inner, self.layout, self.spec = inner, formats.get(version), spec
+        super().__init__(inner)
+        self.layout, self.spec = formats.get(version), spec
         self.eight_bit, self.checkpoint_format, self.g_idx = eight_bit, checkpoint_format, g_idx
         self.pending: dict[str, QuantizedWeight] = {}  # full names -> 8-bit codes, until the layer is written
         self.whole: set[str] = set()  # prefixes of layers kept float, to be written all at 8 bits
-
-    def use_device(self, device):
-        super().use_device(device)
-        self.inner.use_device(device)
-
-    def begin(self, model):
-        self.inner.begin(model)
-
-    def keep(self, model, index, layer):
-        self.inner.keep(model, index, layer)
-
-    def float_copy(self, model, index, layer):
-        return self.inner.float_copy(model, index, layer)
 
     def quantize(self, model, index, layer):
         names = self.eight_bit.get(index, [])

@@ -9,7 +9,7 @@ neighbours are exactly those of a run without the plan; only the kept linears di
 from __future__ import annotations
 
 from awq_harness.awq_ref.errors import HarnessError
-from awq_harness.awq_ref.methods.method import LayerStep, Method
+from awq_harness.awq_ref.methods.method import LayerStep, Method, WrappedStep
 from awq_harness.awq_ref.methods.registry import methods
 from awq_harness.awq_ref.model.arch import layer_prefix
 from awq_harness.awq_ref.pipeline.keep import restore_linears
@@ -23,29 +23,14 @@ def check_keeps_float(method: Method, asked_by: str = "--keep-layers") -> None:
                            f"(use --method {able})")
 
 
-class KeepLinearsStep(LayerStep):
+class KeepLinearsStep(WrappedStep):
     """Wraps a method's step for the layers that keep linears (``by_layer``: names relative to the layer)."""
 
     def __init__(self, inner: LayerStep, method: Method, by_layer: dict[int, list[str]]):
         if by_layer:
             check_keeps_float(method)
-        self.inner, self.by_layer = inner, by_layer
-
-    def use_device(self, device):
-        super().use_device(device)
-        self.inner.use_device(device)
-
-    def begin(self, model):
-        self.inner.begin(model)
-
-    def keep(self, model, index, layer):
-        self.inner.keep(model, index, layer)
-
-    def tensors(self, prefix, layer):
-        return self.inner.tensors(prefix, layer)
-
-    def float_copy(self, model, index, layer):
-        return self.inner.float_copy(model, index, layer)
+        super().__init__(inner)
+        self.by_layer = by_layer
 
     def quantize(self, model, index, layer):
         names = self.by_layer.get(index)
