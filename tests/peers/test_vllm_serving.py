@@ -32,18 +32,20 @@ SERVED = {n: "awq" for n in golden.names() if _format(n) == "gemm"}
 SERVED |= {n: None for n in golden.names() if _format(n) == "compressed-tensors"}  # vLLM detects it
 
 
-@pytest.mark.parametrize("name", sorted(SERVED))
+# vLLM's Gemma 2 ties the head to the embeddings and has no lm_head parameter; the tiny Gemma 2
+# golden is untied, so vLLM 0.32 refuses it ("no module or parameter named 'lm_head'").
+UNTIED_GEMMA = pytest.mark.xfail(strict=True, raises=RuntimeError,
+                                 reason="vLLM's Gemma 2 is tied-only; the tiny Gemma 2 golden has its own lm_head")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=UNTIED_GEMMA) if n.startswith("gemma2") else n
+                                  for n in sorted(SERVED)])
 def test_vllm_serves_goldens_with_our_greedy_tokens(name):
     from awq_harness.golden.loaders import vllm_greedy
 
     theirs = vllm_greedy(golden.path(name), TOKEN_IDS, NEW_TOKENS, quantization=SERVED[name])
     ours, margins = _our_greedy_with_margins(name)
-    agreed = 0
-    for mine, vllm_token, margin in zip(ours, theirs, margins):
-        if mine != vllm_token:
-            assert margin < MARGIN, f"step {agreed}: vLLM {vllm_token} vs ours {mine} with margin {margin:.3f}"
-            break
-        agreed += 1
+    agreed = _agreed(ours, theirs, margins)
     assert agreed >= min(MIN_AGREED, next((i for i, m in enumerate(margins) if m < MARGIN), NEW_TOKENS))
 
 
