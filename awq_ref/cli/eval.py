@@ -153,6 +153,8 @@ def run(args) -> int:
     dtype = choose(args.dtype, args.device)
     if args.cloze < 0:
         raise HarnessError(f"--cloze takes a number of passages >= 0, not {args.cloze}")
+    if args.cloze and args.lm_eval:
+        raise HarnessError("--cloze scores the rows of the plain table; run it without --lm-eval")
     settings = EvalSettings(args.windows, args.seqlen, args.batch_size, dtype.torch_dtype, args.device, args.metrics,
                             args.domain, args.cloze)
     if args.lm_eval:  # awq_ref.cli.eval_lm: every row also scored by lm-eval

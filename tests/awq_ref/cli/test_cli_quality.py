@@ -79,6 +79,8 @@ def test_cloze_accuracy_per_row_and_quality_rows_in_the_results_file(tiny, tmp_p
                for q, r in zip(quality, rows, strict=True))
 
 
-def test_a_negative_cloze_count_is_one_clear_error(tiny, capsys):
+def test_a_negative_cloze_count_or_cloze_with_lm_eval_is_one_clear_error(tiny, capsys):
     assert main(["eval", "--model", str(tiny), "--cloze", "-1"]) == 2
     assert "--cloze takes a number of passages" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tiny), "--cloze", "5", "--lm-eval"]) == 2
+    assert "without --lm-eval" in capsys.readouterr().err
