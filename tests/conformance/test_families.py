@@ -13,17 +13,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from awq_harness.awq_ref.cli import main
-from awq_harness.awq_ref.data.tiny import FAMILIES, save_tiny_model
+from awq_harness.awq_ref.data.tiny import FAMILIES
 from awq_harness.conformance import verify
+from tests.conformance.family_runs import (
+    METHODS,
+    assert_conforms_and_functions,
+    edited_copy,
+    float_model,
+    fold_findings,
+    quantized,
+)
 
-METHODS = {"awq": "gemm", "rtn": "gemm", "gptq": "gptq"}
 NEW = ("qwen3", "gemma", "gemma2", "phi3")
 FAST = [("gemma2", "awq"), ("phi3", "awq")]
 SLOW = [(f, m) for f in FAMILIES for m in METHODS if (f, m) not in FAST]
-FOLD = "reference.fold-consistency"
 
 
 @pytest.fixture(scope="module")
@@ -31,30 +36,9 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("families")
 
 
-def float_model(root: Path, family: str) -> Path:
-    fp = root / family / "fp"
-    if not (fp / "config.json").is_file():
-        save_tiny_model(fp, family, seed=1)
-    return fp
-
-
-def quantized(root: Path, family: str, method: str, *extra: str) -> Path:
-    out = root / family / ("-".join((method, *extra)).replace("/", "_") or method)
-    if not (out / "config.json").is_file():
-        code = main(["quantize", "--model", str(float_model(root, family)), "--method", method,
-                     "--format", METHODS[method], "--group-size", "64", "--calib-samples", "8", "--seqlen", "64",
-                     "--out", str(out), *extra])
-        assert code == 0
-    return out
-
-
 def _end_to_end(root: Path, family: str, method: str) -> None:
     report = verify(quantized(root, family, method), reference=float_model(root, family))
-    errors = [f for f in report.findings if f.severity == "error"]
-    assert report.conforms and not errors, errors
-    assert not report.of_rule(FOLD) and not report.of_rule("verifier.internal")
-    (ppl,) = report.of_rule("functional.perplexity")
-    assert ppl.severity == "info" and 0.9 < report.functional["ppl_ratio"] < 1.1
+    assert_conforms_and_functions(report)
     assert len(report.functional["layers"]) == 2
 
 
@@ -69,19 +53,6 @@ def test_quantize_verify_and_functional_check_whole_matrix(root, family, method)
     _end_to_end(root, family, method)
 
 
-def _edit(src: Path, dst: Path, edit) -> Path:
-    shutil.copytree(src, dst)
-    path = dst / "model.safetensors"
-    tensors = load_file(path)
-    edit(tensors)
-    save_file(tensors, path, metadata={"format": "pt"})
-    return dst
-
-
-def _fold_findings(checkpoint: Path, reference: Path):
-    return verify(checkpoint, reference=reference).of_rule(FOLD)
-
-
 def test_gemma_norm_folded_as_w_is_caught(root, tmp_path):
     """A tool that divides Gemma's w by s leaves (1 + w / s), not (1 + w) / s: the quantised readers
     carry s, the norm implies another scale."""
@@ -93,7 +64,7 @@ def test_gemma_norm_folded_as_w_is_caught(root, tmp_path):
         s = (1 + w_ref) / (1 + t[name].double())
         t[name] = (w_ref / s).to(t[name].dtype)
 
-    found = _fold_findings(_edit(good, tmp_path / "as-w", as_if_w), fp)
+    found = fold_findings(edited_copy(good, tmp_path / "as-w", as_if_w), fp)
     assert {f.tensor for f in found} == {f"model.layers.0.self_attn.{p}_proj" for p in "qkv"}
     assert all(f.severity == "error" and "1 + w" in f.message for f in found)
 
@@ -103,7 +74,7 @@ def test_phi3_fused_reader_uncompensated_is_caught(root, tmp_path):
     good, fp = quantized(root, "phi3", "awq"), float_model(root, "phi3")
     name = "model.layers.1.post_attention_layernorm.weight"
     s = torch.linspace(0.5, 2.0, 128)[torch.randperm(128, generator=torch.Generator().manual_seed(3))]
-    found = _fold_findings(_edit(good, tmp_path / "norm-only", lambda t: t.update({name: t[name] / s.half()})), fp)
+    found = fold_findings(edited_copy(good, tmp_path / "norm-only", lambda t: t.update({name: t[name] / s.half()})), fp)
     assert [f.tensor for f in found] == ["model.layers.1.mlp.gate_up_proj"]
 
 
@@ -119,10 +90,10 @@ def test_float_reader_kept_in_float_must_be_folded(root, tmp_path):
     config = json.loads((good / "config.json").read_text())
     assert KEPT in json.dumps(config["quantization_config"]["modules_to_not_convert"])
     assert f"{KEPT}.weight" in load_file(good / "model.safetensors")
-    assert not _fold_findings(good, fp)
+    assert not fold_findings(good, fp)
     w_ref = load_file(fp / "model.safetensors")[f"{KEPT}.weight"]
-    bad = _edit(good, tmp_path / "unfolded", lambda t: t.update({f"{KEPT}.weight": w_ref.half()}))
-    (finding,) = _fold_findings(bad, fp)
+    bad = edited_copy(good, tmp_path / "unfolded", lambda t: t.update({f"{KEPT}.weight": w_ref.half()}))
+    (finding,) = fold_findings(bad, fp)
     assert finding.tensor == KEPT and "not compensated" in finding.message
 
 

@@ -10,20 +10,25 @@ the whole matrix is ``slow``.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from awq_harness.awq_ref.cli import main
-from awq_harness.awq_ref.data.tiny import MOE_FAMILIES, save_tiny_model
+from awq_harness.awq_ref.data.tiny import MOE_FAMILIES
 from awq_harness.conformance import verify
+from tests.conformance import family_runs
+from tests.conformance.family_runs import (
+    METHODS,
+    assert_conforms_and_functions,
+    edited_copy,
+    float_model,
+    fold_findings,
+)
 
-METHODS = {"awq": "gemm", "rtn": "gemm", "gptq": "gptq"}
 FAST = [("qwen2_moe", "awq")]
 SLOW = [(f, m) for f in MOE_FAMILIES for m in METHODS if (f, m) not in FAST]
-FOLD = "reference.fold-consistency"
 BLOCK = {"mixtral": "block_sparse_moe", "qwen2_moe": "mlp", "qwen3_moe": "mlp"}
 
 
@@ -32,22 +37,8 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("moe")
 
 
-def float_model(root: Path, family: str) -> Path:
-    fp = root / family / "fp"
-    if not (fp / "config.json").is_file():
-        save_tiny_model(fp, family, seed=1)
-    return fp
-
-
 def quantized(root: Path, family: str, method: str) -> Path:
-    out = root / family / method
-    if not (out / "config.json").is_file():
-        grid = ["--n-grid", "5"] if method == "awq" else []
-        code = main(["quantize", "--model", str(float_model(root, family)), "--method", method,
-                     "--format", METHODS[method], "--group-size", "64", "--calib-samples", "8", "--seqlen", "64",
-                     "--out", str(out), *grid])
-        assert code == 0
-    return out
+    return family_runs.quantized(root, family, method, *(["--n-grid", "5"] if method == "awq" else []))
 
 
 def _end_to_end(root: Path, family: str, method: str) -> None:
@@ -60,16 +51,8 @@ def _end_to_end(root: Path, family: str, method: str) -> None:
         kept = json.loads((ckpt / "config.json").read_text())["quantization_config"]["modules_to_not_convert"]
         assert f"{BLOCK[family]}.gate" in kept
     report = verify(ckpt, reference=float_model(root, family))
-    errors = [f for f in report.findings if f.severity == "error"]
-    assert report.conforms and not errors, errors
-    assert not report.of_rule(FOLD) and not report.of_rule("verifier.internal")
+    assert_conforms_and_functions(report)  # GPTQ too: the functional check reads every layout
     assert not [f for f in report.findings if f.rule.startswith("moe.")]
-    if METHODS[method] == "gptq":  # the functional check loads AutoAWQ layouts only (every family)
-        (skipped,) = report.of_rule("functional.skipped")
-        assert "format gptq" in skipped.message
-        return
-    assert report.of_rule("functional.perplexity") and not report.of_rule("functional.skipped")
-    assert 0.9 < report.functional["ppl_ratio"] < 1.1
 
 
 @pytest.mark.parametrize("family, method", FAST)
@@ -83,19 +66,6 @@ def test_moe_quantize_verify_whole_matrix(root, family, method):
     _end_to_end(root, family, method)
 
 
-def _edit(src: Path, dst: Path, edit) -> Path:
-    shutil.copytree(src, dst)
-    path = dst / "model.safetensors"
-    tensors = load_file(path)
-    edit(tensors)
-    save_file(tensors, path, metadata={"format": "pt"})
-    return dst
-
-
-def _fold_findings(checkpoint: Path, reference: Path):
-    return verify(checkpoint, reference=reference).of_rule(FOLD)
-
-
 def _reference_float(fp: Path, name: str):
     return load_file(fp / "model.safetensors")[name].half()
 
@@ -104,16 +74,16 @@ def test_router_left_uncompensated_is_caught(root, tmp_path):
     """The norm was divided by s, the router kept the reference's weight: its logits change."""
     good, fp = quantized(root, "qwen2_moe", "awq"), float_model(root, "qwen2_moe")
     router = "model.layers.1.mlp.gate.weight"
-    bad = _edit(good, tmp_path / "router", lambda t: t.update({router: _reference_float(fp, router)}))
-    (finding,) = _fold_findings(bad, fp)
+    bad = edited_copy(good, tmp_path / "router", lambda t: t.update({router: _reference_float(fp, router)}))
+    (finding,) = fold_findings(bad, fp)
     assert finding.tensor == "model.layers.1.mlp.gate" and "not compensated" in finding.message
 
 
 def test_shared_expert_gate_left_uncompensated_is_caught(root, tmp_path):
     good, fp = quantized(root, "qwen2_moe", "awq"), float_model(root, "qwen2_moe")
     gate = "model.layers.0.mlp.shared_expert_gate.weight"
-    bad = _edit(good, tmp_path / "shared-gate", lambda t: t.update({gate: _reference_float(fp, gate)}))
-    (finding,) = _fold_findings(bad, fp)
+    bad = edited_copy(good, tmp_path / "shared-gate", lambda t: t.update({gate: _reference_float(fp, gate)}))
+    (finding,) = fold_findings(bad, fp)
     assert finding.tensor == "model.layers.0.mlp.shared_expert_gate"
 
 
@@ -123,8 +93,8 @@ def test_shared_expert_left_uncompensated_is_caught(root, tmp_path):
     good, fp = quantized(root, "qwen2_moe", "awq"), float_model(root, "qwen2_moe")
     unscaled = load_file(quantized(root, "qwen2_moe", "rtn") / "model.safetensors")
     shared = [n for n in unscaled if ".layers.1.mlp.shared_expert." in n and ("gate_proj" in n or "up_proj" in n)]
-    bad = _edit(good, tmp_path / "shared", lambda t: t.update({n: unscaled[n] for n in shared}))
-    found = {f.tensor for f in _fold_findings(bad, fp)}
+    bad = edited_copy(good, tmp_path / "shared", lambda t: t.update({n: unscaled[n] for n in shared}))
+    found = {f.tensor for f in fold_findings(bad, fp)}
     assert found == {"model.layers.1.mlp.shared_expert.gate_proj", "model.layers.1.mlp.shared_expert.up_proj"}
 
 
@@ -143,8 +113,8 @@ def test_an_expert_kept_in_float_is_folded_and_judged_so(root, tmp_path):
                  "--out", str(out)]) == 0
     kept = json.loads((out / "config.json").read_text())["quantization_config"]["modules_to_not_convert"]
     assert set(KEPT_EXPERT) <= set(kept)
-    assert not _fold_findings(out, fp)
+    assert not fold_findings(out, fp)
     up = KEPT_EXPERT[1] + ".weight"
-    bad = _edit(out, tmp_path / "unfolded", lambda t: t.update({up: _reference_float(fp, up)}))
-    (finding,) = _fold_findings(bad, fp)
+    bad = edited_copy(out, tmp_path / "unfolded", lambda t: t.update({up: _reference_float(fp, up)}))
+    (finding,) = fold_findings(bad, fp)
     assert finding.tensor == KEPT_EXPERT[1]
