@@ -18,13 +18,12 @@ one; ``eval --domain`` and ``quantize --calib-domain`` name it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import struct
 import warnings
 import zlib
 from pathlib import Path
 
-from awq_harness.awq_ref.data.debian import DONE, extracted_once, fetch_deb, unpacked
+from awq_harness.awq_ref.data.debian import extracted_once, fetch_deb, unpacked, write_pinned
 from awq_harness.awq_ref.errors import DataError
 
 DEB_PACKAGE, DEB_VERSION = "r-cran-janeaustenr", "1.0.0-1"
@@ -61,7 +60,7 @@ def _extract_books(out: Path) -> None:
         data = tmp / DATA_DIR
         index = _read_r_object(gzip.decompress((data / "Rdata.rdx").read_bytes()))["variables"]
         blob = (data / "Rdata.rdb").read_bytes()
-    sums = []
+    texts = {}
     for book in sorted(EVAL_BOOKS + CALIB_BOOKS):
         offset, length = (int(v) for v in index[book])
         chunk = blob[offset : offset + length]
@@ -69,13 +68,8 @@ def _extract_books(out: Path) -> None:
         raw = zlib.decompress(chunk[4:])
         if len(raw) != size:
             raise DataError(f"{deb.name}: object {book} decompressed to {len(raw)} bytes, expected {size}")
-        text = "\n".join(str(line) for line in _read_r_object(raw))
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        if digest != SHA256[book]:
-            raise DataError(f"{deb.name}: {book} extracted with sha256 {digest}, expected {SHA256[book]}")
-        (out / f"{book}.txt").write_text(text, encoding="utf-8")
-        sums.append(f"{digest}  {book}.txt\n")
-    (out / DONE).write_text("".join(sums))
+        texts[book] = "\n".join(str(line) for line in _read_r_object(raw))
+    write_pinned(out, texts, SHA256, deb.name)
 
 
 def read_books(books: tuple[str, ...]) -> list[str]:

@@ -9,6 +9,7 @@ and a failed extraction leaves nothing behind; ``SHA256SUMS`` marks a finished f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -59,3 +60,16 @@ def unpacked(deb: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
         yield Path(tmp)
+
+
+def write_pinned(out: Path, texts: dict[str, str], pinned: dict[str, str], source: str) -> None:
+    """Write each text as ``<name>.txt`` after checking its sha256 against ``pinned[name]``, then
+    ``DONE`` (the sums), which marks the folder finished. ``source`` names the .deb in errors."""
+    sums = []
+    for name, text in texts.items():
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if digest != pinned[name]:
+            raise DataError(f"{source}: {name} extracted with sha256 {digest}, expected {pinned[name]}")
+        (out / f"{name}.txt").write_text(text, encoding="utf-8")
+        sums.append(f"{digest}  {name}.txt\n")
+    (out / DONE).write_text("".join(sums))

@@ -17,11 +17,9 @@ the same is accepted.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from awq_harness.awq_ref.data.debian import DONE, extracted_once, fetch_deb, unpacked
-from awq_harness.awq_ref.errors import DataError
+from awq_harness.awq_ref.data.debian import extracted_once, fetch_deb, unpacked, write_pinned
 
 DEB_PACKAGE, UPSTREAM = "python3.11-doc", "3.11.2"
 SOURCES = "usr/share/doc/python3.11/html/_sources"
@@ -46,15 +44,8 @@ def split_text(root: Path, sections: tuple[str, ...]) -> str:
 def _extract(out: Path) -> None:
     deb = fetch_deb(DEB_PACKAGE, f"{DEB_PACKAGE}_{UPSTREAM}-*_all.deb", DEB_PACKAGE, "the Python documentation")
     with unpacked(deb) as tmp:
-        sums = []
-        for split, sections in SPLITS.items():
-            text = split_text(tmp / SOURCES, sections)
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            if digest != SHA256[split]:
-                raise DataError(f"{deb.name}: split {split} extracted with sha256 {digest}, expected {SHA256[split]}")
-            (out / f"{split}.txt").write_text(text, encoding="utf-8")
-            sums.append(f"{digest}  {split}.txt\n")
-    (out / DONE).write_text("".join(sums))
+        texts = {split: split_text(tmp / SOURCES, sections) for split, sections in SPLITS.items()}
+    write_pinned(out, texts, SHA256, deb.name)
 
 
 def pydoc_split(split: str) -> str:

@@ -58,3 +58,17 @@ def test_the_folder_is_built_once_and_a_failed_build_leaves_nothing(cache):
     first = debian.extracted_once("corpus", build)
     assert debian.extracted_once("corpus", build) == first and len(builds) == 1
     assert (first / "book.txt").read_text() == "text"
+
+
+def test_pinned_texts_are_checked_and_a_mismatch_leaves_the_folder_unfinished(tmp_path):
+    import hashlib
+
+    texts = {"a": "first", "b": "second"}
+    pinned = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in texts.items()}
+    debian.write_pinned(tmp_path, texts, pinned, "pkg.deb")
+    assert (tmp_path / "b.txt").read_text() == "second"
+    assert (tmp_path / debian.DONE).read_text().splitlines() == [f"{pinned['a']}  a.txt", f"{pinned['b']}  b.txt"]
+    (tmp_path / "x").mkdir()
+    with pytest.raises(DataError, match=r"pkg.deb: b extracted with sha256 \w+, expected 0+$"):
+        debian.write_pinned(tmp_path / "x", texts, {**pinned, "b": "0" * 64}, "pkg.deb")
+    assert not (tmp_path / "x" / debian.DONE).exists()  # extracted_once then discards the staging folder
