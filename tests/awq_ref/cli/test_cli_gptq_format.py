@@ -4,10 +4,11 @@ import filecmp
 import json
 
 import pytest
-import torch
 
 from awq_harness.awq_ref.cli import main
 from awq_harness.awq_ref.data.tiny import save_tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/awq_ref/conftest.py
 
 CALIB = ["--calib-samples", "2", "--seqlen", "64"]
 
@@ -15,14 +16,6 @@ CALIB = ["--calib-samples", "2", "--seqlen", "64"]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama", seed=6)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("symmetric", [[], ["--no-zero-point"]])

@@ -14,7 +14,7 @@ from awq_harness.awq_ref.checkpoint.lazy import LazyModel, open_lazy
 from awq_harness.awq_ref.data.tiny import tiny_model, tiny_tokenizer
 from awq_harness.awq_ref.methods.awq import AwqSearchConfig, AwqStep
 from awq_harness.awq_ref.methods.gptq import GptqStep
-from awq_harness.awq_ref.methods.method import LayerStep
+from awq_harness.awq_ref.methods.method import LayerStep, WrappedStep
 from awq_harness.awq_ref.methods.registry import QuantizeRequest
 from awq_harness.awq_ref.methods.rtn import RtnStep
 from awq_harness.awq_ref.model.arch import decoder_layers
@@ -37,28 +37,19 @@ def _request(method: str, version: str | None) -> QuantizeRequest:
                            awq=AwqSearchConfig(n_grid=2, clip_grid=4))
 
 
-class Watch(LayerStep):
+class Watch(WrappedStep):
     """Wraps a step; records, at each quantise, the devices of every decoder layer and of the
     carried hidden states."""
 
     def __init__(self, inner: LayerStep):
-        self.inner, self.seen = inner, []
-
-    def use_device(self, device):
-        super().use_device(device)
-        self.inner.use_device(device)
-
-    def begin(self, model):
-        self.inner.begin(model)
+        super().__init__(inner)
+        self.seen = []
 
     def quantize(self, model, index, layer):
         hidden = getattr(self.inner, "hidden", None)
         self.seen.append({"layers": [sorted(devices(lay.parameters())) for lay in decoder_layers(model)],
                           "hidden": None if hidden is None else str(hidden.device)})
         return self.inner.quantize(model, index, layer)
-
-    def tensors(self, prefix, layer):
-        return self.inner.tensors(prefix, layer)
 
 
 SLOW = pytest.mark.slow

@@ -16,6 +16,8 @@ from awq_harness.conformance import verify
 from awq_harness.conformance.dequantized import load_dequantized
 from tests.conformance.ct_mixed import EIGHT_BIT_LAYERS, EIGHT_BIT_LINEARS, write_plan
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/awq_ref/conftest.py
+
 CALIB = ["--calib-samples", "2", "--seqlen", "64"]
 LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
@@ -32,14 +34,6 @@ def model_dir(tmp_path_factory):
 def mixed(model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("mixed")
     return _quantize(model_dir, root / "ct48", "--keep-layers", str(write_plan(root / "plan.json")))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _quantize(model_dir, out, *extra, method="rtn", fmt="compressed-tensors"):

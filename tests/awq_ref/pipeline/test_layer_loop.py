@@ -21,16 +21,10 @@ from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_folder
 from awq_harness.awq_ref.pipeline.quantize import output_layout, quantize_model, run_step
 from awq_harness.awq_ref.primitives.quant import QuantSpec
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/awq_ref/conftest.py
+
 IDS = torch.randint(0, 512, (4, 32), generator=torch.Generator().manual_seed(5))
 META = {"made": "test"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # calibrated methods sum in a thread-dependent order
-    yield
-    torch.set_num_threads(before)
 
 
 def _source(folder: Path, family: str, tied: bool = False, layers: int = 3) -> Path:
