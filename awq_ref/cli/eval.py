@@ -29,12 +29,11 @@ from awq_harness.awq_ref.eval.evaluate import (
     evaluate_float,
     evaluate_method,
 )
-from awq_harness.awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED
+from awq_harness.awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED, STATISTICS
 from awq_harness.awq_ref.methods.registry import get_method, method_names
 from awq_harness.awq_ref.primitives.compute_dtype import AUTO, CHOICES, DtypeChoice, choose
 from awq_harness.awq_ref.primitives.device import describe_peak, peak_memory, resolve_device
 
-QUALITY_FIELDS = ("kld_mean", "kld_median", "kld_p99", "kld_p999", "kld_max", "top1_agreement")
 BOOTSTRAP = f"{LEVEL:.0%} percentile bootstrap over windows, {RESAMPLES} resamples, seed {SEED}"
 
 
@@ -142,7 +141,7 @@ def _record(model: str, rows: list[dict], dtype: str, domain: str, calib: dict |
         record("perplexity", {**common, "ppl": row["ppl"], "evaluator": "own"})
         if "kld_mean" in row:
             record("quality", {**common, **_quality_key(row, method, calib), "eval_domain": domain, "ppl": row["ppl"],
-                               **{k: row[k] for k in QUALITY_FIELDS},
+                               **{k: row[k] for k in STATISTICS},
                                **{f"{k}_ci": v for k, v in row["ci"].items()},
                                **({"cloze_accuracy": row["cloze"]["accuracy"],
                                    "cloze_accuracy_ci": row["cloze"]["accuracy_ci"]} if "cloze" in row else {})})

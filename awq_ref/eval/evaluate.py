@@ -26,7 +26,7 @@ from awq_harness.awq_ref.checkpoint.awq import load_checkpoint, read_config
 from awq_harness.awq_ref.data.corpus import DEFAULT_DOMAIN, eval_text
 from awq_harness.awq_ref.data.models import load_model, load_tokenizer, resolve_model_dir
 from awq_harness.awq_ref.eval import metrics
-from awq_harness.awq_ref.eval.lm_eval_task.cloze import ClozeResult
+from awq_harness.awq_ref.eval.lm_eval_task.cloze import ClozeResult, cloze_passages, lm_eval_cloze
 from awq_harness.awq_ref.eval.metrics import TokenScores
 from awq_harness.awq_ref.eval.perplexity import Perplexity, make_windows, tokenize_text
 from awq_harness.awq_ref.eval.reference import cached_reference, score_windows
@@ -110,8 +110,6 @@ def _score(model, tokens, settings: EvalSettings, reference=None) -> tuple[Perpl
 def _cloze(model, tokenizer_source: str | Path | None, settings: EvalSettings) -> ClozeResult | None:
     if not settings.cloze:
         return None
-    from awq_harness.awq_ref.eval.lm_eval_task.cloze import cloze_passages, lm_eval_cloze
-
     return lm_eval_cloze(model.to(settings.device), load_tokenizer(tokenizer_source),
                          cloze_passages(settings.domain, settings.cloze), batch_size=settings.batch_size)
 

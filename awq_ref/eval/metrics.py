@@ -28,6 +28,7 @@ RESAMPLES = 1000
 SEED = 0
 LEVEL = 0.95
 PERCENTILES = {"kld_median": 0.5, "kld_p99": 0.99, "kld_p999": 0.999}
+STATISTICS = ("kld_mean", *PERCENTILES, "kld_max", "top1_agreement")  # the keys of point_estimates
 CHUNK = 100  # resamples sorted at once (bounds memory for the percentile intervals)
 
 

@@ -155,3 +155,9 @@ def test_the_mean_interval_of_independent_items_is_seeded_brackets_the_mean_and_
     lo2, hi2 = mean_interval(many)
     assert lo2 <= float(many.double().mean()) <= hi2 and hi2 - lo2 < (hi - lo) / 3
     assert mean_interval(torch.ones(7)) == [1.0, 1.0]
+
+
+def test_statistics_names_the_point_estimates_in_order():
+    from awq_harness.awq_ref.eval.metrics import STATISTICS
+
+    assert tuple(point_estimates(_scores(0))) == STATISTICS
