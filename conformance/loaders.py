@@ -14,6 +14,8 @@ transformers 5 holds MoE experts as fused 3-D parameters and merges per-expert c
 tensors into them only from float ``.weight`` tensors (its conversion mapping), while its AWQ
 loader swaps only ``nn.Linear`` modules: packed per-expert linears are left unread and the
 experts keep their random initialisation (transformers 4.51 and vLLM read them).
+vLLM's Gemma 2 computes logits from the input embedding and has no ``lm_head`` parameter, so it
+refuses a Gemma 2 checkpoint that stores one (its Gemma and Gemma 3 read an untied head).
 Column-parallel layers split N across ranks, row-parallel layers split K.
 
 A finding that predicts a loader failing says so in a fixed form: ``"<loader> refuses to load
@@ -229,6 +231,21 @@ def _tensor_parallel(layers: list[Layer], fmt: str) -> list[Finding]:
             f"not divisible by the group size, or out_features by 8; on its CPU build, either not "
             f"a multiple of {CPU_MULTIPLE})", bad[0].file(), severity="warning"))
     return out
+
+
+TIED_ONLY = ("Gemma2ForCausalLM",)  # vLLM: logits from embed_tokens, no lm_head parameter to load into
+
+
+def head_findings(config: dict | None, tensors: dict) -> list[Finding]:
+    """vLLM's Gemma 2 ties the head to the embeddings and has no ``lm_head`` (its Gemma and Gemma 3
+    classes tie only when the config says so): a stored ``lm_head.weight`` stops the load."""
+    archs = config.get("architectures") if isinstance(config, dict) else None
+    arch = next((a for a in archs if a in TIED_ONLY), None) if isinstance(archs, list) else None
+    if arch is None or "lm_head.weight" not in tensors:
+        return []
+    return [refusal(LOADER_VLLM, "vllm", f": its {arch} ties the output head to embed_tokens and has no lm_head, "
+                    "so the stored lm_head.weight is an unknown parameter (tie the head and drop it)",
+                    "error", file=tensors["lm_head.weight"].path.name, tensor="lm_head.weight")]
 
 
 def loader_findings(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:

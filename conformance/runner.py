@@ -23,7 +23,7 @@ from awq_harness.conformance.findings import Finding, Report, Rule
 from awq_harness.conformance.fold_consistency import REFERENCE_FOLD
 from awq_harness.conformance.folder import Folder, open_folder
 from awq_harness.conformance.functional import FUNCTIONAL_SKIPPED
-from awq_harness.conformance.loaders import loader_findings
+from awq_harness.conformance.loaders import head_findings, loader_findings
 from awq_harness.conformance.modules import module_findings
 from awq_harness.conformance.moe import moe_findings
 from awq_harness.conformance.reader import SAFETENSORS_NAMES, TensorReader
@@ -228,6 +228,7 @@ def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report)
     raw_q = config.get("quantization_config") if isinstance(config.get("quantization_config"), dict) else {}
     quantised = sorted(_quantised_prefixes(folder.tensors))
     report.findings += loader_findings(decl, raw_q, layers, report.format or "")
+    report.findings += head_findings(folder.config, folder.tensors)
     report.findings += module_findings(decl, quantised, folder.tensors, folder.config)
     report.findings += moe_findings(folder.tensors, folder.config)
 

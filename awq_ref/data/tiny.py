@@ -16,6 +16,9 @@ VOCAB = 512
 
 _COMMON = {"vocab_size": VOCAB, "num_attention_heads": 4, "max_position_embeddings": 512,
            "tie_word_embeddings": False}
+# Gemma, Gemma 2 and Gemma 3 ship with the output head tied to the input embedding, and vLLM's
+# Gemma classes have no lm_head of their own, so the tiny Gemma models are tied as well.
+_TIED = {"tie_word_embeddings": True}
 # Explicit, version-independent configs (only keys transformers 4.4x and 5.x both read), so
 # golden checkpoints can write exactly these bytes into config.json.
 TINY_CONFIGS = {
@@ -31,17 +34,18 @@ TINY_CONFIGS = {
     "gemma": {"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "num_key_value_heads": 2,
               "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6,
               "rope_theta": 10000.0, "head_dim": 32, "attention_bias": False, "pad_token_id": 0,
-              "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+              "bos_token_id": 1, "eos_token_id": 2, **_COMMON, **_TIED},
     "gemma2": {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "num_key_value_heads": 2,
                "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6,
                "rope_theta": 10000.0, "head_dim": 32, "attention_bias": False, "query_pre_attn_scalar": 32,
                "sliding_window": 512, "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0,
-               "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+               "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON, **_TIED},
     "gemma3": {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "num_key_value_heads": 2,
                "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
                "rope_local_base_freq": 10000.0, "rope_scaling": None, "head_dim": 32, "attention_bias": False,
                "query_pre_attn_scalar": 32, "sliding_window": 512, "final_logit_softcapping": None,
-               "attn_logit_softcapping": None, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON},
+               "attn_logit_softcapping": None, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, **_COMMON,
+               **_TIED},
     "phi3": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "num_key_value_heads": 4,
              "hidden_act": "silu", "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "rope_scaling": None,
              "original_max_position_embeddings": 512, "sliding_window": None, "resid_pdrop": 0.0,

@@ -148,3 +148,13 @@ def edit_header(path: Path, edit) -> None:
     header, data = read_raw_header(path)
     edit(header)
     write_raw(path, header, data)
+
+
+def untie_head(folder: Path) -> None:
+    """Store the output head as its own tensor (a copy of the embedding: the same logits) and say
+    tie_word_embeddings false, as an untied checkpoint of a tied family would."""
+    path = folder / "model.safetensors"
+    tensors = load_file(path)
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].clone()
+    save_file(tensors, path, metadata={"format": "pt"})
+    edit_config(folder, lambda cfg: cfg.__setitem__("tie_word_embeddings", False))

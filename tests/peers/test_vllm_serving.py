@@ -32,14 +32,7 @@ SERVED = {n: "awq" for n in golden.names() if _format(n) == "gemm"}
 SERVED |= {n: None for n in golden.names() if _format(n) == "compressed-tensors"}  # vLLM detects it
 
 
-# vLLM's Gemma 2 ties the head to the embeddings and has no lm_head parameter; the tiny Gemma 2
-# golden is untied, so vLLM 0.32 refuses it ("no module or parameter named 'lm_head'").
-UNTIED_GEMMA = pytest.mark.xfail(strict=True, raises=RuntimeError,
-                                 reason="vLLM's Gemma 2 is tied-only; the tiny Gemma 2 golden has its own lm_head")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=UNTIED_GEMMA) if n.startswith("gemma2") else n
-                                  for n in sorted(SERVED)])
+@pytest.mark.parametrize("name", sorted(SERVED))
 def test_vllm_serves_goldens_with_our_greedy_tokens(name):
     from awq_harness.golden.loaders import vllm_greedy
 
