@@ -107,7 +107,8 @@ def _g_idx_problem(g_idx: torch.Tensor, layer: Layer) -> str | None:
 def _actorder_findings(groups: dict[str, dict]) -> list[Finding]:
     return [CT_ACTORDER_COMPAT.finding(
         f"config_groups.{key} has actorder 'group': compressed-tensors 0.19 refuses it ('has been removed'), so "
-        "transformers with that release cannot load the model; vLLM reads weight_g_idx", "config.json")
+        "transformers with that release cannot load the model, and vLLM 0.32 refuses it as well (loader.vllm)",
+        "config.json")
         for key, w in groups.items() if w.get("actorder") == "group"]
 
 

@@ -16,6 +16,8 @@ loader swaps only ``nn.Linear`` modules: packed per-expert linears are left unre
 experts keep their random initialisation (transformers 4.51 and vLLM read them).
 vLLM's Gemma 2 computes logits from the input embedding and has no ``lm_head`` parameter, so it
 refuses a Gemma 2 checkpoint that stores one (its Gemma and Gemma 3 read an untied head).
+vLLM 0.32 refuses compressed-tensors with actorder "group" or "dynamic" (weight_g_idx) while parsing
+the config; "weight" (static groups) loads.
 Column-parallel layers split N across ranks, row-parallel layers split K.
 
 A finding that predicts a loader failing says so in a fixed form: ``"<loader> refuses to load
@@ -48,6 +50,7 @@ NAMES = {"vllm": "vLLM", "transformers": "transformers"}
 REFUSES = "refuses to load it"
 MISREADS = "misreads it"
 SHOWN = 4
+ACTORDER_REFUSED = ("group", "dynamic")  # compressed-tensors activation orderings vLLM 0.32 rejects
 PACKED_EXPERT = re.compile(r"\.experts\.\d+\.")  # one quantised linear per expert
 
 
@@ -144,7 +147,7 @@ def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
                     f"gate/up merged) that are multiples of {CPU_MULTIPLE} and an even group size", file=bad[0].file())]
 
 
-def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
+def _vllm(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
     out = []
     if fmt == "gemv":
         out.append(refusal(LOADER_VLLM, "vllm",
@@ -154,7 +157,18 @@ def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt == "gptq" and (decl.zero_point or decl.bits not in (None, 4, 8)):
         out.append(refusal(LOADER_VLLM, "vllm",
                            ": its GPTQ loader takes symmetric (sym=true) 4- or 8-bit checkpoints only"))
-    return out + _vllm_cpu(layers, fmt)
+    return out + _ct_actorder(raw_q if fmt == "compressed-tensors" else {}) + _vllm_cpu(layers, fmt)
+
+
+def _ct_actorder(raw_q: dict) -> list[Finding]:
+    groups = raw_q.get("config_groups") if isinstance(raw_q.get("config_groups"), dict) else {}
+    grouped = sorted(key for key, g in groups.items() if isinstance(g, dict) and isinstance(g.get("weights"), dict)
+                     and g["weights"].get("actorder") in ACTORDER_REFUSED)
+    if not grouped:
+        return []
+    return [refusal(LOADER_VLLM, "vllm", f" (0.32): config_groups.{grouped[0]} has actorder "
+                    f"{groups[grouped[0]]['weights']['actorder']!r}, which its compressed-tensors config parser no "
+                    "longer supports (a checkpoint with actorder 'weight' or none loads)")]
 
 
 def _marlin(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
@@ -249,5 +263,5 @@ def head_findings(config: dict | None, tensors: dict) -> list[Finding]:
 
 
 def loader_findings(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
-    return (_vllm(decl, layers, fmt) + _marlin(decl, layers, fmt) + _transformers(decl, raw_q, layers, fmt)
-            + _tensor_parallel(layers, fmt))
+    return (_vllm(decl, raw_q, layers, fmt) + _marlin(decl, layers, fmt)
+            + _transformers(decl, raw_q, layers, fmt) + _tensor_parallel(layers, fmt))

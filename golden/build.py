@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from awq_harness.awq_ref.checkpoint.awq import AwqConfig, save_checkpoint
 from awq_harness.awq_ref.data.tiny import tiny_config_dict, tiny_model
+from awq_harness.awq_ref.methods.gptq import GptqConfig
 from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
 from awq_harness.awq_ref.model.arch import float_readers
+from awq_harness.awq_ref.pipeline.ct_run import compressed_tensors_run, method_version
+from awq_harness.awq_ref.pipeline.keep import KeepPlan
+from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_folder
 from awq_harness.awq_ref.pipeline.quantize import method_step, run_step
 from awq_harness.awq_ref.primitives import reproducible
 from awq_harness.golden.manifest import build_manifest, write_manifest
@@ -76,8 +81,24 @@ def build(spec: GoldenSpec, out: Path, overwrite: bool = False) -> Path:
         return _build(spec, out, overwrite)
 
 
+def _save_ct(spec: GoldenSpec, out: Path, overwrite: bool) -> None:
+    """A mixed 4/8-bit or act-order golden, written as ``quantize --format compressed-tensors`` writes
+    it (``pipeline.ct_run``), with the version-independent tiny config."""
+    method = get_method(spec.method)
+    request = QuantizeRequest(spec.quant, method_version(method, "compressed-tensors"),
+                              gptq=GptqConfig(act_order=spec.act_order))
+    model = tiny_model(spec.family, spec.seed)
+    run = compressed_tensors_run(model, method, request, calibration_ids(), KeepPlan([], list(spec.eight_bit), "8bit"))
+    config = {**tiny_config_dict(spec.family), "torch_dtype": "float16",
+              "quantization_config": run.layout.config["quantization_config"]}
+    quantize_folder(Loaded(model), out, run.step, replace(run.layout, config=config), run.float_layers,
+                    overwrite=overwrite)
+
+
 def _build(spec: GoldenSpec, out: Path, overwrite: bool) -> Path:
-    if spec.layout == "gptq":
+    if spec.eight_bit or spec.act_order:
+        _save_ct(spec, out, overwrite)
+    elif spec.layout == "gptq":
         _save_gptq(spec, out, overwrite)
     elif spec.layout == "compressed-tensors":
         from awq_harness.conformance.convert import convert

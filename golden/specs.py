@@ -20,13 +20,20 @@ class GoldenSpec:
     method: str = "rtn"
     seed: int = 0       # tiny model weights
     bits: int = 4
+    eight_bit: tuple[str, ...] = ()  # compressed-tensors: linears in a second, 8-bit config group
+    act_order: bool = False          # GPTQ act-order (compressed-tensors: weight_g_idx)
 
     @property
     def quant(self) -> QuantSpec:
         return QuantSpec(self.bits, self.group_size, self.zero_point)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The fields added after the first goldens only where set, so older manifests stay as they are."""
+        out = asdict(self)
+        for key in ("eight_bit", "act_order"):
+            if not out[key]:
+                del out[key]
+        return out
 
 
 GOLDENS = (
@@ -49,5 +56,11 @@ GOLDENS = (
     GoldenSpec("phi3-gemm-g64-awq", "phi3", "gemm", 64, method="awq", seed=9),
     GoldenSpec("qwen3-gemm-g64-rtn", "qwen3", "gemm", 64, seed=10),
     GoldenSpec("qwen2_moe-gemm-g64-awq", "qwen2_moe", "gemm", 64, method="awq", seed=11),
+    GoldenSpec("llama-ct-g64-w4w8-rtn", "llama", "compressed-tensors", 64, seed=12,
+               eight_bit=("model.layers.0.mlp.down_proj", "model.layers.1.self_attn.q_proj",
+                          "model.layers.1.self_attn.k_proj", "model.layers.1.self_attn.v_proj",
+                          "model.layers.1.self_attn.o_proj")),
+    GoldenSpec("llama-ct-g64-actorder-gptq", "llama", "compressed-tensors", 64, method="gptq", seed=13,
+               act_order=True),
 )
 BY_NAME = {spec.name: spec for spec in GOLDENS}

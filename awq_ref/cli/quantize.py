@@ -19,7 +19,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from awq_harness.awq_ref import formats
-from awq_harness.awq_ref.checkpoint import layouts
 from awq_harness.awq_ref.checkpoint.lazy import open_lazy
 from awq_harness.awq_ref.cli.device_flag import add_device_flag
 from awq_harness.awq_ref.cli.method_options import add_method_options, calibration_dtype, with_method_options
@@ -30,8 +29,8 @@ from awq_harness.awq_ref.formats import compressed_tensors
 from awq_harness.awq_ref.methods.method import Method
 from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method, method_names, methods
 from awq_harness.awq_ref.model.arch import decoder_layers, layer_prefix, linears_in
+from awq_harness.awq_ref.pipeline.ct_run import compressed_tensors_run, method_version
 from awq_harness.awq_ref.pipeline.keep import KeepPlan, parse_keep
-from awq_harness.awq_ref.pipeline.keep_ct import CompressedTensorsStep, eight_bit_spec
 from awq_harness.awq_ref.pipeline.keep_step import KeepLinearsStep, check_keeps_float
 from awq_harness.awq_ref.pipeline.layer_loop import Loaded, quantize_folder
 from awq_harness.awq_ref.pipeline.quantize import method_step, output_layout
@@ -72,12 +71,6 @@ def add_parser(sub) -> None:
 
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.suffix == ".safetensors")
-
-
-def method_version(method: Method, fmt: str) -> str:
-    """The layout the method's step writes: ``fmt`` itself, or for compressed-tensors the method's
-    own first format (re-packed by ``pipeline.keep_ct``)."""
-    return method.formats[0] if fmt == compressed_tensors.NAME and method.formats else fmt
 
 
 def _request(args) -> QuantizeRequest:
@@ -162,31 +155,11 @@ def _keep_meta(args, keep: KeepPlan) -> dict:
     return {"format": args.format, "keep_as": keep.keep_as} if args.format == compressed_tensors.NAME else {}
 
 
-def _actorder(method: Method, request: QuantizeRequest) -> str | None:
-    """compressed-tensors' name for GPTQ's act-order: "group" (permuted groups, weight_g_idx) or, with
-    static groups, "weight" (quantised in act-order, groups contiguous, no weight_g_idx)."""
-    if method.name != "gptq" or not request.gptq.act_order:
-        return None
-    return "weight" if request.gptq.static_groups else "group"
-
-
 def _ct_quantize(args, source, out: Path, method: Method, request: QuantizeRequest, tokenizer) -> list:
-    """compressed-tensors: float-kept modules as in the AutoAWQ path; 8-bit ones in a second config group."""
     keep = parse_keep(args.keep_layers, source.model, args.keep_as, writes=("float", "8bit"))
-    prefix = layer_prefix(source.model)
-    eight = keep.kept_linears(source.model) if keep.keep_as == "8bit" else []
-    floats = KeepPlan() if eight else keep
-    actorder = _actorder(method, request)
-    layout = layouts.output_layout(source.model, layouts.LayoutRequest(
-        compressed_tensors.NAME, request.spec, floats.not_converted(prefix), None, tuple(eight),
-        eight_bit_spec(request.spec), actorder))
-    checkpoint_format = "gptq" if request.version == "gptq" else None
+    run = compressed_tensors_run(source.model, method, request, tokenizer, keep)
     with _progress(method.name, request, len(source.layers)) as on_layer:
-        inner = KeepLinearsStep(method_step(method, request, tokenizer), method, floats.linears_by_layer(prefix))
-        step = CompressedTensorsStep(inner, request.version, request.spec,
-                                     KeepPlan([], eight).linears_by_layer(prefix), checkpoint_format,
-                                     actorder == "group")
-        return quantize_folder(source, out, step, layout, floats.layers,
+        return quantize_folder(source, out, run.step, run.layout, run.float_layers,
                                lambda errors: _meta(args, method, request, keep, errors), args.overwrite, on_layer,
                                args.device)
 

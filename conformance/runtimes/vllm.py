@@ -70,6 +70,9 @@ SRC_CHOOSE = Source("vllm/model_executor/kernels/linear/__init__.py", "choose_mp
 SRC_GPTQ = Source(Q + "auto_gptq.py", "AutoGPTQConfig.__init__ (TYPE_MAP)")
 SRC_CT = Source(Q + "compressed_tensors/schemes/compressed_tensors_wNa16.py", "CompressedTensorsWNA16.__init__")
 SRC_CPU = Source(MP + "cpu.py", "CPUWNA16LinearKernel.can_implement")
+SRC_CT_ACTORDER = Source(Q + "compressed_tensors/compressed_tensors.py",
+                         "CompressedTensorsConfig._quantization_scheme_map_from_config")
+ACTORDER_REFUSED = ("0.32",)  # releases read for the actorder "group" refusal (older ones not checked)
 SRC_SPLIT = Source("vllm/model_executor/layers/linear.py", "QKVParallelLinear, Column/RowParallelLinear")
 SRC_NARROW = Source("vllm/model_executor/parameter.py", "RowvLLMParameter.load_row_parallel_weight")
 SRC_GEMV = Source(Q + "auto_awq.py", "BaseAWQLinearMethod.create_weights (GEMM shapes only)")
@@ -209,9 +212,12 @@ def _awq_gpu(row: Row, part: Part, cap: int, version: str, dtype: str) -> Cell:
     return _mp_kernel(row, part, cap, version, dtype, slow=False)
 
 
-def _config(row: Row, fmt: str, device: str) -> Cell | None:
+def _config(row: Row, fmt: str, device: str, version: str) -> Cell | None:
     """The refusals of the quantization configs themselves, on every device."""
     checked = "loader" if device == "cpu" else "selection"
+    if fmt == "compressed-tensors" and row.g_idx and version in ACTORDER_REFUSED:
+        return Cell("refuses", None, "vllm.ct.actorder", SRC_CT_ACTORDER,
+                    "actorder 'group' (weight_g_idx) is no longer supported by its config parser", checked)
     if fmt == "gptq" and (not row.symmetric or row.bits not in (4, 8)):
         kind = "asymmetric" if not row.symmetric else f"{row.bits}-bit"
         return Cell("refuses", None, "vllm.gptq.config", SRC_GPTQ, f"{kind} GPTQ is not in AutoGPTQConfig.TYPE_MAP",
@@ -246,7 +252,7 @@ def cell(row: Row, part: Part, tp: int, device: str, fmt: str, version: str = VE
                     "loader" if device == "cpu" else "source")
     if part.why:
         return Cell("refuses", None, "vllm.tp.split", SRC_SPLIT, part.why, "loader" if device == "cpu" else "selection")
-    refused = _config(row, fmt, device)
+    refused = _config(row, fmt, device, version)
     if refused:
         return refused
     if device == "cpu":

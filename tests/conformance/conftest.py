@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from awq_harness import golden
 from awq_harness.awq_ref.formats import gptq
 from awq_harness.awq_ref.primitives.quant import QuantSpec
 from tests.conformance.ct_mixed import make_ct_mixed
@@ -26,6 +27,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     out["moe"] = make_moe_checkpoint(out["gemm"], root / "moe")
     out["gptq"] = relayout(out["gemm"], root / "gptq", gptq, gptq_config(64, v2=True), checkpoint_format="gptq_v2")
     out["ct-mixed"] = make_ct_mixed(root / "ct-mixed", root / "ct-mixed-float")
+    out["ct-actorder"] = golden.path("llama-ct-g64-actorder-gptq")  # fresh() copies it before damage
     return out
 
 

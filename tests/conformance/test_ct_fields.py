@@ -14,6 +14,19 @@ def test_group_act_order_with_a_valid_g_idx_passes(fresh):
     assert not report.of_rule("ct.g-idx") and report.conforms
 
 
+def test_group_act_order_is_claimed_refused_by_vllm_and_static_act_order_is_not(fresh):
+    """vLLM 0.32 parses actorder "group" / "dynamic" and raises (tests/peers/test_vllm_serving.py runs it)."""
+    from awq_harness import golden
+    from awq_harness.conformance.loaders import claim
+
+    report = verify(golden.path("llama-ct-g64-actorder-gptq"))
+    assert report.conforms and claim(report.findings, "vllm") == "refuses"
+    assert [f.severity for f in report.of_rule("loader.vllm") if "actorder" in f.message] == ["warning"]
+    folder = fresh("ct")
+    _ct_weights(actorder="weight")(folder)
+    assert claim(verify(folder).findings, "vllm") == "loads"
+
+
 def test_dtype_fields_that_match_the_tensors_only_warn(fresh):
     folder = fresh("ct")
     _ct_weights(scale_dtype="torch.float16", zp_dtype="torch.int8")(folder)
