@@ -259,7 +259,7 @@ def head_findings(config: dict | None, tensors: dict) -> list[Finding]:
         return []
     return [refusal(LOADER_VLLM, "vllm", f": its {arch} ties the output head to embed_tokens and has no lm_head, "
                     "so the stored lm_head.weight is an unknown parameter (tie the head and drop it)",
-                    "error", file=tensors["lm_head.weight"].path.name, tensor="lm_head.weight")]
+                    file=tensors["lm_head.weight"].path.name, tensor="lm_head.weight")]
 
 
 def loader_findings(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:

@@ -6,17 +6,21 @@ a calibrated method then moves an argmin in the AWQ grid, or a GPTQ update, and 
 of a checkpoint depend on the machine that wrote it. The pin makes every CPU take the same
 path:
 
-  ATEN_CPU_CAPABILITY=default  ATen's own kernels (reductions, softmax, norms, elementwise)
-                               as compiled for baseline x86-64, not the AVX2/AVX-512 copies;
+  ATEN_CPU_CAPABILITY=avx2     ATen's own kernels (reductions, softmax, norms, elementwise)
+                               as compiled for AVX2, not the AVX-512 copies (its baseline copies
+                               draw torch.randn differently, so even the float weights would move);
   MKL_CBWR=COMPATIBLE          MKL's BLAS and LAPACK (every float32 matmul, GPTQ's Cholesky):
                                its SSE2 branch without approximate reciprocals, the branch MKL
                                documents as reproducible on Intel and non-Intel CPUs alike;
-  ONEDNN_MAX_CPU_ISA=SSE41     oneDNN (bfloat16 matmuls and convolutions): not on the float32
+  ONEDNN_MAX_CPU_ISA=AVX2      oneDNN (bfloat16 matmuls and convolutions): not on the float32
                                paths the goldens take today, pinned so none can slip in;
   OMP_NUM_THREADS=MKL_NUM_THREADS=1 and ``torch.set_num_threads(1)``: sums split over threads
                                are added in a thread-count-dependent order;
   ``torch.set_float32_matmul_precision("highest")``: otherwise float32 matmuls may be run in
                                reduced precision.
+
+The pin is not yet complete across vendors: one calibrated golden (Phi-3 AWQ) still rebuilds a few
+codes apart on AMD than on Intel (``tests/golden/test_goldens.py`` ``VENDOR_DRIFT``).
 
 The variables are read when the libraries load, so they must be in the environment before
 torch is imported: ``pinned_environ()`` is the environment for a child process, and
