@@ -138,7 +138,9 @@ def _numeric_layer(layer: Layer, reader: TensorReader, decl: Declared) -> list[F
     packed = layer.layout.PACKED
     t = {s: reader.get(i, fetch=s != packed) for s, i in layer.infos.items()}
     groups = REMOTE_SAMPLE_GROUPS if reader.remote is not None else decode.SAMPLE_GROUPS
-    reader.fetch_view(layer.infos[packed], decode.sample_slices(layer, t, groups)[packed])  # remote: that block
+    # remote: the sampled block, or every code of an act-order layer (its sample is decoded whole)
+    whole = decode.group_index(layer, t) is not None
+    reader.fetch_view(layer.infos[packed], t[packed] if whole else decode.sample_slices(layer, t, groups)[packed])
     s, z = decode.scales_zeros(layer, t, decl.gptq_v1)
     out = numeric.check_scales(layer, s, z, layer.layout.SCALES, decl.for_module(layer.prefix).signed_scales)
     out += numeric.check_zeros(layer, z, t.get("weight_zero_point"), decl.gptq_v1)

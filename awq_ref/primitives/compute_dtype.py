@@ -39,7 +39,7 @@ CPU_PROBED = ("float32", "bfloat16")  # the two a CPU's auto chooses between
 BF16_MIN_CAPABILITY = (8, 0)
 
 PROBE_SHAPE = (128, 512, 512)  # M, K, N: big enough to reach the matmul kernel, small enough to be ~ms
-PROBE_RUNS = 3
+PROBE_RUNS = 5
 BF16_EMULATED_RATIO = 3.0      # bf16 this many times slower than float32 or more: emulated, not chosen
 
 
@@ -82,8 +82,16 @@ def _best_ms(dtype: torch.dtype) -> float:
 
 
 def probe_matmul_ms() -> dict[str, float]:
-    """Best-of-``PROBE_RUNS`` time of one ``PROBE_SHAPE`` matmul in each dtype, in ms."""
-    return {name: round(_best_ms(COMPUTE_DTYPES[name]), 4) for name in CPU_PROBED}
+    """Best-of-``PROBE_RUNS`` time of one ``PROBE_SHAPE`` matmul in each dtype, in ms, on one thread:
+    a multi-threaded matmul on a loaded machine waits for its slowest thread, and one such stall in
+    the float32 timing (measured: 0.37 ms idle, 14.5 ms under a 2-worker test run) can make emulated
+    bf16 look native."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {name: round(_best_ms(COMPUTE_DTYPES[name]), 4) for name in CPU_PROBED}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _cpu_choice() -> DtypeChoice:

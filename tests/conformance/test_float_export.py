@@ -20,13 +20,18 @@ NAMES = sorted(s.name for s in GOLDENS)
 
 
 def _dequantised(src: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Independently of the exporter: every tensor of src, quantised linears as (q - z) * s."""
+    """Independently of the exporter: every tensor of src, quantised linears as (q - z) * s (in float64)."""
     folder, decl, layers, reader, _ = load_layers(src)
     owned = {i.name for layer in layers for i in layer.infos.values()}
     out = {n: reader.get(i).to(dtype) for n, i in folder.tensors.items() if n not in owned}
     for layer in layers:
         t = {s: reader.get(i) for s, i in layer.infos.items()}
-        out[f"{layer.prefix}.weight"] = decode.full(layer, t, decl.gptq_v1).dequantize(torch.float64).to(dtype)
+        qw, g_idx = decode.full(layer, t, decl.gptq_v1), decode.group_index(layer, t)
+        if g_idx is None:
+            w = qw.dequantize(torch.float64)
+        else:  # act-order: column k reads the scale and zero of its group g_idx[k]
+            w = (qw.q.double() - qw.zeros.double()[:, g_idx]) * qw.scales.double()[:, g_idx]
+        out[f"{layer.prefix}.weight"] = w.to(dtype)
         if "bias" in t:
             out[f"{layer.prefix}.bias"] = t["bias"].to(dtype)
     return out
