@@ -52,6 +52,11 @@ class Declared:
         groups = {key: {"targets": targets} for key, targets in self.targets.items()}
         return compressed_tensors.groups_of(module, groups, self.skip)
 
+    def actorders(self) -> dict[str, str]:
+        """The activation ordering each compressed-tensors config group declares (groups without one left out)."""
+        schemes = self.schemes or {"": self}
+        return {key: d.actorder for key, d in schemes.items() if d.actorder}
+
     def for_module(self, module: str) -> "Declared":
         """What the config declares for one module: its config group's scheme when exactly one
         group targets it (compressed-tensors with several groups), else the whole config's."""

@@ -147,7 +147,7 @@ def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
                     f"gate/up merged) that are multiples of {CPU_MULTIPLE} and an even group size", file=bad[0].file())]
 
 
-def _vllm(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
+def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     out = []
     if fmt == "gemv":
         out.append(refusal(LOADER_VLLM, "vllm",
@@ -157,18 +157,29 @@ def _vllm(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Fi
     if fmt == "gptq" and (decl.zero_point or decl.bits not in (None, 4, 8)):
         out.append(refusal(LOADER_VLLM, "vllm",
                            ": its GPTQ loader takes symmetric (sym=true) 4- or 8-bit checkpoints only"))
-    return out + _ct_actorder(raw_q if fmt == "compressed-tensors" else {}) + _vllm_cpu(layers, fmt)
+    return out + (_ct_actorder(decl) if fmt == "compressed-tensors" else []) + _vllm_cpu(layers, fmt)
 
 
-def _ct_actorder(raw_q: dict) -> list[Finding]:
-    groups = raw_q.get("config_groups") if isinstance(raw_q.get("config_groups"), dict) else {}
-    grouped = sorted(key for key, g in groups.items() if isinstance(g, dict) and isinstance(g.get("weights"), dict)
-                     and g["weights"].get("actorder") in ACTORDER_REFUSED)
-    if not grouped:
+def vllm_refuses_actorder(order: str | None) -> bool:
+    """vLLM 0.32's compressed-tensors parser rejects this activation ordering. It parses every
+    config group before any layer, so one such group stops the whole load."""
+    return order in ACTORDER_REFUSED
+
+
+def vllm_refused_actorder(decl: Declared) -> tuple[str, str] | None:
+    """The first (config group, actorder) that vLLM 0.32 rejects."""
+    return next(((key, order) for key, order in sorted(decl.actorders().items()) if vllm_refuses_actorder(order)),
+                None)
+
+
+def _ct_actorder(decl: Declared) -> list[Finding]:
+    refused = vllm_refused_actorder(decl)
+    if refused is None:
         return []
-    return [refusal(LOADER_VLLM, "vllm", f" (0.32): config_groups.{grouped[0]} has actorder "
-                    f"{groups[grouped[0]]['weights']['actorder']!r}, which its compressed-tensors config parser no "
-                    "longer supports (a checkpoint with actorder 'weight' or none loads)")]
+    key, order = refused
+    return [refusal(LOADER_VLLM, "vllm", f" (0.32): config_groups.{key} has actorder {order!r}, which its "
+                    "compressed-tensors config parser no longer supports (a checkpoint with actorder 'weight' "
+                    "or none loads)")]
 
 
 def _marlin(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
@@ -263,5 +274,5 @@ def head_findings(config: dict | None, tensors: dict) -> list[Finding]:
 
 
 def loader_findings(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
-    return (_vllm(decl, raw_q, layers, fmt) + _marlin(decl, layers, fmt)
+    return (_vllm(decl, layers, fmt) + _marlin(decl, layers, fmt)
             + _transformers(decl, raw_q, layers, fmt) + _tensor_parallel(layers, fmt))

@@ -52,6 +52,7 @@ class Row:
     merged: tuple[tuple[str, int], ...]  # the (kind, N) of the merged linear it belongs to (itself alone if none)
     prefixes: tuple[str, ...] = field(default=(), compare=False)
     act_dtype: str = "float16"  # the model's activation dtype (config torch_dtype)
+    config_actorders: tuple[str, ...] = ()  # every activation ordering the config declares (any group)
 
     @property
     def count(self) -> int:
@@ -105,7 +106,9 @@ def rows(layers: list[Layer], decl: Declared, dtype: str = "float16") -> list[Ro
         key = (lay.prefix.rpartition(".")[2], lay.dims.n, lay.dims.k, lay.group_width, round(lay.dims.bits),
                _symmetric(lay, decl), "weight_g_idx" in lay.infos, _merged(lay, by_prefix))
         found.setdefault(key, []).append(lay.prefix)
-    return [Row(*key, prefixes=tuple(prefixes), act_dtype=dtype) for key, prefixes in found.items()]
+    orders = tuple(sorted(set(decl.actorders().values())))
+    return [Row(*key, prefixes=tuple(prefixes), act_dtype=dtype, config_actorders=orders)
+            for key, prefixes in found.items()]
 
 
 def _column(kind: str, n: int, tp: int, model: Model) -> tuple[int, str | None]:

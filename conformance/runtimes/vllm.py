@@ -40,6 +40,7 @@ heads must divide by the tensor-parallel size; ``layers/linear.py``: each part m
 """
 from __future__ import annotations
 
+from awq_harness.conformance.loaders import vllm_refuses_actorder
 from awq_harness.conformance.runtimes.cells import Cell, Source
 from awq_harness.conformance.runtimes.shapes import Part, Row
 
@@ -72,7 +73,7 @@ SRC_CT = Source(Q + "compressed_tensors/schemes/compressed_tensors_wNa16.py", "C
 SRC_CPU = Source(MP + "cpu.py", "CPUWNA16LinearKernel.can_implement")
 SRC_CT_ACTORDER = Source(Q + "compressed_tensors/compressed_tensors.py",
                          "CompressedTensorsConfig._quantization_scheme_map_from_config")
-ACTORDER_REFUSED = ("0.32",)  # releases read for the actorder "group" refusal (older ones not checked)
+ACTORDER_REFUSED_IN = ("0.32",)  # releases read for the actorder "group" refusal (older ones not checked)
 SRC_SPLIT = Source("vllm/model_executor/layers/linear.py", "QKVParallelLinear, Column/RowParallelLinear")
 SRC_NARROW = Source("vllm/model_executor/parameter.py", "RowvLLMParameter.load_row_parallel_weight")
 SRC_GEMV = Source(Q + "auto_awq.py", "BaseAWQLinearMethod.create_weights (GEMM shapes only)")
@@ -215,9 +216,10 @@ def _awq_gpu(row: Row, part: Part, cap: int, version: str, dtype: str) -> Cell:
 def _config(row: Row, fmt: str, device: str, version: str) -> Cell | None:
     """The refusals of the quantization configs themselves, on every device."""
     checked = "loader" if device == "cpu" else "selection"
-    if fmt == "compressed-tensors" and row.g_idx and version in ACTORDER_REFUSED:
+    refused = [order for order in row.config_actorders if vllm_refuses_actorder(order)]
+    if fmt == "compressed-tensors" and refused and version in ACTORDER_REFUSED_IN:
         return Cell("refuses", None, "vllm.ct.actorder", SRC_CT_ACTORDER,
-                    "actorder 'group' (weight_g_idx) is no longer supported by its config parser", checked)
+                    f"actorder {refused[0]!r} in the config is no longer supported by its config parser", checked)
     if fmt == "gptq" and (not row.symmetric or row.bits not in (4, 8)):
         kind = "asymmetric" if not row.symmetric else f"{row.bits}-bit"
         return Cell("refuses", None, "vllm.gptq.config", SRC_GPTQ, f"{kind} GPTQ is not in AutoGPTQConfig.TYPE_MAP",

@@ -1,7 +1,9 @@
 """compressed-tensors' scale_dtype / zp_dtype and act-order fields: well-formed checkpoints pass,
 llm-compressor's own golden gets only the compatibility warning."""
 
-from awq_harness.conformance.runner import verify
+import pytest
+
+from awq_harness.conformance.runner import load_layers, verify
 from awq_harness.golden.third_party import checkpoint
 from tests.conformance.defects import _ct_g_idx, _ct_weights, _shuffled
 
@@ -25,6 +27,27 @@ def test_group_act_order_is_claimed_refused_by_vllm_and_static_act_order_is_not(
     folder = fresh("ct")
     _ct_weights(actorder="weight")(folder)
     assert claim(verify(folder).findings, "vllm") == "loads"
+
+
+@pytest.mark.parametrize(("actorder", "g_idx", "refused"), [("dynamic", False, True), ("group", True, True),
+                                                           ("weight", True, False), (None, False, False)])
+def test_vllm_actorder_refusal_follows_the_config_in_the_claim_and_the_matrix(fresh, actorder, g_idx, refused):
+    """vLLM refuses while parsing the config, whatever tensors the layers hold: the loader claim
+    and every runtime-matrix cell read the declared ordering, so they cannot disagree."""
+    from awq_harness.conformance.loaders import claim
+    from awq_harness.conformance.runtimes import vllm
+    from awq_harness.conformance.runtimes.matrix import HEADS, build
+
+    folder = fresh("ct")
+    if actorder:
+        _ct_weights(actorder=actorder)(folder)
+    if g_idx:
+        _ct_g_idx(_shuffled)(folder)
+    assert claim(verify(folder).findings, "vllm") == ("refuses" if refused else "loads")
+    _, decl, layers, _, _ = load_layers(folder)
+    section = build([(vllm, "0.32")], layers, decl, "compressed-tensors", None, (1,), ("cpu", "sm90"))
+    cells = [c for r in section["targets"][0]["rows"] if r["kind"] != HEADS for c in r["cells"]]
+    assert cells and all((c["rule"] == "vllm.ct.actorder") == refused for c in cells)
 
 
 def test_dtype_fields_that_match_the_tensors_only_warn(fresh):
