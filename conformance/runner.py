@@ -236,7 +236,7 @@ def _policy(folder: Folder, decl: Declared, layers: list[Layer], report: Report)
 
 
 def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
-         device=None, remote: RemoteFiles | None = None, cache=None) -> None:
+         device=None, remote: RemoteFiles | None = None, cache=None, runtime=None) -> None:
     folder = open_folder(path)
     memory = _load_pickles(folder, allow_pickle) if folder.pickled and not folder.tensors else {}
     if folder.pickled and not memory and folder.tensors:
@@ -255,6 +255,10 @@ def _run(path: Path, reference: str | None, allow_pickle: bool, progress: bool |
     quantised = sorted(_quantised_prefixes(folder.tensors))
     report.findings += ct_field_findings(folder.config, layers, reader, decl, quantised)
     _policy(folder, decl, layers, report)
+    if runtime is not None:
+        from awq_harness.conformance.runtimes.matrix import add_matrix
+
+        add_matrix(report, runtime, layers, decl, folder.config)
     report.findings += _stream(layers, folder, reader, decl, progress)
     if reference:
         _against_reference(path, layers, folder, reader, decl, reference, report, device, remote, cache)
@@ -326,7 +330,7 @@ def _functional_dequantised(path: Path, reference: str, device=None):
 
 
 def _run_remote(url: str, reference: str | None, allow_pickle: bool, progress: bool | None, report: Report,
-                device=None, cache=None) -> None:
+                device=None, cache=None, runtime=None) -> None:
     """A checkpoint behind a URL (conformance/remote.py): headers first, tensor bytes on demand."""
     from awq_harness.conformance import remote as fetch
 
@@ -338,7 +342,7 @@ def _run_remote(url: str, reference: str | None, allow_pickle: bool, progress: b
         return
     try:
         report.findings += found
-        _run(files.root, reference, allow_pickle, progress, report, device, files, cache)
+        _run(files.root, reference, allow_pickle, progress, report, device, files, cache, runtime)
         report.findings.append(FILE_FOLDER.finding(files.summary(), severity="info"))
     finally:
         fetch.close(files)
@@ -355,9 +359,10 @@ def load_layers(path: str | Path) -> tuple[Folder, Declared, list[Layer], Tensor
 
 
 def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: bool = False,
-           progress: bool | None = None, device=None, cache: bool = True) -> Report:
+           progress: bool | None = None, device=None, cache: bool = True, runtime=None) -> Report:
     """``device`` (a torch.device; None: the CPU): where ``reference``'s functional check runs.
-    ``cache``: keep the byte ranges fetched from a remote checkpoint or reference (remote_cache.py)."""
+    ``cache``: keep the byte ranges fetched from a remote checkpoint or reference (remote_cache.py).
+    ``runtime`` (a ``runtimes.matrix.MatrixRequest``): also build the runtime matrix of the layers read."""
     from awq_harness.conformance.remote_cache import open_cache
     from awq_harness.conformance.rules import (
         RULES,  # the registry collects this module's rules, so it is read at call time
@@ -369,9 +374,9 @@ def verify(path: str | Path, reference: str | Path | None = None, allow_pickle: 
     store = open_cache(cache) if is_remote(path) or is_remote(reference) else None
     try:
         if is_remote(path):
-            _run_remote(str(path), reference, allow_pickle, progress, report, device, store)
+            _run_remote(str(path), reference, allow_pickle, progress, report, device, store, runtime)
         else:
-            _run(Path(path), reference, allow_pickle, progress, report, device, cache=store)
+            _run(Path(path), reference, allow_pickle, progress, report, device, cache=store, runtime=runtime)
     except RemoteError as err:  # a remote read outside a guarded check (config values, reference layers)
         report.findings.append(FILE_TRUNCATED.finding(str(err)))
     except (Exception, RecursionError) as err:  # noqa: BLE001 - the verifier must not raise on any input

@@ -3,7 +3,8 @@
 Exit code 0: conforms; 1: violations (error findings); 2: the checkpoint could not be read.
 
 ``--target vllm,transformers,sglang [--tp 1,2,4,8] [--gpu sm80,sm90,cpu]`` adds the runtime matrix
-(conformance/runtimes): per target, layers x (TP, device) cells. A refusing cell is a warning,
+(conformance/runtimes): per target, layers x (TP, device) cells, for a folder or a remote
+checkpoint alike (built from the layers the verification reads). A refusing cell is a warning,
 an error with ``--require-target``; a target that refuses every requested cell is an error.
 """
 from __future__ import annotations
@@ -89,17 +90,15 @@ def _print(report, quiet: bool) -> None:
           f"({report.count('error')} errors, {report.count('warning')} warnings)")
 
 
-def _request(args) -> tuple | None:
-    """(targets, TP sizes, devices) of --target/--tp/--gpu, checked before the verification runs."""
+def _request(args):
+    """The matrix request of --target/--tp/--gpu, checked before the verification runs."""
     if not args.target:
         return None
     from awq_harness.conformance import runtimes
-    from awq_harness.conformance.remote import is_remote
+    from awq_harness.conformance.runtimes.matrix import MatrixRequest
 
-    if is_remote(args.path):
-        raise HarnessError(f"--target: {args.path}: the runtime matrix reads a local checkpoint folder only")
-    targets = [runtimes.parse_target(t) for t in args.target.split(",")]
-    return targets, runtimes.parse_tps(args.tp), runtimes.parse_devices(args.gpu)
+    targets = tuple(runtimes.parse_target(t) for t in args.target.split(","))
+    return MatrixRequest(targets, runtimes.parse_tps(args.tp), runtimes.parse_devices(args.gpu), args.require_target)
 
 
 def run(args) -> int:
@@ -109,12 +108,12 @@ def run(args) -> int:
     device = resolve_device(args.device)
     request = _request(args)
     report = verify(args.path, reference=args.reference, allow_pickle=args.allow_pickle, progress=args.progress,
-                    device=device, cache=not args.no_cache)
+                    device=device, cache=not args.no_cache, runtime=request)
     matrix_text = ""
-    if request and report.readable:
-        from awq_harness.conformance.runtimes.matrix import matrix_of
+    if report.runtime_matrix:
+        from awq_harness.conformance.runtimes.render import text
 
-        matrix_text = matrix_of(report, args.path, *request, args.require_target)
+        matrix_text = text(report.runtime_matrix)
     if args.json:
         _write(args.json, report.to_json() + "\n")
     if args.html:

@@ -3,12 +3,14 @@
 ``float``: AutoAWQ's format has one bit width, so a kept layer or linear is stored as fp16
 weights and listed in ``modules_to_not_convert``.
 ``8bit``: compressed-tensors describes several ``config_groups``, so a kept module can be a
-second, 8-bit scheme (W8A16) with the 4-bit scheme's group size and zero point. Each linear of
-the kept module is round-to-nearest quantised to 8 bits with fp16 scales and dequantised, which
-is what a loader computes from the stored codes. Its bytes are that layout's tensors
-(``formats.compressed_tensors`` at 8 bits: four codes per int32 word, fp16 scales, zeros packed
-along N), against the 4-bit tensors it replaces. ``quantize --format compressed-tensors
---keep-layers PLAN`` writes exactly these 8-bit modules (``pipeline.keep_ct``).
+second, 8-bit scheme (W8A16) with the 4-bit scheme's group size and no zero point
+(``uint8b128``, the 8-bit type vLLM's Marlin and Machete kernels take:
+``pipeline.keep_ct.eight_bit_spec``). Each linear of the kept module is round-to-nearest
+quantised to 8 bits with fp16 scales and dequantised, which is what a loader computes from the
+stored codes. Its bytes are that layout's tensors (``formats.compressed_tensors`` at 8 bits:
+four codes per int32 word, fp16 scales), against the 4-bit tensors it replaces.
+``quantize --format compressed-tensors --keep-layers PLAN`` writes exactly these 8-bit modules
+(``pipeline.keep_ct``).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ chosen plan is measured again there, which shows how much of the recovery genera
 The AWQ format has one bit width, so "kept" means float (``modules_to_not_convert``);
 ``keep_as="8bit"`` keeps them as an 8-bit compressed-tensors scheme instead
 (``awq_ref.mixed_precision.keep_as``): the kept modules' linears are 8-bit RTN, measured the same way.
-Size cost: each kept linear stores fp16 weights (or 8-bit codes, scales and zeros) instead of
+Size cost: each kept linear stores fp16 weights (or 8-bit codes and scales) instead of
 4-bit codes, scales and zeros.
 """
 from __future__ import annotations

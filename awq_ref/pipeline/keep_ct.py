@@ -9,7 +9,7 @@ when the groups are permuted (``actorder: "group"``); with static groups they ar
 (``actorder: "weight"``) and no ``weight_g_idx`` is written.
 
 The kept modules of an 8-bit plan (``plan --keep-as 8bit``) are round-to-nearest quantised at 8
-bits, with the 4-bit scheme's group size and zero point (``eight_bit_spec``) and fp16 scales,
+bits, with the 4-bit scheme's group size, symmetric (``eight_bit_spec``), and fp16 scales,
 which is what ``plan --keep-as 8bit`` measured. They are quantised from the float weights the
 method would keep in float: a whole kept layer is the float layer (``LayerStep.keep`` carries
 the method's state past it), a kept linear inside a quantised layer is the method's float copy
@@ -33,8 +33,14 @@ EIGHT_BITS = 8
 
 
 def eight_bit_spec(four_bit: QuantSpec) -> QuantSpec:
-    """The 8-bit scheme beside a 4-bit one: same group size and zero point."""
-    return QuantSpec(EIGHT_BITS, four_bit.group_size, four_bit.zero_point)
+    """The 8-bit scheme beside a 4-bit one: the same group size, symmetric (no zero point).
+
+    vLLM's GPU kernels take 8-bit weights as uint8b128 (codes biased by 128, no zero point):
+    Marlin from capability 7.5, Machete on sm90. An 8-bit scheme with zero points (uint8) only
+    Machete takes, so such a checkpoint would not load on an A100. llm-compressor's W8A16 is
+    symmetric for the same reason; at 8 bits a zero point buys little (256 levels over the
+    group's largest magnitude instead of over its range)."""
+    return QuantSpec(EIGHT_BITS, four_bit.group_size, zero_point=False)
 
 
 def _modules(tensors: dict[str, torch.Tensor], packed: str) -> list[str]:

@@ -14,6 +14,7 @@ These rules live in ``RUNTIME_RULES``, outside ``conformance.rules.RULES``: they
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 
 from awq_harness.conformance.declared import Declared
@@ -133,12 +134,18 @@ def add_to_report(report: Report, section: dict, require: bool) -> None:
     report.rules_run += list(RUNTIME_RULES)
 
 
-def matrix_of(report: Report, path, targets, tps, devices, require: bool) -> str:
-    """Build the matrix of the local checkpoint ``path`` into ``report``; return its console text."""
-    from awq_harness.conformance.runner import load_layers
-    from awq_harness.conformance.runtimes.render import text
+@dataclass(frozen=True)
+class MatrixRequest:
+    """What ``verify --target/--tp/--gpu`` asks for: (runtime module, version) pairs, TP sizes,
+    devices, and whether a refusing cell is an error (``--require-target``)."""
+    targets: tuple
+    tps: tuple[int, ...]
+    devices: tuple[str, ...]
+    require: bool = False
 
-    folder, decl, layers, _, _ = load_layers(path)
-    section = build(targets, layers, decl, report.format or "", folder.config, tps, devices)
-    add_to_report(report, section, require)
-    return text(section)
+
+def add_matrix(report: Report, request: MatrixRequest, layers: list[Layer], decl: Declared,
+               config: dict | None) -> None:
+    """The matrix of the layers a verification read (local or remote) into ``report``."""
+    add_to_report(report, build(request.targets, layers, decl, report.format or "", config, request.tps,
+                                request.devices), request.require)

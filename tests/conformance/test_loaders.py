@@ -103,3 +103,22 @@ def test_an_untied_head_is_claimed_refused_by_vllm_on_gemma_2_only(tmp_path, fam
     said = [f for f in findings if f.tensor == "lm_head.weight" and f.rule == "loader.vllm"]
     assert len(said) == (0 if vllm_untied else 1) and all(f.file == "model.safetensors" for f in said)
     assert all(f.severity == "warning" for f in said)  # transformers reads it: a runtime's refusal, not a defect
+
+
+def test_eight_bit_layers_are_claimed_refused_by_vllm_cpu_only():
+    """CPUWNA16 (vLLM's one CPU kernel) takes uint4 / uint4b8: the mixed golden's 8-bit layers stop
+    vLLM-CPU (tests/peers/test_vllm_serving.py sees it), the all-4-bit golden of the same layout does not."""
+    from awq_harness import golden
+    from awq_harness.conformance.runner import load_layers
+    from awq_harness.conformance.runtimes import vllm
+    from awq_harness.conformance.runtimes.matrix import build
+
+    mixed = verify(golden.path("llama-ct-g64-w4w8-rtn"))
+    said = [f for f in mixed.of_rule("loader.vllm") if "8-bit" in f.message]
+    assert mixed.conforms and claim(mixed.findings, "vllm") == "refuses" and len(said) == 1
+    assert "down_proj" in said[0].message and said[0].severity == "warning"
+    assert not [f for f in verify(golden.path("llama-ct-g64-rtn")).of_rule("loader.vllm") if "8-bit" in f.message]
+    _, decl, layers, _, _ = load_layers(golden.path("llama-ct-g64-w4w8-rtn"))
+    cells = {r["bits"]: r["cells"] for r in build([(vllm, "0.32")], layers, decl, "compressed-tensors", None, (1,),
+                                                  ("cpu", "sm80"))["targets"][0]["rows"] if "bits" in r}
+    assert [c["verdict"] for c in cells[8]] == ["refuses", "loads"] and cells[8][1]["kernel"] == "Marlin"

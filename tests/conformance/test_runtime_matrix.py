@@ -188,9 +188,24 @@ def test_a_group_straddling_ranks_is_misread_where_the_kernel_does_not_check_it(
     assert vllm.cell(o, partition(o, 1, GQA), 1, "cpu", "gemm").verdict == "loads"
 
 
-def test_moe_experts_are_unknown_and_remote_paths_are_refused(built, capsys):
+def test_moe_experts_are_unknown(built):
     section, _ = _section(built["moe"], tps=(1,), devices=("sm80",))
     experts = [r for r in section["targets"][0]["rows"] if ".experts." in r.get("example", "")]
     assert experts and all(c["verdict"] == "unknown" for r in experts for c in r["cells"])
-    assert main(["verify", "hf://org/name", "--target", "vllm"]) == 2
-    assert "local checkpoint folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["llama-ct-g64-w4w8-rtn", "phi3-gemm-g64-awq"])
+def test_a_remote_checkpoint_gets_the_matrix_of_its_folder(name, tmp_path, monkeypatch, capsys):
+    """Over HTTP the matrix is built from the same headers and config the verification reads."""
+    from awq_harness import golden
+    from tests.conformance.http_server import serve
+
+    monkeypatch.setenv("AWQ_HARNESS_REMOTE_CACHE", str(tmp_path / "cache"))
+    flags = ["--target", "vllm,transformers,sglang", "--tp", "1,2,4", "--gpu", "sm80,sm90,cpu"]
+    local, remote = tmp_path / "local.json", tmp_path / "remote.json"
+    code = main(["verify", str(golden.path(name)), "--json", str(local), *flags])
+    with serve(golden.path(name)) as (url, _):
+        assert main(["verify", url, "--json", str(remote), *flags]) == code
+    matrix = json.loads(remote.read_text())["runtime_matrix"]
+    assert matrix == json.loads(local.read_text())["runtime_matrix"] and matrix["targets"][0]["rows"]
+    assert "TP4 sm90" in capsys.readouterr().out

@@ -88,9 +88,11 @@ def test_vllm_cpu_refuses_the_eight_bit_group_of_a_mixed_checkpoint(name, capfd)
     has no 8-bit WNA16 kernel: "Quant type (uint8) not supported by CPUWNA16, supported types are:
     (ScalarType.uint4, ScalarType.uint4b8)", so the engine does not start. (On GPU its Marlin and
     Machete W8A16 paths take them: not checked here.)"""
+    from awq_harness.conformance import verify
+    from awq_harness.conformance.loaders import claim
     from awq_harness.golden.loaders import vllm_greedy
 
-    assert _bits(name) == [4, 8]
+    assert _bits(name) == [4, 8] and claim(verify(golden.path(name)).findings, "vllm") == "refuses"
     with pytest.raises(RuntimeError, match="initialization failed"):
         vllm_greedy(golden.path(name), TOKEN_IDS, NEW_TOKENS, quantization=None)
     assert "uint8" in "".join(capfd.readouterr())

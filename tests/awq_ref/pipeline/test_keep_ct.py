@@ -65,10 +65,11 @@ def test_eight_bit_group_targets_exactly_the_plans_modules(mixed):
 
 
 def test_dequantised_weights_are_rtn_at_each_modules_width(mixed, model_dir):
+    """4-bit modules: the method's asymmetric scheme; 8-bit ones: symmetric (uint8b128, vLLM's GPU type)."""
     loaded = load_dequantized(mixed)
     for name in ALL:
-        bits = 8 if name in EIGHT else 4
-        want = quantize(_float_weight(model_dir, name), QuantSpec(bits, 64, True), torch.float16).dequantize()
+        spec = QuantSpec(8, 64, zero_point=False) if name in EIGHT else QuantSpec(4, 64, zero_point=True)
+        want = quantize(_float_weight(model_dir, name), spec, torch.float16).dequantize()
         assert torch.equal(loaded.get_submodule(name).weight.detach(), want), name
 
 
