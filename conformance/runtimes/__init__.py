@@ -1,7 +1,7 @@
 """Target runtime profiles: per runtime, which kernel each linear gets at each tensor-parallel
 size and device, or whether the runtime refuses or misreads it (``verify --target``).
 
-One module per runtime (``vllm``, ``transformers``, ``sglang``), each a set of rules read from
+One module per runtime (``vllm``, ``transformers``, ``sglang``, ``tgi``), each a set of rules read from
 that runtime's loader code, each rule with the file and function it comes from; ``shapes``
 shards the layers as the runtimes do; ``matrix`` builds the matrix, its findings and its
 JSON section; ``render`` prints it. A target is ``NAME`` or ``NAME@VERSION`` where a runtime's
@@ -12,9 +12,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from awq_harness.awq_ref.errors import HarnessError
-from awq_harness.conformance.runtimes import sglang, transformers, vllm
+from awq_harness.conformance.runtimes import sglang, tgi, transformers, vllm
 
-RUNTIMES: dict[str, ModuleType] = {m.NAME: m for m in (vllm, transformers, sglang)}
+RUNTIMES: dict[str, ModuleType] = {m.NAME: m for m in (vllm, transformers, sglang, tgi)}
 DEVICES = ("sm75", "sm80", "sm86", "sm89", "sm90", "cpu")
 TP_SIZES = (1, 2, 4, 8)
 DEFAULT_DEVICES = ("sm80", "sm90", "cpu")

@@ -103,7 +103,7 @@ def test_transformers_cpu_groups_and_model_wide_machete_on_sm90():
 def test_flags_parse_and_refuse_bad_values():
     assert parse_target("vllm@0.31") == (vllm, "0.31") and parse_target("SGLang")[0] is sglang
     assert parse_tps("1,2,8") == (1, 2, 8) and parse_devices("sm90,cpu") == ("sm90", "cpu")
-    for fn, bad in ((parse_target, "tgi"), (parse_target, "vllm@0.1"), (parse_tps, "0"), (parse_tps, "a"),
+    for fn, bad in ((parse_target, "trtllm"), (parse_target, "vllm@0.1"), (parse_tps, "0"), (parse_tps, "a"),
                     (parse_devices, "sm70")):
         with pytest.raises(HarnessError):
             fn(bad)
@@ -146,7 +146,7 @@ def test_cli_prints_and_writes_the_matrix_and_keeps_the_exit_policy(built, tmp_p
     assert "Runtime matrix" in (tmp_path / "c.html").read_text()
     assert main([*args, "--require-target"]) == 1
     capsys.readouterr()
-    assert main(["verify", str(built["gemm"]), "--target", "tgi"]) == 2
+    assert main(["verify", str(built["gemm"]), "--target", "trtllm"]) == 2
     assert "unknown runtime" in capsys.readouterr().err
 
 
