@@ -2,7 +2,7 @@
 
 Exit code 0: conforms; 1: violations (error findings); 2: the checkpoint could not be read.
 
-``--target vllm,transformers,sglang [--tp 1,2,4,8] [--gpu sm80,sm90,cpu]`` adds the runtime matrix
+``--target vllm,transformers,sglang,tgi [--tp 1,2,4,8] [--gpu sm80,sm90,cpu]`` adds the runtime matrix
 (conformance/runtimes): per target, layers x (TP, device) cells, for a folder or a remote
 checkpoint alike (built from the layers the verification reads). A refusing cell is a warning,
 an error with ``--require-target``; a target that refuses every requested cell is an error.
@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--allow-pickle", action="store_true",
                    help="read .bin/.pt weights with torch.load(weights_only=True)")
     p.add_argument("--target", metavar="RUNTIMES",
-                   help="runtime matrix for these runtimes: vllm, vllm@0.31, transformers, sglang (comma-separated)")
+                   help="runtime matrix for these runtimes (comma-separated): vllm, vllm@0.31, transformers, sglang, "
+                        "tgi")
     p.add_argument("--tp", metavar="SIZES", default="1,2,4,8",
                    help="tensor-parallel sizes of the matrix (default 1,2,4,8)")
     p.add_argument("--gpu", metavar="DEVICES", default="sm80,sm90,cpu",
