@@ -84,6 +84,22 @@ def test_kl_matches_a_float64_computation_and_grows_with_the_perturbation(tmp_pa
     assert means == sorted(means) and means[0] > 0
 
 
+@pytest.mark.parametrize("tokens", [1, 31, 32, 33, 100])
+def test_kl_and_top1_a_few_tokens_at_a_time_gives_the_whole_window_bits(tokens):
+    """The chunked pass must give the bits of the one-shot formula, so stored rows stay valid."""
+    from awq_harness.awq_ref.eval.reference import kl_and_top1
+
+    g = torch.Generator().manual_seed(tokens)
+    logits = torch.randn(2, tokens + 1, 300, generator=g) * 3
+    ref_logp = torch.log_softmax(torch.randn(2, tokens, 300, generator=g) * 3, -1).half()
+    ref_top1 = torch.randint(0, 300, (2, tokens), generator=g)
+    logq = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    logp = torch.log_softmax(ref_logp.float(), dim=-1)
+    kld, agree = kl_and_top1(logits, ref_logp, ref_top1)
+    assert torch.equal(kld, (logp.exp() * (logp - logq)).sum(dim=-1))
+    assert torch.equal(agree, logq.argmax(dim=-1) == ref_top1) and kld.shape == (2, tokens)
+
+
 def test_the_scoring_pass_gives_the_perplexity_of_the_plain_evaluator():
     model, tokens = EmbedLM(0), torch.randint(0, VOCAB, (400,), generator=torch.Generator().manual_seed(2))
     w = make_windows(tokens, 50)
