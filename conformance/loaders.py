@@ -248,7 +248,23 @@ def _packed_experts(layers: list[Layer]) -> list[Finding]:
         "transformers 4.51 and vLLM read them", experts[0].file())]
 
 
+def transformers_refuses_actorder(order: str | None) -> bool:
+    """compressed-tensors 0.19's ``QuantizationArgs.validate_actorder`` (transformers parses the config
+    with it before any layer) rejects the same orderings as vLLM 0.32: "group" and "dynamic"."""
+    return order in ACTORDER_REFUSED
+
+
+def _transformers_ct_actorder(decl: Declared) -> list[Finding]:
+    refused = next(((k, o) for k, o in sorted(decl.actorders().items()) if transformers_refuses_actorder(o)), None)
+    if refused is None:
+        return []
+    return [refusal(LOADER_TRANSFORMERS, "transformers", f": config_groups.{refused[0]} has actorder {refused[1]!r}, "
+                    "which compressed-tensors 0.19 removed (its config parser raises)")]
+
+
 def _transformers(decl: Declared, raw_q: dict, layers: list[Layer], fmt: str) -> list[Finding]:
+    if fmt == "compressed-tensors":
+        return _transformers_ct_actorder(decl)
     if fmt not in ("gemm", "gemv"):
         return []
     out = _packed_experts(layers)
