@@ -54,7 +54,7 @@ NAMES = {"vllm": "vLLM", "transformers": "transformers"}
 REFUSES = "refuses to load it"
 MISREADS = "misreads it"
 SHOWN = 4
-ACTORDER_REFUSED = ("group", "dynamic")  # compressed-tensors activation orderings vLLM 0.32 rejects
+ACTORDER_REFUSED = ("group", "dynamic")  # activation orderings compressed-tensors removed (refuses_actorder)
 CPU_MOE_KERNEL = "CPUExpertsInt4, fused_moe/experts/cpu_moe.py: torch.cpu._is_amx_tile_supported()"
 PACKED_EXPERT = re.compile(r"\.experts\.\d+\.")  # one quantised linear per expert
 
@@ -186,20 +186,20 @@ def _vllm(decl: Declared, layers: list[Layer], fmt: str) -> list[Finding]:
             + _vllm_cpu_experts(layers, fmt))
 
 
-def vllm_refuses_actorder(order: str | None) -> bool:
-    """vLLM 0.32's compressed-tensors parser rejects this activation ordering. It parses every
-    config group before any layer, so one such group stops the whole load."""
+def refuses_actorder(order: str | None) -> bool:
+    """An activation ordering compressed-tensors removed ("group", "dynamic"): vLLM 0.32's parser
+    and compressed-tensors 0.19's ``QuantizationArgs`` (transformers') both raise on it. Each parses
+    every config group before any layer, so one such group stops the whole load."""
     return order in ACTORDER_REFUSED
 
 
-def vllm_refused_actorder(decl: Declared) -> tuple[str, str] | None:
-    """The first (config group, actorder) that vLLM 0.32 rejects."""
-    return next(((key, order) for key, order in sorted(decl.actorders().items()) if vllm_refuses_actorder(order)),
-                None)
+def refused_actorder(decl: Declared) -> tuple[str, str] | None:
+    """The first (config group, actorder) those parsers reject."""
+    return next(((key, order) for key, order in sorted(decl.actorders().items()) if refuses_actorder(order)), None)
 
 
 def _ct_actorder(decl: Declared) -> list[Finding]:
-    refused = vllm_refused_actorder(decl)
+    refused = refused_actorder(decl)
     if refused is None:
         return []
     key, order = refused
@@ -248,14 +248,8 @@ def _packed_experts(layers: list[Layer]) -> list[Finding]:
         "transformers 4.51 and vLLM read them", experts[0].file())]
 
 
-def transformers_refuses_actorder(order: str | None) -> bool:
-    """compressed-tensors 0.19's ``QuantizationArgs.validate_actorder`` (transformers parses the config
-    with it before any layer) rejects the same orderings as vLLM 0.32: "group" and "dynamic"."""
-    return order in ACTORDER_REFUSED
-
-
 def _transformers_ct_actorder(decl: Declared) -> list[Finding]:
-    refused = next(((k, o) for k, o in sorted(decl.actorders().items()) if transformers_refuses_actorder(o)), None)
+    refused = refused_actorder(decl)
     if refused is None:
         return []
     return [refusal(LOADER_TRANSFORMERS, "transformers", f": config_groups.{refused[0]} has actorder {refused[1]!r}, "

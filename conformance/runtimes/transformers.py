@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awq_harness.conformance.loaders import transformers_refuses_actorder
+from awq_harness.conformance.loaders import refuses_actorder
 from awq_harness.conformance.runtimes.cells import Cell, Source
 from awq_harness.conformance.runtimes.shapes import Part, Row
 
@@ -195,7 +195,7 @@ def _ct(row: Row, device: str) -> Cell:
 
 def _config(row: Row, fmt: str, device: str) -> Cell | None:
     """The refusals of the quantization config itself, before any layer or rank."""
-    refused = [order for order in row.config_actorders if transformers_refuses_actorder(order)]
+    refused = [order for order in row.config_actorders if refuses_actorder(order)]
     if fmt == "compressed-tensors" and refused:
         return Cell("refuses", None, "transformers.ct.actorder", SRC_CT_ACTORDER,
                     f"compressed-tensors 0.19 rejects actorder {refused[0]!r} while parsing the config (removed)",

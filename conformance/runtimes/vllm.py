@@ -42,7 +42,7 @@ heads must divide by the tensor-parallel size; ``layers/linear.py``: each part m
 """
 from __future__ import annotations
 
-from awq_harness.conformance.loaders import vllm_refuses_actorder
+from awq_harness.conformance.loaders import refuses_actorder
 from awq_harness.conformance.runtimes.cells import Cell, Source
 from awq_harness.conformance.runtimes.shapes import Part, Row
 
@@ -220,7 +220,7 @@ def _awq_gpu(row: Row, part: Part, cap: int, version: str, dtype: str) -> Cell:
 def _config(row: Row, fmt: str, device: str, version: str) -> Cell | None:
     """The refusals of the quantization configs themselves, on every device."""
     checked = "loader" if device == "cpu" else "selection"
-    refused = [order for order in row.config_actorders if vllm_refuses_actorder(order)]
+    refused = [order for order in row.config_actorders if refuses_actorder(order)]
     if fmt == "compressed-tensors" and refused and version in ACTORDER_REFUSED_IN:
         return Cell("refuses", None, "vllm.ct.actorder", SRC_CT_ACTORDER,
                     f"actorder {refused[0]!r} in the config is no longer supported by its config parser", checked)

@@ -97,7 +97,7 @@ def test_transformers_cpu_groups_and_model_wide_machete_on_sm90():
     sm90 = transformers.cell(r64, partition(r64, 1, GQA), 1, "sm90", "gemm")
     assert sm90.verdict == "refuses" and "AwqMacheteLinear" in sm90.why  # out 64 % 128
     assert transformers.cell(r64, partition(r64, 1, GQA), 1, "sm80", "gemm").kernel == "AwqMarlinLinear"
-    assert transformers.cell(r64, partition(r64, 2, GQA), 2, "sm80", "gemm").verdict == "unknown"
+    assert transformers.cell(r64, partition(r64, 2, GQA), 2, "sm80", "gemm").verdict == "refuses"  # tp_plan: buffers
 
 
 def test_flags_parse_and_refuse_bad_values():
