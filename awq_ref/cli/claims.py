@@ -4,7 +4,8 @@
 ``--settings slow`` is the paper-sized run (128 x 512 calibration, the calibration curve to 128
 and 256 samples). Rows are stored as they finish (``--store``), so ``--part K/N`` lets N
 processes compute disjoint rows (every N-th model, each scored on all its texts) and a last
-call without ``--part`` prints the tables.
+call without ``--part`` prints the tables; ``--stored-only`` prints what is stored so far and
+computes nothing (a long run can be read while it goes on).
 How each verdict is reached: ``awq_ref.eval.claims``.
 """
 from __future__ import annotations
@@ -30,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dtype", default=AUTO, choices=CHOICES, help="calibration and evaluation dtype")
     p.add_argument("--store", help="folder of computed rows (default: <cache>/claims)")
     p.add_argument("--part", help="K/N: compute only every N-th model from K (all its rows); print nothing")
+    p.add_argument("--stored-only", action="store_true",
+                   help="compute nothing: print the claims whose rows are stored, and name a missing row of the rest")
     p.add_argument("--json", help="also write the claims and quality rows to this JSON file")
     p.set_defaults(func=run)
 
@@ -113,9 +116,17 @@ def run(args) -> int:
         models = list(dict.fromkeys(v.model_key(store.settings) for v in variants))[k::n]
         store.compute([v for v in variants if v.model_key(store.settings) in models])
         return 0
-    store.compute(variants)
-    results, rows = claims.all_claims(store), claims.quality_rows(store)
+    missing: list[str] = []
+    if args.stored_only:
+        results, missing = claims.stored_claims(store)
+        store.compute_missing = False
+    else:
+        store.compute(variants)
+        results = claims.all_claims(store)
+    rows = claims.quality_rows(store)
     print_claims(results, store.settings)
+    for label in missing:
+        print(f"not computed yet (claims that need it are left out): {label}")
     print()
     print_quality(rows)
     print()

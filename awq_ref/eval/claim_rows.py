@@ -89,14 +89,20 @@ def _store_name(s: ClaimSettings) -> str:
             f"-{s.calib_dtype}-{s.eval_dtype}")
 
 
+class RowMissing(LookupError):
+    """A row a claim needs is not stored, and the store was told not to compute it."""
+
+
 @dataclass
 class RowStore:
-    """Rows of one model and settings in ``folder/<settings>/<key>.safetensors`` (+ ``.json``)."""
+    """Rows of one model and settings in ``folder/<settings>/<key>.safetensors`` (+ ``.json``).
+    ``compute_missing`` False: a missing row raises ``RowMissing`` instead of being computed."""
 
     folder: Path
     model: str
     settings: ClaimSettings
     on_row: Callable[[str, dict], None] = field(default=lambda key, info: None)
+    compute_missing: bool = True
 
     @property
     def root(self) -> Path:
@@ -105,9 +111,14 @@ class RowStore:
     def _path(self, variant: Variant) -> Path:
         return self.root / f"{variant.key(self.settings)}.safetensors"
 
+    def stored(self, variant: Variant) -> bool:
+        return self._path(variant).is_file()
+
     def get(self, variant: Variant) -> TokenScores:
         path = self._path(variant)
         if not path.is_file():
+            if not self.compute_missing:
+                raise RowMissing(variant.label)
             self.compute([variant])
         t = load_file(str(path))
         return TokenScores(t["nll"], t["kld"].shape[1], t["kld"], t["top1"].bool())

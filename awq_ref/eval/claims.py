@@ -15,10 +15,11 @@ at 6 bits and more than ``HEAVY`` above it at 5 bits (both intervals clear of th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from awq_harness.awq_ref.eval.claim_rows import ClaimSettings, RowStore, Variant
+from awq_harness.awq_ref.eval.claim_rows import ClaimSettings, RowMissing, RowStore, Variant
 from awq_harness.awq_ref.eval.metrics import LEVEL, RESAMPLES, SEED, resample_indices, window_values
 
 EQUIVALENCE = 0.005  # |d| under 0.5% counts as "no gain"
@@ -132,24 +133,45 @@ def domain_claims(stats: Stats, claim: str) -> list[ClaimResult]:
             beats(stats, claim, q("awq", 4, "austen", "austen"), q("awq", 4, OTHER, "austen"))]
 
 
-def all_claims(store: RowStore) -> list[ClaimResult]:
+def claim_builders(store: RowStore) -> list[Callable[[], list[ClaimResult]]]:
+    """Each claim (or family of comparisons) as a call, in the order the table prints them."""
     s, stats = store.settings, Stats(store)
-    out: list[ClaimResult] = []
+    out: list[Callable[[], list[ClaimResult]]] = []
     for bits in (4, 3):
-        out.append(beats(stats, f"AWQ beats GPTQ at {bits} bits", q("awq", bits), q("gptq", bits)))
-    out.append(gap_grows(stats, "AWQ's lead over GPTQ is larger at 3 bits", q("awq", 3), q("gptq", 3),
-                         q("awq", 4), q("gptq", 4)))
+        out.append(lambda b=bits: [beats(stats, f"AWQ beats GPTQ at {b} bits", q("awq", b), q("gptq", b))])
+    out.append(lambda: [gap_grows(stats, "AWQ's lead over GPTQ is larger at 3 bits", q("awq", 3), q("gptq", 3),
+                                  q("awq", 4), q("gptq", 4))])
     for method in ("awq", "gptq"):
         for bits in (4, 3):
-            out.append(beats(stats, f"{method.upper()} beats RTN at {bits} bits", q(method, bits), q("rtn", bits)))
-    out += rtn_degradation(stats, "RTN degrades heavily below 6 bits")
-    out += calibration_size(stats, f"calibration beyond {s.curve[-2]} samples stops helping", s.curve)
-    out += domain_claims(stats, "calibrating on the target domain beats generic calibration")
+            out.append(lambda m=method, b=bits: [beats(stats, f"{m.upper()} beats RTN at {b} bits", q(m, b),
+                                                       q("rtn", b))])
+    out.append(lambda: rtn_degradation(stats, "RTN degrades heavily below 6 bits"))
+    out.append(lambda: calibration_size(stats, f"calibration beyond {s.curve[-2]} samples stops helping", s.curve))
+    out.append(lambda: domain_claims(stats, "calibrating on the target domain beats generic calibration"))
     for method in ("awq", "gptq"):
         for statistic in ("nll", "kld_mean"):
-            out.append(beats(stats, f"{method.upper()} is better than NF4 at 4 bits", q(method, 4), q("nf4", 4),
-                             statistic))
+            out.append(lambda m=method, st=statistic: [beats(stats, f"{m.upper()} is better than NF4 at 4 bits",
+                                                             q(m, 4), q("nf4", 4), st)])
     return out
+
+
+def all_claims(store: RowStore) -> list[ClaimResult]:
+    return [r for build in claim_builders(store) for r in build()]
+
+
+def stored_claims(store: RowStore) -> tuple[list[ClaimResult], list[str]]:
+    """The claims whose rows are all stored (computing none), and the first missing row of each other."""
+    was, store.compute_missing = store.compute_missing, False
+    results, missing = [], []
+    try:
+        for build in claim_builders(store):
+            try:
+                results += build()
+            except RowMissing as err:
+                missing.append(str(err))
+    finally:
+        store.compute_missing = was
+    return results, list(dict.fromkeys(missing))
 
 
 def claim_variants(s: ClaimSettings) -> list[Variant]:
@@ -162,11 +184,14 @@ def claim_variants(s: ClaimSettings) -> list[Variant]:
 
 
 def quality_rows(store: RowStore) -> list[dict]:
-    """KL divergence, top-1 agreement and perplexity, with intervals, for every stored row."""
+    """KL divergence, top-1 agreement and perplexity, with intervals, for every row of the claims
+    (a store that does not compute missing rows: the stored ones only)."""
     from awq_harness.awq_ref.eval import metrics
 
     out = []
     for variant in claim_variants(store.settings):
+        if not store.compute_missing and not store.stored(variant):
+            continue
         scores = store.get(variant)
         tokens = scores.windows * scores.predicted
         point = {"ppl": float(metrics.ppl_of(scores.nll, tokens))} | metrics.point_estimates(scores)

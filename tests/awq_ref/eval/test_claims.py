@@ -1,6 +1,7 @@
 """The claims' verdicts: paired intervals over windows, on rows whose differences are known."""
 from pathlib import Path
 
+import pytest
 import torch
 
 from awq_harness.awq_ref.eval import claims
@@ -112,3 +113,43 @@ def test_parts_split_the_models_so_each_is_quantised_once_and_together_cover_eve
     assert all(a.isdisjoint(b) for i, a in enumerate(models) for b in models[i + 1:])
     awq_rows = [v for v in every if v.model_key(CI) == claims.q("awq", 4).model_key(CI)]
     assert len(awq_rows) == 2 and any(set(awq_rows) <= set(part) for part in computed)  # one model, both texts
+
+
+class PartialStore(FakeStore):
+    """Holds only ``table``'s rows, as a store whose run is still going."""
+
+    def get(self, variant: Variant) -> TokenScores:
+        if variant.key(SETTINGS) not in self.table:
+            assert not self.compute_missing, "stored_claims computed a row"
+            raise claims.RowMissing(variant.label)
+        return self.table[variant.key(SETTINGS)]
+
+
+def test_stored_claims_are_those_whose_rows_exist_with_the_values_of_the_full_table():
+    rows = table(fp_on_austen=2.0, rtn_w6_g64_on_austen=2.01, rtn_w5_g64_on_austen=2.3, rtn_w4_g64_on_austen=2.5,
+                 rtn_w3_g64_on_austen=3.0, awq_w4_g64_austen_n4_on_austen=2.2)
+    got, missing = claims.stored_claims(PartialStore(rows))
+    full = {(r.claim, r.comparison): r for r in claims.all_claims(FakeStore(rows))}
+    assert {r.claim for r in got} == {"AWQ beats RTN at 4 bits", "RTN degrades heavily below 6 bits"}
+    assert all(r == full[(r.claim, r.comparison)] for r in got)
+    assert "gptq w4 calib austen on austen" in missing and "nf4 w4 on austen" in missing
+    assert len(missing) == len(set(missing))
+
+
+def test_claims_stored_only_prints_what_is_stored_and_computes_nothing(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from awq_harness.awq_ref.cli import main
+    from awq_harness.awq_ref.eval.claim_rows import SETTINGS as ALL
+
+    monkeypatch.setattr(RowStore, "_compute_model", lambda self, group: pytest.fail(f"computed {group}"))
+    settings = replace(ALL["ci"], calib_dtype="float32", eval_dtype="float32")
+    store = RowStore(tmp_path, "default", settings)
+    for variant, nats in ((claims.fp(), 2.0), (claims.q("rtn", 6), 2.01), (claims.q("rtn", 5), 2.3),
+                          (claims.q("rtn", 4), 2.5), (claims.q("rtn", 3), 3.0)):
+        store._save(variant, scores(nats), {"label": variant.label})
+    assert main(["claims", "--settings", "ci", "--dtype", "float32", "--store", str(tmp_path), "--stored-only"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("RTN degrades heavily below 6 bits") == 4 and "AWQ beats" not in out
+    assert "not computed yet (claims that need it are left out): gptq w4 calib austen on austen" in out
+    assert "rtn w3 on austen" in out and "awq w4 calib austen on austen" not in out.split("row ")[-1]
