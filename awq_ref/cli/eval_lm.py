@@ -18,6 +18,7 @@ from awq_harness.awq_ref.eval.evaluate import method_tokenizer
 from awq_harness.awq_ref.eval.lm_eval_task import held_out_documents, lm_eval_perplexity
 from awq_harness.awq_ref.eval.perplexity import perplexity
 from awq_harness.awq_ref.methods.registry import QuantizeRequest
+from awq_harness.awq_ref.model.dtype import cast_model
 from awq_harness.awq_ref.pipeline.quantize import quantize_model
 
 
@@ -38,7 +39,7 @@ def _models(args):
 def _quantised(model_name: str, method: str, request: QuantizeRequest, dtype: torch.dtype):
     model = load_model(model_name, torch.float32)
     quantize_model(model, method, request, method_tokenizer(model_name, method))
-    return model.to(dtype)
+    return cast_model(model, dtype)
 
 
 def run_with_lm_eval(args, settings, tokens) -> list[dict]:

@@ -126,11 +126,12 @@ def _fill(model: nn.Module, seed: int, norm_offset: float = 0.0) -> None:
 
 def tiny_model(family: str = "llama", seed: int = 0, dtype: torch.dtype = torch.float32, **sizes) -> nn.Module:
     from awq_harness.awq_ref.model.compat import causal_lm_from_config
+    from awq_harness.awq_ref.model.dtype import cast_model
 
     attention = {"attn_implementation": ATTENTION[family]} if family in ATTENTION else {}
     model = causal_lm_from_config(tiny_config(family, **sizes), torch.float32, **attention)
     _fill(model, seed, NORM_OFFSET.get(family, 0.0))
-    return model.to(dtype).eval()
+    return cast_model(model, dtype).eval()
 
 
 def tiny_tokenizer():

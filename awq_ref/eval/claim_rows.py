@@ -26,10 +26,12 @@ from awq_harness.awq_ref.eval.reference import cached_reference, score_windows
 from awq_harness.awq_ref.methods.awq import AwqSearchConfig
 from awq_harness.awq_ref.methods.gptq import GptqConfig
 from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.model.dtype import cast_model
 from awq_harness.awq_ref.pipeline.quantize import quantize_model
 from awq_harness.awq_ref.primitives.quant import QuantSpec
 
 GROUP_SIZE = 64  # the default model's group size
+ROWS_VERSION = 2  # bump when scoring changes, so rows stored by older code are recomputed, not mixed in
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class Variant:
 
 def _store_name(s: ClaimSettings) -> str:
     return (f"{s.name}-c{s.calib_samples}x{s.calib_seqlen}-e{s.windows}x{s.seqlen}-lb{s.loss_blocks}"
-            f"-{s.calib_dtype}-{s.eval_dtype}")
+            f"-{s.calib_dtype}-{s.eval_dtype}-r{ROWS_VERSION}")
 
 
 class RowMissing(LookupError):
@@ -143,7 +145,7 @@ class RowStore:
             quantize_model(model, first.method, _request(first, s),
                            load_tokenizer(self.model) if get_method(first.method).calibrated else None)
         quant_seconds = time.perf_counter() - started
-        model = model.to(getattr(torch, s.eval_dtype))
+        model = cast_model(model, getattr(torch, s.eval_dtype))
         for variant in group:
             started = time.perf_counter()
             windows = eval_windows(self.model, variant.eval_domain, s)

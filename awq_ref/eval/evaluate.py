@@ -31,6 +31,7 @@ from awq_harness.awq_ref.eval.metrics import TokenScores
 from awq_harness.awq_ref.eval.perplexity import Perplexity, make_windows, tokenize_text
 from awq_harness.awq_ref.eval.reference import cached_reference, score_windows
 from awq_harness.awq_ref.methods.registry import QuantizeRequest, get_method
+from awq_harness.awq_ref.model.dtype import cast_model
 from awq_harness.awq_ref.pipeline.quantize import quantize_model
 from awq_harness.awq_ref.primitives.device import CPU
 
@@ -139,7 +140,7 @@ def evaluate_method(model_name: str, method: str, request: QuantizeRequest, toke
     quantize_model(model, method, replace(request, version=None), method_tokenizer(model_name, method),
                    device=settings.device)
     quant_seconds = time.perf_counter() - started
-    result, scores, seconds = _score(model.to(settings.dtype), tokens, settings, reference)
+    result, scores, seconds = _score(cast_model(model, settings.dtype), tokens, settings, reference)
     spec = request.spec
     return EvalRow(method_label(method, request), method, spec.bits, spec.group_size,
                    result, seconds + quant_seconds, scores, _cloze(model, model_name, settings))
